@@ -1,0 +1,298 @@
+/**
+ * The conformance suite every Broker and PresenceManager runs: memory, redis, nats.
+ * A factory gives fresh instances isolated from other tests (own key/subject prefix).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JsonText } from '../core/json.js';
+import type { ClientInfo, Publication } from '../core/publication.js';
+import type { Broker, BrokerEventHandler, ControlMessage, PresenceManager, PublishOptions } from './broker.js';
+
+export interface BrokerUnderTest {
+  readonly broker: Broker;
+  readonly presence: PresenceManager;
+}
+
+export interface BrokerContractSetup {
+  /** A new node: broker and presence manager sharing one isolated namespace with the other nodes of this test. */
+  node(): Promise<BrokerUnderTest>;
+  /** Starts a new isolated namespace (a fresh prefix) for the next nodes. */
+  reset(): void;
+  /** Whether two nodes from `node()` share a bus (false for memory). */
+  readonly distributed: boolean;
+}
+
+/** Collects what a broker delivers to its node. */
+export class RecordingHandler implements BrokerEventHandler {
+  readonly publications: { channel: string; pub: Publication }[] = [];
+  readonly joins: { channel: string; info: ClientInfo }[] = [];
+  readonly leaves: { channel: string; info: ClientInfo }[] = [];
+  readonly controls: ControlMessage[] = [];
+  resyncs = 0;
+  private waiters: (() => void)[] = [];
+
+  handlePublication(channel: string, pub: Publication): void {
+    this.publications.push({ channel, pub });
+    this.wake();
+  }
+  handleJoin(channel: string, info: ClientInfo): void {
+    this.joins.push({ channel, info });
+    this.wake();
+  }
+  handleLeave(channel: string, info: ClientInfo): void {
+    this.leaves.push({ channel, info });
+    this.wake();
+  }
+  handleControl(message: ControlMessage): void {
+    this.controls.push(message);
+    this.wake();
+  }
+  handleResync(): void {
+    this.resyncs++;
+    this.wake();
+  }
+
+  pubsOf(channel: string): Publication[] {
+    return this.publications.filter((p) => p.channel === channel).map((p) => p.pub);
+  }
+
+  /** Resolves once `check` holds; rejects after `timeoutMs`. */
+  async until(check: () => boolean, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('condition not reached in time');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 100));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+const json = (value: unknown): JsonText => JSON.stringify(value) as JsonText;
+const withHistory: PublishOptions = { historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 3_600_000 };
+const noHistory: PublishOptions = { historySize: 0, historyTtlMs: 0, historyMetaTtlMs: 0 };
+const alice: ClientInfo = { user: 'alice', client: 'c-alice', connInfo: json({ name: 'Alice' }) };
+
+export function describeBrokerContract(name: string, setup: BrokerContractSetup): void {
+  describe(`Broker contract: ${name}`, () => {
+    const started: BrokerUnderTest[] = [];
+
+    async function startNode(): Promise<{ node: BrokerUnderTest; events: RecordingHandler }> {
+      const node = await setup.node();
+      const events = new RecordingHandler();
+      await node.broker.start(events);
+      started.push(node);
+      return { node, events };
+    }
+
+    afterEach(async () => {
+      for (const n of started.splice(0)) {
+        await n.broker.close();
+        await n.presence.close();
+      }
+      setup.reset();
+    });
+
+    it('assigns contiguous offsets from 1 with one epoch and delivers in offset order', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['chat:a']);
+      const positions = [];
+      for (let i = 0; i < 5; i++) positions.push(await node.broker.publish('chat:a', json({ i }), withHistory));
+      expect(positions.map((p) => p.offset)).toEqual([1, 2, 3, 4, 5]);
+      expect(new Set(positions.map((p) => p.epoch)).size).toBe(1);
+      await events.until(() => events.pubsOf('chat:a').length === 5);
+      const pubs = events.pubsOf('chat:a');
+      expect(pubs.map((p) => p.offset)).toEqual([1, 2, 3, 4, 5]);
+      expect(pubs.map((p) => JSON.parse(p.data) as unknown)).toEqual([0, 1, 2, 3, 4].map((i) => ({ i })));
+      expect(pubs[0]?.epoch).toBe(positions[0]?.epoch);
+    });
+
+    it('keeps offsets contiguous and ordered under concurrent publishes', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['chat:race']);
+      const positions = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => node.broker.publish('chat:race', json(i), withHistory)),
+      );
+      expect(positions.map((p) => p.offset).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+      await events.until(() => events.pubsOf('chat:race').length === 100);
+      expect(events.pubsOf('chat:race').map((p) => p.offset)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    });
+
+    it('carries publisher info and tags', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['chat:info']);
+      await node.broker.publish('chat:info', json('hi'), { ...withHistory, info: alice, tags: { kind: 'text' } });
+      await events.until(() => events.pubsOf('chat:info').length === 1);
+      const pub = events.pubsOf('chat:info')[0];
+      expect(pub?.info?.user).toBe('alice');
+      expect(pub?.info?.client).toBe('c-alice');
+      expect(JSON.parse(pub?.info?.connInfo ?? 'null')).toEqual({ name: 'Alice' });
+      expect(pub?.tags).toEqual({ kind: 'text' });
+      const history = await node.broker.history('chat:info', { limit: 10 });
+      expect(history.publications[0]?.info?.user).toBe('alice');
+      expect(history.publications[0]?.tags).toEqual({ kind: 'text' });
+    });
+
+    it('publishes without history: offset 0, delivered, nothing kept', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['live:x']);
+      const position = await node.broker.publish('live:x', json({ v: 1 }), noHistory);
+      expect(position.offset).toBe(0);
+      await events.until(() => events.pubsOf('live:x').length === 1);
+      expect(events.pubsOf('live:x')[0]?.offset).toBe(0);
+    });
+
+    it('gives an empty stream a position whose epoch the first publish keeps', async () => {
+      const { node } = await startNode();
+      const empty = await node.broker.history('chat:new', { limit: 0 });
+      expect(empty.position.offset).toBe(0);
+      expect(empty.position.epoch).not.toBe('');
+      const first = await node.broker.publish('chat:new', json(1), withHistory);
+      expect(first).toEqual({ offset: 1, epoch: empty.position.epoch });
+    });
+
+    it('bounds history by size and reads it with since, limit and reverse', async () => {
+      const { node } = await startNode();
+      for (let i = 1; i <= 15; i++) await node.broker.publish('chat:h', json(i), withHistory);
+      const all = await node.broker.history('chat:h', { limit: 100 });
+      expect(all.publications.map((p) => p.offset)).toEqual([6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+      expect(all.position.offset).toBe(15);
+      const since = await node.broker.history('chat:h', { limit: 3, since: { offset: 9, epoch: all.position.epoch } });
+      expect(since.publications.map((p) => p.offset)).toEqual([10, 11, 12]);
+      const newest = await node.broker.history('chat:h', { limit: 3, reverse: true });
+      expect(newest.publications.map((p) => p.offset)).toEqual([15, 14, 13]);
+      const older = await node.broker.history('chat:h', { limit: 3, reverse: true, since: { offset: 13, epoch: all.position.epoch } });
+      expect(older.publications.map((p) => p.offset)).toEqual([12, 11, 10]);
+      const otherEpoch = await node.broker.history('chat:h', { limit: 10, since: { offset: 9, epoch: 'not-this-one' } });
+      expect(otherEpoch.publications).toEqual([]);
+      expect(otherEpoch.position).toEqual(all.position);
+      const positionOnly = await node.broker.history('chat:h', { limit: 0 });
+      expect(positionOnly.publications).toEqual([]);
+      expect(positionOnly.position).toEqual(all.position);
+    });
+
+    it('drops publications older than the history TTL', async () => {
+      const { node } = await startNode();
+      const shortTtl = { ...withHistory, historyTtlMs: 1000 };
+      await node.broker.publish('chat:ttl', json('old'), shortTtl);
+      await new Promise((r) => setTimeout(r, 1300));
+      await node.broker.publish('chat:ttl', json('new'), shortTtl);
+      const history = await node.broker.history('chat:ttl', { limit: 10 });
+      expect(history.publications.map((p) => JSON.parse(p.data) as unknown)).toEqual(['new']);
+      expect(history.position.offset).toBe(2);
+    });
+
+    it('publishes once per idempotency key', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['chat:idem']);
+      const options = { ...withHistory, idempotencyKey: 'order-42', idempotentResultTtlMs: 60_000 };
+      const first = await node.broker.publish('chat:idem', json('once'), options);
+      const second = await node.broker.publish('chat:idem', json('once'), options);
+      expect(second).toEqual(first);
+      const third = await node.broker.publish('chat:idem', json('other'), { ...withHistory, idempotencyKey: 'order-43' });
+      expect(third.offset).toBe(first.offset + 1);
+      await events.until(() => events.pubsOf('chat:idem').length === 2);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(events.pubsOf('chat:idem').length).toBe(2);
+    });
+
+    it('removes history but keeps the position', async () => {
+      const { node } = await startNode();
+      await node.broker.publish('chat:rm', json(1), withHistory);
+      await node.broker.publish('chat:rm', json(2), withHistory);
+      await node.broker.removeHistory('chat:rm');
+      const history = await node.broker.history('chat:rm', { limit: 10 });
+      expect(history.publications).toEqual([]);
+      expect(history.position.offset).toBe(2);
+      expect((await node.broker.publish('chat:rm', json(3), withHistory)).offset).toBe(3);
+    });
+
+    it('delivers join, leave and control messages', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['chat:jl']);
+      await node.broker.publishJoin('chat:jl', alice);
+      await node.broker.publishLeave('chat:jl', alice);
+      await node.broker.publishControl({ type: 'disconnect', user: 'bob', code: 3503, reason: 'bye' });
+      await events.until(() => events.joins.length === 1 && events.leaves.length === 1 && events.controls.some((c) => c.type === 'disconnect'));
+      expect(events.joins[0]).toMatchObject({ channel: 'chat:jl', info: { user: 'alice', client: 'c-alice' } });
+      expect(events.leaves[0]).toMatchObject({ channel: 'chat:jl', info: { user: 'alice' } });
+    });
+
+    it('lists stream channels matching a glob', async () => {
+      const { node } = await startNode();
+      await node.broker.publish('chat:one', json(1), withHistory);
+      await node.broker.publish('chat:two', json(1), withHistory);
+      await node.broker.publish('user:alice', json(1), withHistory);
+      expect((await node.broker.streamChannels('chat:*')).sort()).toEqual(['chat:one', 'chat:two']);
+    });
+
+    it('keeps presence entries with stats, removal and expiry', async () => {
+      const { node } = await startNode();
+      const p = node.presence;
+      await p.add('chat:p', alice, 60_000);
+      await p.add('chat:p', { user: 'alice', client: 'c-alice-2' }, 60_000);
+      await p.add('chat:p', { user: 'bob', client: 'c-bob' }, 1000);
+      const entries = await p.get('chat:p');
+      expect(Object.keys(entries).sort()).toEqual(['c-alice', 'c-alice-2', 'c-bob']);
+      expect(entries['c-alice']?.user).toBe('alice');
+      expect(JSON.parse(entries['c-alice']?.connInfo ?? 'null')).toEqual({ name: 'Alice' });
+      expect(await p.stats('chat:p')).toEqual({ numClients: 3, numUsers: 2 });
+      await p.remove('chat:p', 'c-alice-2');
+      await new Promise((r) => setTimeout(r, 1300));
+      expect(Object.keys(await p.get('chat:p'))).toEqual(['c-alice']);
+      expect(await p.stats('chat:p')).toEqual({ numClients: 1, numUsers: 1 });
+    });
+
+    if (setup.distributed) {
+      it('fans out between nodes with the same offsets, in order', async () => {
+        const a = await startNode();
+        const b = await startNode();
+        await a.node.broker.subscribe(['chat:x']);
+        await b.node.broker.subscribe(['chat:x']);
+        const positions = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).node.broker.publish('chat:x', json(i), withHistory)),
+        );
+        expect(positions.map((p) => p.offset).sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+        await a.events.until(() => a.events.pubsOf('chat:x').length === 50);
+        await b.events.until(() => b.events.pubsOf('chat:x').length === 50);
+        const seq = Array.from({ length: 50 }, (_, i) => i + 1);
+        expect(a.events.pubsOf('chat:x').map((p) => p.offset)).toEqual(seq);
+        expect(b.events.pubsOf('chat:x').map((p) => p.offset)).toEqual(seq);
+        expect(a.events.pubsOf('chat:x').map((p) => p.data)).toEqual(b.events.pubsOf('chat:x').map((p) => p.data));
+      });
+
+      it('does not deliver channels a node did not subscribe to, and stops after unsubscribe', async () => {
+        const a = await startNode();
+        const b = await startNode();
+        await b.node.broker.subscribe(['chat:only']);
+        await a.node.broker.publish('chat:other', json(1), withHistory);
+        await a.node.broker.publish('chat:only', json(1), withHistory);
+        await b.events.until(() => b.events.pubsOf('chat:only').length === 1);
+        expect(b.events.pubsOf('chat:other')).toEqual([]);
+        await b.node.broker.unsubscribe(['chat:only']);
+        await a.node.broker.publish('chat:only', json(2), withHistory);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(b.events.pubsOf('chat:only').length).toBe(1);
+      });
+
+      it('shares presence and control messages between nodes', async () => {
+        const a = await startNode();
+        const b = await startNode();
+        await a.node.presence.add('chat:pp', alice, 60_000);
+        expect(Object.keys(await b.node.presence.get('chat:pp'))).toEqual(['c-alice']);
+        await a.node.broker.publishControl({ type: 'message', user: 'alice', data: json('hello') });
+        await b.events.until(() => b.events.controls.some((c) => c.type === 'message'));
+      });
+    }
+  });
+}

@@ -1,0 +1,146 @@
+import type { JsonText } from '../core/json.js';
+import type { ClientInfo, Publication, StreamPosition } from '../core/publication.js';
+
+/** History options of one publish, from the channel's namespace. */
+export interface PublishOptions {
+  /** Publications kept; 0 keeps none and assigns no offset (the publication has offset 0). */
+  readonly historySize: number;
+  /** How long a publication stays in history, ms. */
+  readonly historyTtlMs: number;
+  /** How long the stream's offset and epoch outlive its last publication, ms. */
+  readonly historyMetaTtlMs: number;
+  readonly info?: ClientInfo;
+  readonly tags?: Readonly<Record<string, string>>;
+  /**
+   * A publish repeated with the same key within `idempotentResultTtlMs` is not published
+   * again: it resolves with the position of the first one.
+   */
+  readonly idempotencyKey?: string;
+  readonly idempotentResultTtlMs?: number;
+}
+
+export interface HistoryQuery {
+  /**
+   * Publications after this position (before it with `reverse`). When its epoch is not the
+   * stream's current epoch (and is not ''), the stream cannot serve it: `publications` is
+   * empty and the caller compares epochs to tell.
+   */
+  readonly since?: StreamPosition;
+  /** Most publications returned; 0 returns only the position. */
+  readonly limit: number;
+  /**
+   * Newest first. With `since`, pages backwards: the publications before `since.offset`,
+   * newest first (how a client loads older messages).
+   */
+  readonly reverse?: boolean;
+}
+
+export interface HistoryResult {
+  /** In offset order (descending when `reverse`). */
+  readonly publications: readonly Publication[];
+  /** The stream's current top: offset of its last publication and epoch. */
+  readonly position: StreamPosition;
+}
+
+/** Cluster-wide commands that every node applies to its own connections. */
+export type ControlMessage =
+  | { readonly type: 'disconnect'; readonly user: string; readonly client?: string; readonly code: number; readonly reason: string; readonly whitelist?: readonly string[] }
+  | { readonly type: 'subscribe'; readonly user: string; readonly channel: string; readonly client?: string; readonly chanInfo?: JsonText }
+  | { readonly type: 'unsubscribe'; readonly user: string; readonly channel: string; readonly client?: string }
+  | { readonly type: 'message'; readonly user: string; readonly client?: string; readonly data: JsonText }
+  | { readonly type: 'node'; readonly node: NodeInfo }
+  | { readonly type: 'survey'; readonly id: string; readonly from: string; readonly op: 'channels'; readonly pattern: string }
+  | { readonly type: 'survey_reply'; readonly id: string; readonly to: string; readonly from: string; readonly channels: Readonly<Record<string, number>> };
+
+/** What one node reports of itself, for the `info` API. */
+export interface NodeInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly version: string;
+  readonly numClients: number;
+  readonly numUsers: number;
+  readonly numSubs: number;
+  readonly numChannels: number;
+  readonly uptimeSeconds: number;
+}
+
+/** Receives what the broker delivers to this node. Handlers must not throw. */
+export interface BrokerEventHandler {
+  /** A publication of a channel this node subscribed to; per channel in offset order. */
+  handlePublication(channel: string, publication: Publication): void;
+  handleJoin(channel: string, info: ClientInfo): void;
+  handleLeave(channel: string, info: ClientInfo): void;
+  handleControl(message: ControlMessage): void;
+  /**
+   * The broker lost its connection and may have missed publications of subscribed
+   * channels (none for the memory broker). The node sends its positioned subscribers back
+   * through recovery.
+   */
+  handleResync(): void;
+}
+
+/**
+ * Fan-out between nodes, offset assignment and history.
+ * Implementations: memory (one process), redis, nats. All pass broker.contract.ts.
+ */
+export interface Broker {
+  readonly kind: 'memory' | 'redis' | 'nats';
+
+  /** Connects and starts delivering events to `handler`. Rejects when the bus is unreachable. */
+  start(handler: BrokerEventHandler): Promise<void>;
+
+  /**
+   * Publishes to every node subscribed to `channel`, this one included.
+   * With history (`historySize > 0`), appending to history, assigning the next offset
+   * and publishing happen atomically: the resolved position is the publication's own, no
+   * node ever sees offsets out of order, and a publication in history is one every
+   * subscribed node was sent. Resolving means the publication is accepted and will not be
+   * dropped by the broker; rejecting means it was not published (a retry is safe with an
+   * idempotency key). A publish made while the bus is down rejects: never resolved and dropped.
+   */
+  publish(channel: string, data: JsonText, options: PublishOptions): Promise<StreamPosition>;
+
+  /** Join and leave events: fan-out only, never kept in history. */
+  publishJoin(channel: string, info: ClientInfo): Promise<void>;
+  publishLeave(channel: string, info: ClientInfo): Promise<void>;
+
+  /** A control message to every node, this one included. */
+  publishControl(message: ControlMessage): Promise<void>;
+
+  /**
+   * This node's interest in channels. After `subscribe` resolves, every publication made
+   * later reaches the handler. Idempotent per channel; the node keeps reference counts.
+   */
+  subscribe(channels: readonly string[]): Promise<void>;
+  unsubscribe(channels: readonly string[]): Promise<void>;
+
+  /** Reads history; see HistoryQuery. Always returns the stream's current position. */
+  history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
+
+  /** Drops a channel's publications; its offset and epoch stay. */
+  removeHistory(channel: string): Promise<void>;
+
+  /** Channels with a stream (publications or position), for glob recovery of SSE streams. */
+  streamChannels(pattern: string): Promise<string[]>;
+
+  /** Stops delivering events and releases connections. */
+  close(): Promise<void>;
+}
+
+export interface PresenceStats {
+  readonly numClients: number;
+  readonly numUsers: number;
+}
+
+/**
+ * Who is subscribed to a channel, cluster-wide. Entries carry an expiry so that those of a
+ * dead node disappear: a node refreshes its own entries well within `ttlMs`.
+ */
+export interface PresenceManager {
+  add(channel: string, info: ClientInfo, ttlMs: number): Promise<void>;
+  remove(channel: string, clientId: string): Promise<void>;
+  /** Live entries keyed by client id. */
+  get(channel: string): Promise<Record<string, ClientInfo>>;
+  stats(channel: string): Promise<PresenceStats>;
+  close(): Promise<void>;
+}

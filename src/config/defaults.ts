@@ -1,0 +1,43 @@
+import type { RelaisConfigInput } from './schema.js';
+
+/** Used only outside production, and said so in a start-up warning. */
+export const DEV_API_KEY = 'relais-dev-api-key';
+export const DEV_TOKEN_SECRET = 'relais-dev-token-secret-change-me';
+
+/**
+ * What Relais runs with when nothing is configured: the in-memory bus and two namespaces,
+ * so that the quick start works end to end.
+ * - `chat:<room>`: chat rooms. Any authenticated user subscribes and publishes; 100 messages
+ *   of history kept a day, recovery after reconnect, presence with join/leave, SSE globs.
+ * - `user:<id>`: personal channels. Only alice subscribes to `user:alice`; any authenticated
+ *   user may publish there (`@alice` direct messages).
+ * Channels without a namespace: authenticated users subscribe, only the server publishes.
+ */
+export function embeddedDefaults(production: boolean): RelaisConfigInput {
+  return {
+    // Development secrets must not be reachable from the network: dev mode binds loopback.
+    host: production ? '0.0.0.0' : '127.0.0.1',
+    namespaces: {
+      chat: {
+        history_size: 100,
+        history_ttl: '24h',
+        force_recovery: true,
+        presence: true,
+        join_leave: true,
+        allow_subscribe: 'authenticated',
+        allow_publish: 'authenticated',
+        allow_history: true,
+        allow_presence: true,
+        allow_wildcard: true,
+      },
+      user: {
+        history_size: 100,
+        history_ttl: '24h',
+        force_recovery: true,
+        allow_subscribe: 'owner',
+        allow_publish: 'authenticated',
+        allow_history: true,
+      },
+    },
+  };
+}

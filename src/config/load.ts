@@ -1,0 +1,215 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { relaisConfig, type RelaisConfig, type RelaisConfigInput } from './schema.js';
+import { embeddedDefaults, DEV_API_KEY, DEV_TOKEN_SECRET } from './defaults.js';
+
+/** Every problem found in a configuration, reported at once. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`Relais cannot start, the configuration has ${problems.length} problem(s):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export interface LoadedConfig {
+  readonly config: Readonly<RelaisConfig>;
+  /** Things worth a log line at start-up (development secrets in use, ...). */
+  readonly warnings: readonly string[];
+  readonly production: boolean;
+}
+
+export interface ConfigSources {
+  /** Environment variables (only server/ and cli/ pass process.env). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Path of a JSON or YAML file; RELAIS_CONFIG in env names one too. */
+  readonly file?: string;
+  /** Values from command-line flags: the last word. */
+  readonly overrides?: RelaisConfigInput;
+}
+
+type EnvBinding = { readonly name: string; readonly path: readonly string[]; readonly kind: 'string' | 'int' | 'bool' | 'list' };
+
+/** Environment variables, with the names our users already use. */
+const envBindings: readonly EnvBinding[] = [
+  { name: 'PORT', path: ['port'], kind: 'int' },
+  { name: 'HOST', path: ['host'], kind: 'string' },
+  { name: 'LOG_LEVEL', path: ['log_level'], kind: 'string' },
+  { name: 'RELAIS_NODE_NAME', path: ['node_name'], kind: 'string' },
+  { name: 'RELAIS_API_KEY', path: ['api_key'], kind: 'string' },
+  { name: 'RELAIS_TOKEN_SECRET', path: ['token', 'hmac_secret'], kind: 'string' },
+  { name: 'RELAIS_TOKEN_PUBLIC_KEY', path: ['token', 'public_key'], kind: 'string' },
+  { name: 'RELAIS_TOKEN_JWKS_URL', path: ['token', 'jwks_url'], kind: 'string' },
+  { name: 'RELAIS_TOKEN_AUDIENCE', path: ['token', 'audience'], kind: 'string' },
+  { name: 'RELAIS_TOKEN_ISSUER', path: ['token', 'issuer'], kind: 'string' },
+  { name: 'RELAIS_ALLOW_ANONYMOUS', path: ['allow_anonymous'], kind: 'bool' },
+  { name: 'CLIENT_URL', path: ['allowed_origins'], kind: 'list' },
+  { name: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
+  { name: 'NATS_URL', path: ['nats_url'], kind: 'string' },
+  { name: 'RELAIS_BUS_PREFIX', path: ['bus_prefix'], kind: 'string' },
+];
+
+type Plain = Record<string, unknown>;
+
+function isPlainObject(value: unknown): value is Plain {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep merge of plain objects; arrays and scalars of `over` replace those of `base`. */
+export function mergeConfig(base: unknown, over: unknown): unknown {
+  if (over === undefined) return base;
+  if (!isPlainObject(base) || !isPlainObject(over)) return over;
+  const out: Plain = { ...base };
+  for (const [key, value] of Object.entries(over)) out[key] = mergeConfig(base[key], value);
+  return out;
+}
+
+function setPath(target: Plain, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    node = isPlainObject(next) ? next : (node[key] = {});
+  }
+  node[path[path.length - 1] ?? ''] = value;
+}
+
+function readEnv(env: ConfigSources['env'], problems: string[]): { input: Plain; origin: Map<string, string> } {
+  const input: Plain = {};
+  const origin = new Map<string, string>();
+  for (const binding of envBindings) {
+    const raw = env[binding.name];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    if (binding.kind === 'int') {
+      if (!/^\d+$/.test(raw.trim())) {
+        problems.push(`${binding.name}: expected a whole number, got "${raw}"`);
+        continue;
+      }
+      value = Number(raw.trim());
+    } else if (binding.kind === 'bool') {
+      const v = raw.trim().toLowerCase();
+      if (!['1', 'true', 'yes', '0', 'false', 'no'].includes(v)) {
+        problems.push(`${binding.name}: expected true or false, got "${raw}"`);
+        continue;
+      }
+      value = ['1', 'true', 'yes'].includes(v);
+    } else if (binding.kind === 'list') {
+      value = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    } else if (binding.name === 'RELAIS_TOKEN_PUBLIC_KEY' && !raw.includes('-----BEGIN')) {
+      try {
+        value = readFileSync(raw, 'utf8');
+      } catch (err) {
+        problems.push(`${binding.name}: neither a PEM key nor a readable file (${(err as Error).message})`);
+        continue;
+      }
+    }
+    setPath(input, binding.path, value);
+    origin.set(binding.path.join('.'), binding.name);
+  }
+  return { input, origin };
+}
+
+function readFile(path: string, problems: string[]): Plain {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    problems.push(`config file ${path}: cannot be read (${(err as Error).message})`);
+    return {};
+  }
+  try {
+    const parsed: unknown = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (!isPlainObject(parsed)) {
+      problems.push(`config file ${path}: expected an object at the top level`);
+      return {};
+    }
+    return parsed;
+  } catch (err) {
+    problems.push(`config file ${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'} (${(err as Error).message})`);
+    return {};
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue, origin: Map<string, string>): string {
+  const path = issue.path.map(String).join('.');
+  const from = origin.get(path);
+  const where = from ? `${from} (${path})` : path || 'configuration';
+  return `${where}: ${issue.message}`;
+}
+
+/** Checks that concern several fields at once; returns plain-words problems. */
+function crossCheck(config: RelaisConfig): string[] {
+  const problems: string[] = [];
+  const all = { '(default namespace)': config.default_namespace, ...config.namespaces };
+  for (const [name, ns] of Object.entries(all)) {
+    const where = name === '(default namespace)' ? 'default_namespace' : `namespaces.${name}`;
+    if ((ns.history_size > 0) !== (ns.history_ttl > 0)) {
+      problems.push(`${where}: history needs both history_size and history_ttl above 0 (got ${ns.history_size} and ${ns.history_ttl} ms)`);
+    }
+    if (ns.join_leave && !ns.presence) problems.push(`${where}: join_leave needs presence: true`);
+    if (ns.allow_presence && !ns.presence) problems.push(`${where}: allow_presence needs presence: true`);
+    if (ns.allow_history && ns.history_size === 0) problems.push(`${where}: allow_history needs history_size and history_ttl`);
+    if (ns.force_recovery && ns.history_size === 0) problems.push(`${where}: force_recovery needs history_size and history_ttl`);
+  }
+  if (config.redis_url && config.nats_url) problems.push('REDIS_URL and NATS_URL are both set: choose one message bus');
+  if (config.client.pong_timeout >= config.client.ping_interval && config.client.ping_interval > 0) {
+    problems.push('client.pong_timeout must be shorter than client.ping_interval');
+  }
+  return problems;
+}
+
+/**
+ * Builds the configuration: embedded defaults < file < environment < flags, validated
+ * once and frozen. Throws ConfigError listing every problem.
+ */
+export function loadConfig(sources: ConfigSources): LoadedConfig {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const production = sources.env['NODE_ENV'] === 'production';
+  const filePath = sources.file ?? sources.env['RELAIS_CONFIG'];
+  const fileInput = filePath ? readFile(filePath, problems) : {};
+  const { input: envInput, origin } = readEnv(sources.env, problems);
+
+  let merged = mergeConfig(embeddedDefaults(production), fileInput);
+  merged = mergeConfig(merged, envInput);
+  merged = mergeConfig(merged, sources.overrides ?? {});
+
+  const result = relaisConfig.safeParse(merged);
+  if (!result.success) {
+    problems.push(...result.error.issues.map((issue) => describeIssue(issue, origin)));
+    throw new ConfigError(problems);
+  }
+  const config = result.data;
+  problems.push(...crossCheck(config));
+
+  const hasTokenKey = Boolean(config.token.hmac_secret ?? config.token.public_key ?? config.token.jwks_url);
+  if (production) {
+    if (!config.api_key) problems.push('RELAIS_API_KEY (api_key) is required when NODE_ENV=production');
+    if (!hasTokenKey && !config.allow_anonymous) {
+      problems.push('a token key is required when NODE_ENV=production: set RELAIS_TOKEN_SECRET, RELAIS_TOKEN_PUBLIC_KEY or RELAIS_TOKEN_JWKS_URL');
+    }
+  } else {
+    if (!config.api_key) {
+      config.api_key = DEV_API_KEY;
+      warnings.push(`no RELAIS_API_KEY set: the server API accepts the development key "${DEV_API_KEY}"; set NODE_ENV=production to require real secrets`);
+    }
+    if (!hasTokenKey) {
+      config.token.hmac_secret = DEV_TOKEN_SECRET;
+      warnings.push('no RELAIS_TOKEN_SECRET set: connection tokens are checked with the development secret (`relais token` mints them)');
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { config: deepFreeze(config), warnings, production };
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === 'object' && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

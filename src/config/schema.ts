@@ -1,0 +1,143 @@
+import { z } from 'zod';
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: a number of seconds, or a string such as "250ms", "10s", "5m", "24h", "30d". Parsed to milliseconds. */
+export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected a non-negative number of seconds' });
+      return z.NEVER;
+    }
+    return Math.round(value * 1000);
+  }
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim());
+  if (!match) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration such as "10s", "5m" or "24h", got "${value}"` });
+    return z.NEVER;
+  }
+  return Math.round(Number(match[1]) * (durationUnits[match[2] ?? 's'] ?? 1000));
+});
+
+/**
+ * Who may subscribe to, or publish in, the channels of a namespace:
+ * - anonymous: any connection, with or without a user;
+ * - authenticated: any connection with a user id;
+ * - owner: only the user the channel is named after (`user:alice` belongs to alice);
+ * - token: only with a subscription token for the channel (subscribe only);
+ * - server-only: no client; only the server API.
+ * A valid subscription token always grants subscribe, whatever the rule.
+ */
+export const accessRule = z.enum(['anonymous', 'authenticated', 'owner', 'token', 'server-only']);
+export type AccessRule = z.infer<typeof accessRule>;
+
+export const namespaceOptions = z
+  .object({
+    /** Publications kept per channel; 0 keeps none (no offsets, no recovery). */
+    history_size: z.number().int().min(0).max(1_000_000).default(0),
+    /** How long a publication stays in history. */
+    history_ttl: duration.default(0),
+    /** How long a channel's offset and epoch outlive its last publication. */
+    history_meta_ttl: duration.prefault('30d'),
+    /** Recovery for every subscriber, even when its client did not ask for it. */
+    force_recovery: z.boolean().default(false),
+    /** Tell clients their stream is positioned (offsets checked for gaps). */
+    force_positioning: z.boolean().default(false),
+    /** Largest number of publications one recovery may replay; beyond it recovery fails. */
+    recovery_max_publications: z.number().int().min(1).max(100_000).default(1000),
+    presence: z.boolean().default(false),
+    /** Push join and leave events to every subscriber. Needs presence. */
+    join_leave: z.boolean().default(false),
+    allow_subscribe: accessRule.default('authenticated'),
+    allow_publish: accessRule.exclude(['token']).default('server-only'),
+    /** Clients may read history (needs history_size and history_ttl). */
+    allow_history: z.boolean().default(false),
+    /** Clients may read presence and presence stats (needs presence). */
+    allow_presence: z.boolean().default(false),
+    /** SSE streams may subscribe with a glob pattern (`room:*`) in this namespace. */
+    allow_wildcard: z.boolean().default(false),
+  })
+  .strict();
+
+export type NamespaceOptionsInput = z.input<typeof namespaceOptions>;
+export type NamespaceOptions = z.infer<typeof namespaceOptions>;
+
+const namespaceName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'namespace names are lowercase letters, digits, "_" and "-"');
+
+export const relaisConfig = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8000),
+    node_name: z.string().min(1).max(128).optional(),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Key of the HTTP server API (header X-API-Key). */
+    api_key: z.string().min(8, 'api_key must be at least 8 characters').optional(),
+    token: z
+      .object({
+        /** HS256 secret. */
+        hmac_secret: z.string().min(16, 'token.hmac_secret must be at least 16 characters').optional(),
+        /** RS256 or ES256 public key, PEM (SPKI). */
+        public_key: z.string().optional(),
+        /** JWKS endpoint; keys are fetched and cached. */
+        jwks_url: z.url().optional(),
+        audience: z.string().optional(),
+        issuer: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Connections without a token get user "" (anonymous). */
+    allow_anonymous: z.boolean().default(false),
+    /** Allowed Origin values for WebSocket, SSE and CORS; empty allows any origin. */
+    allowed_origins: z.array(z.string().min(1)).default([]),
+    /** Namespace that `@alice` addresses: `@alice` publishes to `<personal_namespace>:alice`. */
+    personal_namespace: namespaceName.default('user'),
+    /** Options of channels without a namespace prefix. */
+    default_namespace: namespaceOptions.prefault({}),
+    namespaces: z.record(namespaceName, namespaceOptions).default({}),
+    client: z
+      .object({
+        ping_interval: duration.prefault('25s'),
+        pong_timeout: duration.prefault('8s'),
+        /** A connection must send `connect` within this time. */
+        connect_timeout: duration.prefault('10s'),
+        /** Largest WebSocket frame accepted; a larger one closes the connection with 1009. */
+        max_frame_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(65_536),
+        /** Largest publication data accepted from a client or the API. */
+        max_publication_bytes: z.number().int().min(64).max(64 * 1024 * 1024).default(65_536),
+        max_channels_per_connection: z.number().int().min(1).max(1_000_000).default(128),
+        channel_max_length: z.number().int().min(8).max(1024).default(255),
+        /** Outbound bytes queued for one connection before it is disconnected as slow. */
+        max_queue_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+        history_max_limit: z.number().int().min(1).max(100_000).default(1000),
+        presence_max_size: z.number().int().min(1).max(1_000_000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    sse: z
+      .object({
+        heartbeat_interval: duration.prefault('20s'),
+        max_channels: z.number().int().min(1).max(10_000).default(64),
+      })
+      .strict()
+      .prefault({}),
+    /** How long a publish idempotency key is remembered. */
+    idempotency_ttl: duration.prefault('5m'),
+    proxy: z
+      .object({
+        /** Client `rpc` commands are POSTed here; without it rpc answers "method not found". */
+        rpc_url: z.url().optional(),
+        /** Client `send` messages are POSTed here; without it they are dropped. */
+        send_url: z.url().optional(),
+        timeout: duration.prefault('5s'),
+      })
+      .strict()
+      .prefault({}),
+    redis_url: z.string().regex(/^rediss?:\/\//, 'redis_url must start with redis:// or rediss://').optional(),
+    nats_url: z.string().regex(/^(nats|tls):\/\//, 'nats_url must start with nats:// or tls://').optional(),
+    /** Prefix of every key and subject Relais uses on the bus. */
+    bus_prefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('relais'),
+  })
+  .strict();
+
+export type RelaisConfigInput = z.input<typeof relaisConfig>;
+export type RelaisConfig = z.infer<typeof relaisConfig>;
