@@ -9,7 +9,13 @@ export type JsonText = string & { readonly __jsonText: unique symbol };
 
 /** Serializes a value that came out of JSON.parse (or is otherwise JSON-safe). */
 export function toJsonText(value: unknown): JsonText {
-  const text = JSON.stringify(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    // Nesting deep enough to exhaust the stack, or a BigInt: refused, never a crash.
+    throw new RelaisError('BAD_REQUEST', 'data cannot be serialized as JSON', { cause: err });
+  }
   if (text === undefined) throw new RelaisError('BAD_REQUEST', 'data is not a JSON value');
   return text as JsonText;
 }

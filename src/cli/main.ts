@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { serve } from './serve.js';
+import { mintTokenCommand } from './token.js';
+
+const USAGE = `relais <command> [options]
+
+Commands:
+  serve                          run a Relais node (default command)
+      --config <file>            JSON or YAML config file (or RELAIS_CONFIG)
+      --port <n> --host <addr>   listen address (or PORT, HOST)
+  token --user <id>              print a connection JWT signed with RELAIS_TOKEN_SECRET
+      [--ttl <seconds>] [--channel <name>] [--info <json>] [--channels a,b]
+  publish <channel> <json>       publish through the HTTP API (RELAIS_URL, RELAIS_API_KEY)
+  subscribe <channel>            print publications as JSON lines; recovers after reconnects
+      [--user <id>] [--url <ws url>]
+  chat [--user <id>] [--room <name>]
+                                 interactive terminal chat: /join /leave /history /who /quit
+  help                           this text
+
+Environment: see docs/configuration.md.`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command = 'serve', ...rest] = argv;
+  switch (command) {
+    case 'serve': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } } });
+      await serve({
+        ...(values.config ? { config: values.config } : {}),
+        ...(values.port ? { port: Number(values.port) } : {}),
+        ...(values.host ? { host: values.host } : {}),
+      });
+      return;
+    }
+    case 'token':
+      await mintTokenCommand(rest);
+      return;
+    case 'publish': {
+      const { publishCommand } = await import('./publish.js');
+      await publishCommand(rest);
+      return;
+    }
+    case 'subscribe': {
+      const { subscribeCommand } = await import('./subscribe.js');
+      await subscribeCommand(rest);
+      return;
+    }
+    case 'chat': {
+      const { chatCommand } = await import('./chat.js');
+      await chatCommand(rest);
+      return;
+    }
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return;
+    default:
+      console.error(`unknown command "${command}"\n\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

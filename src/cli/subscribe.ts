@@ -1,0 +1,3 @@
+export async function subscribeCommand(_args: string[]): Promise<void> {
+  throw new Error('not yet');
+}

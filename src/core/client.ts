@@ -1,0 +1,361 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  PING_FRAME,
+  decodeLine,
+  encodeError,
+  encodeMessagePush,
+  encodeResult,
+  encodeSubscribePush,
+  encodeUnsubscribePush,
+  splitFrame,
+  type DecodedLine,
+} from '../protocol/json_codec.js';
+import { UnsubscribeCode } from '../protocol/codes.js';
+import type { Command, ConnectRequest, RefreshRequest, SubRefreshRequest, SubscribeRequest } from '../protocol/types.js';
+import { TokenError, type ConnectionClaims } from './auth.js';
+import { keepsHistory, type ResolvedChannel } from './channel.js';
+import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
+import { handleChannelCommand } from './client_commands.js';
+import { DisconnectError, Disconnects, RelaisError, toRelaisError, type Disconnect } from './errors.js';
+import type { JsonText } from './json.js';
+import type { Node, NodeClient } from './node.js';
+import type { ClientInfo } from './publication.js';
+import { REPLIED } from './replied.js';
+
+/** Where a client's frames go: one WebSocket connection. */
+export interface ClientTransport {
+  readonly name: 'websocket';
+  /** Queues one protocol message; the transport joins those of one tick into one frame. */
+  write(message: string | Buffer): void;
+  /** Sends what is queued, then closes with the disconnect's code and reason. */
+  close(disconnect: Disconnect): void;
+}
+
+type Status = 'connecting' | 'connected' | 'closed';
+
+
+/** Time a client has to refresh an expired token before it is disconnected. */
+const EXPIRY_GRACE_MS = 10_000;
+const RESOLVED = Promise.resolve();
+
+/**
+ * One connected client of the Centrifugo protocol: its identity, subscriptions and the
+ * commands it sends. Commands of a connection run one after the other, in order.
+ */
+export class Client implements NodeClient {
+  readonly id = randomUUID();
+  user = '';
+  info: ClientInfo = { user: '', client: this.id };
+  readonly subscriptions = new Map<string, ClientSubscription>();
+  private childLogger: Logger | undefined;
+  private status: Status = 'connecting';
+  private chain: Promise<void> = RESOLVED;
+  private expiresAt = 0;
+  private readonly connectDeadline: number;
+  private nextPingAt = 0;
+  private pongDeadline = 0;
+
+  constructor(
+    readonly node: Node,
+    private readonly transport: ClientTransport,
+    private readonly baseLogger: Logger,
+  ) {
+    this.connectDeadline = Date.now() + node.config.client.connect_timeout;
+  }
+
+  /** Created on first use: most connections never log, and a child logger per idle connection costs memory. */
+  get logger(): Logger {
+    this.childLogger ??= this.baseLogger.child({ clientId: this.id, userId: this.user, transport: this.transport.name });
+    return this.childLogger;
+  }
+
+  get connected(): boolean {
+    return this.status === 'connected';
+  }
+
+  get closed(): boolean {
+    return this.status === 'closed';
+  }
+
+  /** A frame from the transport: one or more commands separated by '\n'. */
+  handleFrame(frame: string): void {
+    if (this.status === 'closed') return;
+    for (const line of splitFrame(frame)) {
+      const decoded = decodeLine(line);
+      if (decoded.kind === 'malformed') {
+        this.logger.info({ reason: decoded.message }, 'malformed frame');
+        this.disconnect(Disconnects.badRequest);
+        return;
+      }
+      if (decoded.kind === 'command' && decoded.command.method === 'pong') {
+        this.pongDeadline = 0;
+        continue;
+      }
+      this.chain = this.chain.then(() => this.dispatch(decoded));
+    }
+  }
+
+  /** The transport closed (either side). */
+  handleClose(): void {
+    if (this.status === 'closed') return;
+    this.status = 'closed';
+    this.cleanup();
+  }
+
+  write(message: string | Buffer): void {
+    if (this.status !== 'closed') this.transport.write(message);
+  }
+
+  disconnect(disconnect: Disconnect): void {
+    if (this.status === 'closed') return;
+    this.status = 'closed';
+    this.transport.close(disconnect);
+    this.cleanup();
+  }
+
+  private cleanup(): void {
+    this.node.unregisterClient(this);
+    for (const sub of this.subscriptions.values()) sub.end();
+    this.subscriptions.clear();
+  }
+
+  private async dispatch(decoded: Exclude<DecodedLine, { kind: 'malformed' }>): Promise<void> {
+    if (this.status === 'closed') return;
+    if (decoded.kind === 'invalid') {
+      const err = new RelaisError(decoded.code === 'method_not_found' ? 'METHOD_NOT_FOUND' : 'BAD_REQUEST', decoded.message);
+      this.replyError(decoded.id, err);
+      return;
+    }
+    const command = decoded.command;
+    if (this.status === 'connecting' && command.method !== 'connect') {
+      this.logger.info({ method: command.method }, 'command before connect');
+      this.disconnect(Disconnects.badRequest);
+      return;
+    }
+    if (this.status === 'connected' && command.method === 'connect') {
+      this.disconnect(Disconnects.badRequest);
+      return;
+    }
+    try {
+      const result = await this.execute(command);
+      if (result !== REPLIED && command.id > 0) this.write(encodeResult(command.id, command.method, result ?? {}));
+    } catch (err) {
+      if (err instanceof DisconnectError) {
+        this.disconnect(err.disconnect);
+        return;
+      }
+      const error = toRelaisError(err);
+      if (error.code === 'INTERNAL') this.logger.error({ err, method: command.method }, 'command failed');
+      if (command.id > 0) this.replyError(command.id, error);
+    }
+  }
+
+  replyError(id: number, error: RelaisError): void {
+    this.write(encodeError(id, { code: error.wireCode, message: error.message, ...(error.temporary ? { temporary: true } : {}) }));
+  }
+
+  private async execute(command: Command): Promise<unknown> {
+    switch (command.method) {
+      case 'connect':
+        return this.connect(command.id, command.request);
+      case 'refresh':
+        return this.refresh(command.request);
+      case 'sub_refresh':
+        return this.subRefresh(command.request);
+      case 'ping':
+        return {};
+      case 'pong':
+        return REPLIED;
+      default:
+        return handleChannelCommand(this, command);
+    }
+  }
+
+  // --- connection ----------------------------------------------------------
+
+  private async verifyConnectionToken(token: string): Promise<ConnectionClaims> {
+    try {
+      return await this.node.tokens.verifyConnection(token);
+    } catch (err) {
+      if (err instanceof TokenError && err.reason === 'expired') throw new RelaisError('TOKEN_EXPIRED');
+      this.logger.info({ reason: err instanceof Error ? err.message : String(err) }, 'invalid connection token');
+      throw new DisconnectError(Disconnects.invalidToken, { cause: err });
+    }
+  }
+
+  private async connect(id: number, request: ConnectRequest): Promise<unknown> {
+    let claims: ConnectionClaims;
+    if (request.token !== undefined && request.token !== '') {
+      claims = await this.verifyConnectionToken(request.token);
+    } else if (this.node.config.allow_anonymous) {
+      claims = { user: '' };
+    } else {
+      throw new RelaisError('UNAUTHORIZED', 'a connection token is required');
+    }
+    if (this.status !== 'connecting') return REPLIED;
+    this.user = claims.user;
+    this.info = { user: claims.user, client: this.id, ...(claims.info !== undefined ? { connInfo: claims.info } : {}) };
+    this.childLogger = undefined;
+    this.expiresAt = claims.expiresAt ?? 0;
+    this.status = 'connected';
+    this.node.registerClient(this);
+    this.nextPingAt = Date.now() + this.node.config.client.ping_interval;
+
+    const subs: Record<string, unknown> = {};
+    for (const name of claims.channels ?? []) {
+      const result = await this.joinServerSide(name, request.subs?.[name], undefined, false);
+      if (result !== undefined) subs[name] = result;
+      if (this.status !== 'connected') return REPLIED;
+    }
+    const reply: Record<string, unknown> = {
+      client: this.id,
+      version: this.node.version,
+      node: this.node.id,
+      ...this.expiry(),
+      ...(this.node.config.client.ping_interval > 0
+        ? { ping: Math.round(this.node.config.client.ping_interval / 1000), pong: true }
+        : {}),
+      ...(Object.keys(subs).length > 0 ? { subs } : {}),
+    };
+    this.write(encodeResult(id, 'connect', reply));
+    for (const sub of this.subscriptions.values()) sub.flushPending();
+    return REPLIED;
+  }
+
+  private expiry(): { expires?: true; ttl?: number } {
+    if (this.expiresAt === 0) return {};
+    return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
+  }
+
+  private async refresh(request: RefreshRequest): Promise<unknown> {
+    let claims: ConnectionClaims;
+    try {
+      claims = await this.node.tokens.verifyConnection(request.token);
+    } catch (err) {
+      if (err instanceof TokenError && err.reason === 'expired') throw new DisconnectError(Disconnects.expired, { cause: err });
+      throw new DisconnectError(Disconnects.invalidToken, { cause: err });
+    }
+    if (claims.user !== this.user) throw new DisconnectError(Disconnects.invalidToken);
+    this.expiresAt = claims.expiresAt ?? 0;
+    return { client: this.id, version: this.node.version, ...this.expiry() };
+  }
+
+  private async subRefresh(request: SubRefreshRequest): Promise<unknown> {
+    const sub = this.subscriptions.get(request.channel);
+    if (!sub) throw new RelaisError('BAD_REQUEST', `not subscribed to "${request.channel}"`);
+    const claims = await sub.verifyToken(request.token);
+    sub.expiresAt = claims.expiresAt ?? 0;
+    return sub.expiry();
+  }
+
+  // --- server-side subscriptions -------------------------------------------
+
+  /**
+   * Subscribes this connection to a channel on the server's initiative (token `channels`
+   * claim, server API): no permission check. Returns the subscribe result for the connect
+   * reply, or pushes `subscribe` when `push` is set.
+   */
+  async joinServerSide(name: string, request: SubscribeRequest | undefined, chanInfo: JsonText | undefined, push: boolean): Promise<unknown> {
+    if (this.subscriptions.has(name)) return undefined;
+    let channel: ResolvedChannel;
+    try {
+      channel = this.node.channels.resolve(name);
+    } catch (err) {
+      this.logger.warn({ err, channel: name }, 'server-side subscription to an invalid channel ignored');
+      return undefined;
+    }
+    const sub = new ClientSubscription(this, channel, { serverSide: true, ...(chanInfo !== undefined ? { chanInfo } : {}) });
+    this.subscriptions.set(name, sub);
+    const recover = keepsHistory(channel.options) && request?.recover === true;
+    let fields: Record<string, unknown> | undefined;
+    try {
+      await this.node.joinStream(
+        channel,
+        sub,
+        { recover, ...(recover ? { since: { offset: request?.offset ?? 0, epoch: request?.epoch ?? '' } } : {}) },
+        (result) => {
+          fields = subscribeReplyFields(channel, result, { recover, recoverable: true, positioned: true });
+          if (push) {
+            // A subscribe push carries no publications: replayed ones follow it as pushes.
+            const { publications: _replayed, ...rest } = fields;
+            this.write(encodeSubscribePush(name, rest));
+            sub.writePublications(result.publications);
+          } else {
+            // Replayed publications ride in the connect reply; live ones wait until it is written.
+            sub.hold();
+          }
+        },
+      );
+    } catch (err) {
+      this.subscriptions.delete(name);
+      this.logger.warn({ err, channel: name }, 'server-side subscription failed');
+      return undefined;
+    }
+    if (this.status === 'closed') return undefined;
+    await sub.enter();
+    return fields;
+  }
+
+  serverSubscribe(channel: string, chanInfo?: JsonText): void {
+    if (this.status !== 'connected') return;
+    this.chain = this.chain.then(async () => {
+      if (this.status === 'connected') await this.joinServerSide(channel, undefined, chanInfo, true);
+    });
+  }
+
+  serverUnsubscribe(channel: string): void {
+    this.chain = this.chain.then(() => {
+      const sub = this.subscriptions.get(channel);
+      if (!sub) return;
+      this.removeSubscription(sub);
+      this.write(encodeUnsubscribePush(channel, UnsubscribeCode.server, 'server unsubscribe'));
+    });
+  }
+
+  removeSubscription(sub: ClientSubscription): void {
+    if (this.subscriptions.get(sub.channel.name) === sub) this.subscriptions.delete(sub.channel.name);
+    sub.end();
+  }
+
+  sendMessage(data: JsonText): void {
+    this.write(encodeMessagePush(data));
+  }
+
+  *presenceChannels(): Iterable<string> {
+    for (const sub of this.subscriptions.values()) if (sub.live && sub.channel.options.presence) yield sub.channel.name;
+  }
+
+  // --- clock -----------------------------------------------------------------
+
+  tick(now: number): void {
+    if (this.status === 'connecting') {
+      if (now > this.connectDeadline) this.disconnect(Disconnects.stale);
+      return;
+    }
+    if (this.status !== 'connected') return;
+    if (this.expiresAt > 0 && now > this.expiresAt + EXPIRY_GRACE_MS) {
+      this.disconnect(Disconnects.expired);
+      return;
+    }
+    const ping = this.node.config.client.ping_interval;
+    if (ping > 0) {
+      if (this.pongDeadline > 0 && now > this.pongDeadline) {
+        this.disconnect(Disconnects.noPong);
+        return;
+      }
+      if (now >= this.nextPingAt) {
+        this.write(PING_FRAME);
+        this.nextPingAt = now + ping;
+        if (this.pongDeadline === 0) this.pongDeadline = now + this.node.config.client.pong_timeout;
+      }
+    }
+    for (const sub of this.subscriptions.values()) {
+      if (sub.expiresAt > 0 && now > sub.expiresAt + EXPIRY_GRACE_MS) {
+        this.removeSubscription(sub);
+        this.write(encodeUnsubscribePush(sub.channel.name, UnsubscribeCode.expired, 'subscription expired'));
+      }
+    }
+  }
+
+}

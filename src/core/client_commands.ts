@@ -1,0 +1,151 @@
+import { RawJson, encodeClientInfo, encodePublication, encodeResult } from '../protocol/json_codec.js';
+import type { Command, HistoryRequest, PublishRequest, RpcRequest, SendRequest, SubscribeRequest } from '../protocol/types.js';
+import { assertCanPublish, assertCanSubscribe } from './access.js';
+import { keepsHistory, type ResolvedChannel } from './channel.js';
+import type { Client } from './client.js';
+import { REPLIED } from './replied.js';
+import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken } from './client_subscription.js';
+import { RelaisError } from './errors.js';
+import { toJsonText, type JsonText } from './json.js';
+import type { ClientInfo } from './publication.js';
+
+const FLAG_REJECT_UNRECOVERED = 2;
+
+type ChannelCommand = Exclude<Command, { method: 'connect' | 'refresh' | 'sub_refresh' | 'ping' | 'pong' }>;
+
+/** Commands about channels and messages, for a connected client. */
+export async function handleChannelCommand(client: Client, command: ChannelCommand): Promise<unknown> {
+  switch (command.method) {
+    case 'subscribe':
+      return subscribe(client, command.id, command.request);
+    case 'unsubscribe': {
+      const sub = client.subscriptions.get(command.request.channel);
+      if (sub) client.removeSubscription(sub);
+      return {};
+    }
+    case 'publish':
+      return publish(client, command.request);
+    case 'history':
+      return history(client, command.request);
+    case 'presence': {
+      const channel = readableChannel(client, command.request.channel, 'presence');
+      const entries = await client.node.presenceOf(channel);
+      const ids = Object.keys(entries);
+      if (ids.length > client.node.config.client.presence_max_size) {
+        throw new RelaisError('LIMIT_EXCEEDED', `presence has ${ids.length} entries, more than presence_max_size`);
+      }
+      const presence: Record<string, RawJson> = {};
+      for (const id of ids) presence[id] = new RawJson(encodeClientInfo(entries[id] as ClientInfo));
+      return { presence };
+    }
+    case 'presence_stats': {
+      const channel = readableChannel(client, command.request.channel, 'presence');
+      const stats = await client.node.presenceStats(channel);
+      return { num_clients: stats.numClients, num_users: stats.numUsers };
+    }
+    case 'rpc':
+      return rpc(client, command.request);
+    case 'send':
+      send(client, command.request);
+      return REPLIED;
+  }
+}
+
+async function subscribe(client: Client, id: number, request: SubscribeRequest): Promise<unknown> {
+  const node = client.node;
+  const channel = node.channels.resolve(request.channel);
+  if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
+  if (client.subscriptions.size >= node.config.client.max_channels_per_connection) {
+    throw new RelaisError('LIMIT_EXCEEDED', `more than ${node.config.client.max_channels_per_connection} channels on one connection`);
+  }
+  let chanInfo: JsonText | undefined;
+  let expiresAt = 0;
+  if (request.token !== undefined && request.token !== '') {
+    const claims = await verifySubscriptionToken(client, channel, request.token);
+    chanInfo = claims.info;
+    expiresAt = claims.expiresAt ?? 0;
+  } else {
+    assertCanSubscribe(client.user, channel);
+  }
+  if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
+  const sub = new ClientSubscription(client, channel, { expiresAt, ...(chanInfo !== undefined ? { chanInfo } : {}) });
+  client.subscriptions.set(channel.name, sub);
+
+  const history = keepsHistory(channel.options);
+  const recoverable = history && (channel.options.force_recovery || request.recoverable === true);
+  const positioned = history && (channel.options.force_positioning || request.positioned === true || recoverable);
+  const recover = recoverable && request.recover === true;
+  try {
+    await node.joinStream(
+      channel,
+      sub,
+      {
+        recover,
+        ...(recover ? { since: { offset: request.offset ?? 0, epoch: request.epoch ?? '' } } : {}),
+        rejectUnrecovered: ((request.flag ?? 0) & FLAG_REJECT_UNRECOVERED) !== 0,
+      },
+      (result) => {
+        const fields = subscribeReplyFields(channel, result, { recover, recoverable, positioned });
+        client.write(encodeResult(id, 'subscribe', { ...sub.expiry(), ...fields }));
+      },
+    );
+  } catch (err) {
+    if (client.subscriptions.get(channel.name) === sub) client.subscriptions.delete(channel.name);
+    throw err;
+  }
+  if (client.closed || sub.isEnded) {
+    sub.end();
+    return REPLIED;
+  }
+  await sub.enter();
+  return REPLIED;
+}
+
+async function publish(client: Client, request: PublishRequest): Promise<unknown> {
+  const channel = client.node.channels.resolvePublishTarget(request.channel);
+  assertCanPublish(client.user, channel);
+  const data = toJsonText(request.data);
+  await client.node.publish(channel, data, { info: client.info });
+  return {};
+}
+
+/** A channel the client may read history or presence of: subscribed to it, or allowed to subscribe. */
+function readableChannel(client: Client, name: string, what: 'history' | 'presence'): ResolvedChannel {
+  const channel = client.node.channels.resolve(name);
+  const allowed = what === 'history' ? channel.options.allow_history : channel.options.allow_presence;
+  if (!allowed) throw new RelaisError('FORBIDDEN', `clients may not read ${what} of "${channel.name}"`);
+  if (!client.subscriptions.has(channel.name)) assertCanSubscribe(client.user, channel);
+  return channel;
+}
+
+async function history(client: Client, request: HistoryRequest): Promise<unknown> {
+  const channel = readableChannel(client, request.channel, 'history');
+  const max = client.node.config.client.history_max_limit;
+  const limit = request.limit === undefined ? 0 : request.limit < 0 ? max : Math.min(request.limit, max);
+  const since = request.since ? { offset: request.since.offset ?? 0, epoch: request.since.epoch ?? '' } : undefined;
+  const result = await client.node.history(channel, { limit, ...(since ? { since } : {}), ...(request.reverse ? { reverse: true } : {}) });
+  return {
+    publications: result.publications.map((p) => new RawJson(encodePublication(p))),
+    epoch: result.position.epoch,
+    offset: result.position.offset,
+  };
+}
+
+async function rpc(client: Client, request: RpcRequest): Promise<unknown> {
+  const handler = client.node.rpc;
+  if (!handler) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
+  const data = await handler.rpc({ client: client.id, user: client.user }, request.method ?? '', toJsonText(request.data ?? null));
+  return data === undefined ? {} : { data: new RawJson(data) };
+}
+
+function send(client: Client, request: SendRequest): void {
+  const handler = client.node.rpc;
+  if (!handler) return;
+  let data: JsonText;
+  try {
+    data = toJsonText(request.data ?? null);
+  } catch {
+    return;
+  }
+  handler.send({ client: client.id, user: client.user }, data).catch((err: unknown) => client.logger.warn({ err }, 'send proxy failed'));
+}

@@ -1,0 +1,165 @@
+import {
+  RawJson,
+  encodeJoinPush,
+  encodeLeavePush,
+  encodePublication,
+  encodePublicationPush,
+  encodeUnsubscribePush,
+} from '../protocol/json_codec.js';
+import { UnsubscribeCode } from '../protocol/codes.js';
+import { TokenError, type SubscriptionClaims } from './auth.js';
+import { keepsHistory, type ResolvedChannel } from './channel.js';
+import type { Client } from './client.js';
+import { Disconnects, RelaisError } from './errors.js';
+import type { FrameCache } from './hub.js';
+import type { JsonText } from './json.js';
+import type { JoinResult } from './node.js';
+import type { ClientInfo, Publication } from './publication.js';
+import { StreamSubscriber } from './stream_subscriber.js';
+
+// Stable encoders: the hub's FrameCache encodes each event once per node with them.
+const pubPush = (channel: string, pub: Publication): Buffer => Buffer.from(encodePublicationPush(channel, pub));
+const joinPush = (channel: string, info: ClientInfo): string => encodeJoinPush(channel, info);
+const leavePush = (channel: string, info: ClientInfo): string => encodeLeavePush(channel, info);
+
+/** Fields of a SubscribeResult (or `subscribe` push) for a joined stream. */
+export function subscribeReplyFields(
+  channel: ResolvedChannel,
+  result: JoinResult,
+  flags: { recover: boolean; recoverable: boolean; positioned: boolean },
+): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  if (keepsHistory(channel.options) && result.position) {
+    if (flags.recoverable) fields['recoverable'] = true;
+    if (flags.positioned) fields['positioned'] = true;
+    fields['epoch'] = result.position.epoch;
+    fields['offset'] = result.position.offset;
+  }
+  if (flags.recover) {
+    fields['was_recovering'] = true;
+    fields['recovered'] = result.recovered;
+  }
+  if (result.publications.length > 0) {
+    fields['publications'] = result.publications.map((p) => new RawJson(encodePublication(p)));
+  }
+  return fields;
+}
+
+export interface SubscriptionOptions {
+  readonly serverSide?: boolean;
+  readonly chanInfo?: JsonText;
+  readonly expiresAt?: number;
+}
+
+/** One channel subscription of a client, as the hub delivers to it. */
+export class ClientSubscription extends StreamSubscriber {
+  expiresAt: number;
+  readonly serverSide: boolean;
+  readonly info: ClientInfo;
+  private held: (string | Buffer)[] | null = null;
+  private entered = false;
+  private ended = false;
+
+  constructor(
+    readonly client: Client,
+    readonly channel: ResolvedChannel,
+    options: SubscriptionOptions = {},
+  ) {
+    super();
+    this.serverSide = options.serverSide ?? false;
+    this.expiresAt = options.expiresAt ?? 0;
+    this.info = options.chanInfo !== undefined ? { ...client.info, chanInfo: options.chanInfo } : client.info;
+  }
+
+  /** Holds live frames until `flushPending` (until the connect reply carrying this subscription is written). */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  flushPending(): void {
+    const held = this.held;
+    this.held = null;
+    if (held) for (const frame of held) this.client.write(frame);
+  }
+
+  private out(frame: string | Buffer): void {
+    if (this.held) this.held.push(frame);
+    else this.client.write(frame);
+  }
+
+  protected deliverPublication(frames: FrameCache<Publication>): void {
+    this.out(frames.get(pubPush));
+  }
+
+  protected deliverJoin(frames: FrameCache<ClientInfo>): void {
+    this.out(frames.get(joinPush));
+  }
+
+  protected deliverLeave(frames: FrameCache<ClientInfo>): void {
+    this.out(frames.get(leavePush));
+  }
+
+  /** Writes publications of a join outside a reply (server-side subscribe push). */
+  writePublications(publications: readonly Publication[]): void {
+    for (const pub of publications) this.out(pubPush(this.channel.name, pub));
+  }
+
+  /** The bus lost publications of this channel: the client recovers them by resubscribing. */
+  protected handleGap(): void {
+    if (this.serverSide) {
+      this.client.disconnect(Disconnects.insufficientState);
+      return;
+    }
+    this.client.removeSubscription(this);
+    this.client.write(encodeUnsubscribePush(this.channel.name, UnsubscribeCode.insufficientState, 'insufficient state'));
+  }
+
+  /** Adds presence and publishes the join where the namespace wants them; failures are logged. */
+  async enter(): Promise<void> {
+    if (!this.channel.options.presence || this.ended) return;
+    try {
+      await this.client.node.enterChannel(this.channel, this.info);
+      this.entered = true;
+      if (this.ended) this.client.node.leaveChannel(this.channel, this.info);
+    } catch (err) {
+      this.client.logger.warn({ err, channel: this.channel.name }, 'presence not recorded');
+    }
+  }
+
+  /** Leaves the channel: no more deliveries, presence removed, leave published. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.held = null;
+    this.client.node.detach(this.channel.name, this);
+    if (this.entered) this.client.node.leaveChannel(this.channel, this.info);
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Checks a subscription token for this channel and connection. */
+  async verifyToken(token: string): Promise<SubscriptionClaims> {
+    return verifySubscriptionToken(this.client, this.channel, token);
+  }
+
+  expiry(): { expires?: true; ttl?: number } {
+    if (this.expiresAt === 0) return {};
+    return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
+  }
+}
+
+/** Verifies a subscription token: right channel, right user, not expired. */
+export async function verifySubscriptionToken(client: Client, channel: ResolvedChannel, token: string): Promise<SubscriptionClaims> {
+  let claims: SubscriptionClaims;
+  try {
+    claims = await client.node.tokens.verifySubscription(token);
+  } catch (err) {
+    if (err instanceof TokenError && err.reason === 'expired') throw new RelaisError('TOKEN_EXPIRED');
+    throw new RelaisError('FORBIDDEN', `invalid subscription token: ${err instanceof Error ? err.message : 'refused'}`);
+  }
+  if (claims.channel !== channel.name) throw new RelaisError('FORBIDDEN', 'subscription token is for another channel');
+  if (claims.user !== client.user) throw new RelaisError('FORBIDDEN', 'subscription token is for another user');
+  return claims;
+}

@@ -1,0 +1,205 @@
+import type { GlobMatcher } from './channel.js';
+import type { ClientInfo, Publication } from './publication.js';
+
+/**
+ * Encodes a channel event once per node and per wire format: the first subscriber of a
+ * format encodes, the others reuse the same bytes. Holds two formats inline (WebSocket
+ * and SSE), which covers what a node serves without a map per publication.
+ */
+export class FrameCache<E> {
+  private k1: ((channel: string, event: E) => unknown) | undefined;
+  private v1: unknown;
+  private k2: ((channel: string, event: E) => unknown) | undefined;
+  private v2: unknown;
+
+  constructor(
+    readonly channel: string,
+    readonly event: E,
+  ) {}
+
+  get<T>(encode: (channel: string, event: E) => T): T {
+    if (this.k1 === encode) return this.v1 as T;
+    if (this.k2 === encode) return this.v2 as T;
+    const value = encode(this.channel, this.event);
+    if (this.k1 === undefined) {
+      this.k1 = encode;
+      this.v1 = value;
+    } else {
+      this.k2 = encode;
+      this.v2 = value;
+    }
+    return value;
+  }
+}
+
+/** A local subscription to a channel: a client's subscription or an SSE stream. */
+export interface ChannelSubscriber {
+  /** A publication, per channel in offset order. Must not throw or block. */
+  onPublication(frames: FrameCache<Publication>): void;
+  onJoin(frames: FrameCache<ClientInfo>): void;
+  onLeave(frames: FrameCache<ClientInfo>): void;
+  /**
+   * The channel's stream had a gap on this node (the bus lost messages): the subscriber
+   * must go back through recovery (resubscribe from its last position).
+   */
+  onGap(channel: string): void;
+}
+
+interface ChannelEntry {
+  readonly subscribers: Set<ChannelSubscriber>;
+  /** Last offset delivered on this node, 0 while unknown; for gap detection. */
+  lastOffset: number;
+  epoch: string;
+}
+
+interface PatternEntry {
+  readonly matcher: GlobMatcher;
+  readonly subscribers: Set<ChannelSubscriber>;
+}
+
+/**
+ * Indexes this node's subscriptions and delivers broker events to them. No sockets, no
+ * wire format, no I/O: the delivery path is a loop over a Set.
+ */
+export class Hub {
+  private readonly channels = new Map<string, ChannelEntry>();
+  private readonly patterns = new Map<string, PatternEntry>();
+  private numSubscriptions = 0;
+
+  /** Adds a subscriber; true when it is the channel's first on this node. */
+  add(channel: string, subscriber: ChannelSubscriber): boolean {
+    let entry = this.channels.get(channel);
+    const first = entry === undefined;
+    if (!entry) {
+      entry = { subscribers: new Set(), lastOffset: 0, epoch: '' };
+      this.channels.set(channel, entry);
+    }
+    if (!entry.subscribers.has(subscriber)) {
+      entry.subscribers.add(subscriber);
+      this.numSubscriptions++;
+    }
+    return first;
+  }
+
+  /** Removes a subscriber; true when the channel has none left on this node. */
+  remove(channel: string, subscriber: ChannelSubscriber): boolean {
+    const entry = this.channels.get(channel);
+    if (!entry) return false;
+    if (entry.subscribers.delete(subscriber)) this.numSubscriptions--;
+    if (entry.subscribers.size > 0) return false;
+    this.channels.delete(channel);
+    return true;
+  }
+
+  addPattern(pattern: string, matcher: GlobMatcher, subscriber: ChannelSubscriber): boolean {
+    let entry = this.patterns.get(pattern);
+    const first = entry === undefined;
+    if (!entry) {
+      entry = { matcher, subscribers: new Set() };
+      this.patterns.set(pattern, entry);
+    }
+    entry.subscribers.add(subscriber);
+    return first;
+  }
+
+  removePattern(pattern: string, subscriber: ChannelSubscriber): boolean {
+    const entry = this.patterns.get(pattern);
+    if (!entry) return false;
+    entry.subscribers.delete(subscriber);
+    if (entry.subscribers.size > 0) return false;
+    this.patterns.delete(pattern);
+    return true;
+  }
+
+  hasSubscribers(channel: string): boolean {
+    return this.channels.has(channel);
+  }
+
+  subscriberCount(channel: string): number {
+    return this.channels.get(channel)?.subscribers.size ?? 0;
+  }
+
+  /** Channels with local subscribers and their counts. */
+  channelCounts(): IterableIterator<[string, number]> {
+    const entries = this.channels.entries();
+    return (function* () {
+      for (const [channel, entry] of entries) yield [channel, entry.subscribers.size] as [string, number];
+    })();
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  get subscriptionCount(): number {
+    return this.numSubscriptions;
+  }
+
+  /** Exact channels whose subscribers need positions: every channel with history. */
+  channelNames(): IterableIterator<string> {
+    return this.channels.keys();
+  }
+
+  handlePublication(channel: string, pub: Publication): void {
+    const entry = this.channels.get(channel);
+    let frames: FrameCache<Publication> | undefined;
+    if (entry) {
+      if (pub.offset > 0 && !this.inSequence(channel, entry, pub)) return;
+      frames = new FrameCache(channel, pub);
+      for (const subscriber of entry.subscribers) subscriber.onPublication(frames);
+    }
+    if (this.patterns.size > 0) {
+      for (const pattern of this.patterns.values()) {
+        if (!pattern.matcher(channel)) continue;
+        frames ??= new FrameCache(channel, pub);
+        for (const subscriber of pattern.subscribers) subscriber.onPublication(frames);
+      }
+    }
+  }
+
+  handleJoin(channel: string, info: ClientInfo): void {
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    const frames = new FrameCache(channel, info);
+    for (const subscriber of entry.subscribers) subscriber.onJoin(frames);
+  }
+
+  handleLeave(channel: string, info: ClientInfo): void {
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    const frames = new FrameCache(channel, info);
+    for (const subscriber of entry.subscribers) subscriber.onLeave(frames);
+  }
+
+  /** Every subscriber of every channel goes back through recovery (after a bus outage). */
+  resyncAll(): void {
+    for (const [channel, entry] of this.channels) {
+      entry.lastOffset = 0;
+      for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
+    }
+    for (const pattern of this.patterns.values()) {
+      for (const subscriber of [...pattern.subscribers]) subscriber.onGap('');
+    }
+  }
+
+  /**
+   * Checks a positioned publication against the last one seen: drops a duplicate, and on a
+   * gap sends the channel's subscribers through recovery (the missed publications are in
+   * history). A new epoch restarts the sequence.
+   */
+  private inSequence(channel: string, entry: ChannelEntry, pub: Publication): boolean {
+    if (entry.epoch !== pub.epoch || entry.lastOffset === 0) {
+      entry.epoch = pub.epoch;
+      entry.lastOffset = pub.offset;
+      return true;
+    }
+    if (pub.offset <= entry.lastOffset) return false;
+    if (pub.offset === entry.lastOffset + 1) {
+      entry.lastOffset = pub.offset;
+      return true;
+    }
+    entry.lastOffset = pub.offset;
+    for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
+    return false;
+  }
+}

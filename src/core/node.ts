@@ -1,0 +1,504 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type {
+  Broker,
+  BrokerEventHandler,
+  ControlMessage,
+  HistoryQuery,
+  HistoryResult,
+  NodeInfo,
+  PresenceManager,
+  PresenceStats,
+} from '../brokers/broker.js';
+import type { RelaisConfig } from '../config/schema.js';
+import type { TokenVerifier } from './auth.js';
+import { ChannelResolver, compileGlob, keepsHistory, type ResolvedChannel } from './channel.js';
+import { RelaisError, type Disconnect } from './errors.js';
+import { Hub, type ChannelSubscriber } from './hub.js';
+import { jsonByteLength, type JsonText } from './json.js';
+import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import { mergeRecovery } from './recovery.js';
+import type { RpcHandler } from './rpc.js';
+import type { StreamSubscriber } from './stream_subscriber.js';
+
+/** What the node needs of a connected client to apply cluster-wide commands to it. */
+export interface NodeClient {
+  readonly id: string;
+  readonly user: string;
+  readonly info: ClientInfo;
+  /** Channels this client is subscribed to with presence on, for presence refresh. */
+  presenceChannels(): Iterable<string>;
+  disconnect(disconnect: Disconnect): void;
+  serverSubscribe(channel: string, chanInfo?: JsonText): void;
+  serverUnsubscribe(channel: string): void;
+  sendMessage(data: JsonText): void;
+  /** Called once a second by the node's clock: pings, expiries, timeouts. */
+  tick(now: number): void;
+}
+
+export interface NodeDeps {
+  readonly config: Readonly<RelaisConfig>;
+  readonly broker: Broker;
+  readonly presence: PresenceManager;
+  readonly tokens: TokenVerifier;
+  readonly logger: Logger;
+  readonly version: string;
+  readonly rpc?: RpcHandler;
+}
+
+export interface PublishInput {
+  readonly info?: ClientInfo;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly idempotencyKey?: string;
+  /** Publish without keeping the publication in history (and without an offset). */
+  readonly skipHistory?: boolean;
+}
+
+export interface JoinRequest {
+  readonly recover: boolean;
+  readonly since?: StreamPosition;
+  /** Answer UNRECOVERABLE_POSITION instead of `recovered: false`. */
+  readonly rejectUnrecovered?: boolean;
+}
+
+export interface JoinResult {
+  /** Set for channels with history: the position after `publications`. */
+  readonly position?: StreamPosition;
+  readonly recovered: boolean;
+  readonly publications: Publication[];
+}
+
+const PRESENCE_TTL_MS = 60_000;
+const PRESENCE_REFRESH_MS = 20_000;
+const NODE_HEARTBEAT_MS = 5_000;
+const NODE_EXPIRY_MS = 20_000;
+const SURVEY_TIMEOUT_MS = 2_000;
+const RESOLVED = Promise.resolve();
+
+interface Survey {
+  readonly waiting: Set<string>;
+  readonly counts: Map<string, number>;
+  readonly done: () => void;
+}
+
+/**
+ * The composition of one Relais node: hub, broker, presence, token verification and the
+ * clients connected here. Transports and the server API call it; it never touches sockets.
+ */
+export class Node implements BrokerEventHandler {
+  readonly id = randomUUID();
+  readonly name: string;
+  readonly config: Readonly<RelaisConfig>;
+  readonly channels: ChannelResolver;
+  readonly hub = new Hub();
+  readonly broker: Broker;
+  readonly presence: PresenceManager;
+  readonly tokens: TokenVerifier;
+  readonly logger: Logger;
+  readonly version: string;
+  readonly rpc: RpcHandler | undefined;
+  private readonly startedAt = Date.now();
+  private readonly clients = new Map<string, NodeClient>();
+  private readonly users = new Map<string, Set<NodeClient>>();
+  private readonly busInterest = new Set<string>();
+  private readonly interestOps = new Map<string, Promise<void>>();
+  private readonly peers = new Map<string, { info: NodeInfo; expiresAt: number }>();
+  private readonly surveys = new Map<string, Survey>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closing = false;
+
+  constructor(deps: NodeDeps) {
+    this.config = deps.config;
+    this.broker = deps.broker;
+    this.presence = deps.presence;
+    this.tokens = deps.tokens;
+    this.logger = deps.logger;
+    this.version = deps.version;
+    this.rpc = deps.rpc;
+    this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
+    this.channels = new ChannelResolver(deps.config);
+  }
+
+  async start(): Promise<void> {
+    await this.broker.start(this);
+    this.every(1000, () => this.tick());
+    this.every(PRESENCE_REFRESH_MS, () => void this.refreshPresence());
+    if (this.broker.kind !== 'memory') {
+      this.every(NODE_HEARTBEAT_MS, () => void this.heartbeat());
+      await this.heartbeat();
+    }
+  }
+
+  /** Disconnects every client with `disconnect`, then closes the broker and presence. */
+  async shutdown(disconnect: Disconnect): Promise<void> {
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const client of [...this.clients.values()]) client.disconnect(disconnect);
+    await Promise.allSettled([...this.interestOps.values()]);
+    await this.broker.close();
+    await this.presence.close();
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  // --- clients -------------------------------------------------------------
+
+  registerClient(client: NodeClient): void {
+    this.clients.set(client.id, client);
+    let set = this.users.get(client.user);
+    if (!set) {
+      set = new Set();
+      this.users.set(client.user, set);
+    }
+    set.add(client);
+  }
+
+  unregisterClient(client: NodeClient): void {
+    if (this.clients.get(client.id) === client) this.clients.delete(client.id);
+    const set = this.users.get(client.user);
+    if (set) {
+      set.delete(client);
+      if (set.size === 0) this.users.delete(client.user);
+    }
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  get userCount(): number {
+    return this.users.size;
+  }
+
+  // --- channel interest ----------------------------------------------------
+
+  /**
+   * Adds a local subscriber and makes sure the broker delivers the channel to this node.
+   * Resolves once publications of the channel reach the hub.
+   */
+  attach(channel: string, subscriber: ChannelSubscriber): Promise<void> {
+    this.hub.add(channel, subscriber);
+    if (this.busInterest.has(channel)) return this.interestOps.get(channel) ?? RESOLVED;
+    return this.queueInterest(channel, async () => {
+      if (!this.hub.hasSubscribers(channel) || this.busInterest.has(channel)) return;
+      await this.broker.subscribe([channel]);
+      this.busInterest.add(channel);
+    });
+  }
+
+  detach(channel: string, subscriber: ChannelSubscriber): void {
+    if (!this.hub.remove(channel, subscriber)) return;
+    this.queueInterest(channel, async () => {
+      if (this.hub.hasSubscribers(channel) || !this.busInterest.has(channel)) return;
+      this.busInterest.delete(channel);
+      await this.broker.unsubscribe([channel]);
+    }).catch((err: unknown) => this.logger.warn({ err, channel }, 'broker unsubscribe failed'));
+  }
+
+  /** Broker subscribe/unsubscribe of one channel run one after the other. */
+  private queueInterest(channel: string, op: () => Promise<void>): Promise<void> {
+    const previous = this.interestOps.get(channel) ?? RESOLVED;
+    const next = previous.catch(() => undefined).then(op);
+    this.interestOps.set(channel, next);
+    const cleanup = (): void => {
+      if (this.interestOps.get(channel) === next) this.interestOps.delete(channel);
+    };
+    next.then(cleanup, cleanup);
+    return next;
+  }
+
+  /**
+   * Joins `subscriber` to a channel's stream: attaches it (buffering), reads history, and
+   * hands `onJoined` what it must deliver before live publications — the missed ones when
+   * it recovers, and what arrived during the read — with no gap and no duplicate.
+   * `onJoined` runs synchronously with the switch to live delivery: whatever it writes
+   * (the subscribe reply) goes out before any live publication.
+   */
+  async joinStream(
+    channel: ResolvedChannel,
+    subscriber: StreamSubscriber,
+    request: JoinRequest,
+    onJoined: (result: JoinResult) => void,
+  ): Promise<void> {
+    try {
+      await this.attach(channel.name, subscriber);
+    } catch (err) {
+      this.detach(channel.name, subscriber);
+      throw new RelaisError('BROKER_UNAVAILABLE', 'cannot subscribe on the message bus', { cause: err });
+    }
+    if (!keepsHistory(channel.options)) {
+      onJoined({ recovered: false, publications: subscriber.goLive().map((f) => f.event) });
+      return;
+    }
+    let result: JoinResult;
+    try {
+      const max = channel.options.recovery_max_publications;
+      const query: HistoryQuery = request.recover && request.since ? { since: request.since, limit: max + 1 } : { limit: 0 };
+      const history = await this.readHistory(channel.name, query);
+      if (subscriber.sawGap) throw new RelaisError('BROKER_UNAVAILABLE', 'stream interrupted during subscribe, retry');
+      // From here to onJoined nothing awaits: no publication can slip between.
+      const outcome = mergeRecovery({
+        recover: request.recover,
+        ...(request.since ? { since: request.since } : {}),
+        maxPublications: max,
+        history,
+        buffered: subscriber.goLive().map((f) => f.event),
+      });
+      if (!outcome.ok) throw new RelaisError('BROKER_UNAVAILABLE', `${outcome.reason}, retry`);
+      if (request.recover && !outcome.recovered && request.rejectUnrecovered) throw new RelaisError('UNRECOVERABLE_POSITION');
+      result = { position: outcome.position, recovered: outcome.recovered, publications: outcome.publications };
+    } catch (err) {
+      this.detach(channel.name, subscriber);
+      throw err;
+    }
+    onJoined(result);
+  }
+
+  attachPattern(pattern: string, subscriber: ChannelSubscriber): void {
+    this.hub.addPattern(pattern, compileGlob(pattern), subscriber);
+  }
+
+  detachPattern(pattern: string, subscriber: ChannelSubscriber): void {
+    this.hub.removePattern(pattern, subscriber);
+  }
+
+  // --- operations ----------------------------------------------------------
+
+  async publish(channel: ResolvedChannel, data: JsonText, input: PublishInput = {}): Promise<StreamPosition> {
+    if (jsonByteLength(data) > this.config.client.max_publication_bytes) {
+      throw new RelaisError('LIMIT_EXCEEDED', `publication data larger than ${this.config.client.max_publication_bytes} bytes`);
+    }
+    const options = channel.options;
+    const history = keepsHistory(options) && !input.skipHistory;
+    try {
+      return await this.broker.publish(channel.name, data, {
+        historySize: history ? options.history_size : 0,
+        historyTtlMs: history ? options.history_ttl : 0,
+        historyMetaTtlMs: options.history_meta_ttl,
+        ...(input.info ? { info: input.info } : {}),
+        ...(input.tags ? { tags: input.tags } : {}),
+        ...(input.idempotencyKey !== undefined
+          ? { idempotencyKey: input.idempotencyKey, idempotentResultTtlMs: this.config.idempotency_ttl }
+          : {}),
+      });
+    } catch (err) {
+      if (err instanceof RelaisError) throw err;
+      throw new RelaisError('BROKER_UNAVAILABLE', 'publication not accepted by the message bus, retry', { cause: err });
+    }
+  }
+
+  async history(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
+    if (!keepsHistory(channel.options)) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" keeps no history`);
+    return this.readHistory(channel.name, query);
+  }
+
+  async removeHistory(channel: ResolvedChannel): Promise<void> {
+    try {
+      await this.broker.removeHistory(channel.name);
+    } catch (err) {
+      throw new RelaisError('BROKER_UNAVAILABLE', 'history removal failed on the message bus', { cause: err });
+    }
+  }
+
+  private async readHistory(channel: string, query: HistoryQuery): Promise<HistoryResult> {
+    try {
+      return await this.broker.history(channel, query);
+    } catch (err) {
+      throw new RelaisError('BROKER_UNAVAILABLE', 'history unavailable on the message bus, retry', { cause: err });
+    }
+  }
+
+  async presenceOf(channel: ResolvedChannel): Promise<Record<string, ClientInfo>> {
+    if (!channel.options.presence) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" has no presence`);
+    return this.viaBus(() => this.presence.get(channel.name), 'presence');
+  }
+
+  async presenceStats(channel: ResolvedChannel): Promise<PresenceStats> {
+    if (!channel.options.presence) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" has no presence`);
+    return this.viaBus(() => this.presence.stats(channel.name), 'presence stats');
+  }
+
+  /** Adds a presence entry and, where the namespace wants it, publishes the join. */
+  async enterChannel(channel: ResolvedChannel, info: ClientInfo): Promise<void> {
+    if (!channel.options.presence) return;
+    await this.viaBus(() => this.presence.add(channel.name, info, PRESENCE_TTL_MS), 'presence');
+    if (channel.options.join_leave) await this.viaBus(() => this.broker.publishJoin(channel.name, info), 'join');
+  }
+
+  /** Removes a presence entry and publishes the leave; failures are logged, not thrown. */
+  leaveChannel(channel: ResolvedChannel, info: ClientInfo): void {
+    if (!channel.options.presence) return;
+    const work = async (): Promise<void> => {
+      await this.presence.remove(channel.name, info.client);
+      if (channel.options.join_leave) await this.broker.publishLeave(channel.name, info);
+    };
+    work().catch((err: unknown) => this.logger.warn({ err, channel: channel.name }, 'presence removal failed; the entry will expire'));
+  }
+
+  /** Sends a control message to every node (this one included). */
+  async control(message: ControlMessage): Promise<void> {
+    await this.viaBus(() => this.broker.publishControl(message), 'control');
+  }
+
+  private async viaBus<T>(op: () => Promise<T>, what: string): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof RelaisError) throw err;
+      throw new RelaisError('BROKER_UNAVAILABLE', `${what} unavailable on the message bus, retry`, { cause: err });
+    }
+  }
+
+  /** Active channels matching a glob, with subscriber counts summed over the cluster. */
+  async activeChannels(pattern: string): Promise<Record<string, number>> {
+    const match = compileGlob(pattern);
+    const counts = new Map<string, number>();
+    for (const [channel, n] of this.hub.channelCounts()) if (match(channel)) counts.set(channel, n);
+    const peers = [...this.livePeers()].filter((p) => p.id !== this.id).map((p) => p.id);
+    if (peers.length > 0) {
+      const id = randomUUID();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, SURVEY_TIMEOUT_MS);
+        const survey: Survey = { waiting: new Set(peers), counts, done };
+        function done(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.surveys.set(id, survey);
+        this.control({ type: 'survey', id, from: this.id, op: 'channels', pattern }).catch(done);
+      });
+      this.surveys.delete(id);
+    }
+    return Object.fromEntries([...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  /** This node and the live peers that sent a heartbeat recently. */
+  nodes(): NodeInfo[] {
+    return [this.selfInfo(), ...[...this.livePeers()].filter((p) => p.id !== this.id)];
+  }
+
+  private *livePeers(): Iterable<NodeInfo> {
+    const now = Date.now();
+    for (const [id, peer] of this.peers) {
+      if (peer.expiresAt <= now) this.peers.delete(id);
+      else yield peer.info;
+    }
+  }
+
+  private selfInfo(): NodeInfo {
+    return {
+      id: this.id,
+      name: this.name,
+      version: this.version,
+      numClients: this.clients.size,
+      numUsers: this.users.size,
+      numSubs: this.hub.subscriptionCount,
+      numChannels: this.hub.channelCount,
+      uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
+    };
+  }
+
+  // --- broker events -------------------------------------------------------
+
+  handlePublication(channel: string, publication: Publication): void {
+    this.hub.handlePublication(channel, publication);
+  }
+
+  handleJoin(channel: string, info: ClientInfo): void {
+    this.hub.handleJoin(channel, info);
+  }
+
+  handleLeave(channel: string, info: ClientInfo): void {
+    this.hub.handleLeave(channel, info);
+  }
+
+  handleResync(): void {
+    this.logger.warn('message bus reconnected: positioned subscribers go through recovery');
+    this.hub.resyncAll();
+  }
+
+  handleControl(message: ControlMessage): void {
+    switch (message.type) {
+      case 'disconnect':
+        for (const client of this.targets(message.user, message.client)) {
+          if (message.whitelist?.includes(client.id)) continue;
+          client.disconnect({ code: message.code, reason: message.reason });
+        }
+        return;
+      case 'subscribe':
+        for (const client of this.targets(message.user, message.client)) client.serverSubscribe(message.channel, message.chanInfo);
+        return;
+      case 'unsubscribe':
+        for (const client of this.targets(message.user, message.client)) client.serverUnsubscribe(message.channel);
+        return;
+      case 'message':
+        for (const client of this.targets(message.user, message.client)) client.sendMessage(message.data);
+        return;
+      case 'node':
+        if (message.node.id !== this.id) this.peers.set(message.node.id, { info: message.node, expiresAt: Date.now() + NODE_EXPIRY_MS });
+        return;
+      case 'survey': {
+        if (message.from === this.id) return;
+        const match = compileGlob(message.pattern);
+        const channels: Record<string, number> = {};
+        for (const [channel, n] of this.hub.channelCounts()) if (match(channel)) channels[channel] = n;
+        this.control({ type: 'survey_reply', id: message.id, to: message.from, from: this.id, channels }).catch((err: unknown) =>
+          this.logger.warn({ err }, 'survey reply failed'),
+        );
+        return;
+      }
+      case 'survey_reply': {
+        if (message.to !== this.id) return;
+        const survey = this.surveys.get(message.id);
+        if (!survey) return;
+        for (const [channel, n] of Object.entries(message.channels)) survey.counts.set(channel, (survey.counts.get(channel) ?? 0) + n);
+        survey.waiting.delete(message.from);
+        if (survey.waiting.size === 0) survey.done();
+        return;
+      }
+    }
+  }
+
+  private *targets(user: string, client: string | undefined): Iterable<NodeClient> {
+    if (client !== undefined && client !== '') {
+      const c = this.clients.get(client);
+      if (c && c.user === user) yield c;
+      return;
+    }
+    const set = this.users.get(user);
+    if (set) yield* [...set];
+  }
+
+  // --- clocks --------------------------------------------------------------
+
+  private every(ms: number, fn: () => void): void {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const client of this.clients.values()) client.tick(now);
+  }
+
+  private async refreshPresence(): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const client of this.clients.values()) {
+      for (const channel of client.presenceChannels()) work.push(this.presence.add(channel, client.info, PRESENCE_TTL_MS));
+      if (work.length >= 1000) await Promise.allSettled(work.splice(0));
+    }
+    await Promise.allSettled(work);
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.broker.publishControl({ type: 'node', node: this.selfInfo() });
+    } catch (err) {
+      this.logger.warn({ err }, 'node heartbeat failed');
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import type { JsonText } from './json.js';
+
+/** Who sent an rpc or send command. */
+export interface CallerContext {
+  readonly client: string;
+  readonly user: string;
+}
+
+/**
+ * Handles client `rpc` and `send` commands (the app backend, through the HTTP proxy).
+ * `rpc` resolves with the reply data or throws a RelaisError for the client.
+ */
+export interface RpcHandler {
+  rpc(caller: CallerContext, method: string, data: JsonText): Promise<JsonText | undefined>;
+  send(caller: CallerContext, data: JsonText): Promise<void>;
+}

@@ -1,0 +1,100 @@
+import Fastify, { LogController } from 'fastify';
+import { pino, type Logger } from 'pino';
+import type { LoadedConfig } from '../config/load.js';
+import { Disconnects } from '../core/errors.js';
+import { Node } from '../core/node.js';
+import { registerRoutes } from '../transports/http/routes.js';
+import { SseEndpoint } from '../transports/sse/handler_sse.js';
+import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js';
+import { VERSION } from '../version.js';
+import { ServerApi } from './api.js';
+import { JwtVerifier } from './auth_jwt.js';
+import { createBus } from './bus.js';
+import { HttpProxy } from './proxy.js';
+
+export interface RunningServer {
+  readonly node: Node;
+  readonly port: number;
+  readonly host: string;
+  readonly logger: Logger;
+  /** Graceful stop: no new connections, clients told to reconnect elsewhere, writes flushed, bus closed. */
+  close(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: 'relais' },
+    // Secrets and message bodies never reach the logs.
+    redact: { paths: ['token', '*.token', 'api_key', '*.api_key', 'data', '*.data', 'req.headers.authorization'], censor: '[redacted]' },
+  });
+}
+
+/** The composition root: builds every part of a Relais node from its configuration and starts it. */
+export async function startServer(loaded: LoadedConfig, logger: Logger = createLogger(loaded.config.log_level)): Promise<RunningServer> {
+  const config = loaded.config;
+  for (const warning of loaded.warnings) logger.warn(warning);
+
+  const tokens = await JwtVerifier.create(config.token);
+  const proxy =
+    config.proxy.rpc_url || config.proxy.send_url
+      ? new HttpProxy({
+          ...(config.proxy.rpc_url ? { rpcUrl: config.proxy.rpc_url } : {}),
+          ...(config.proxy.send_url ? { sendUrl: config.proxy.send_url } : {}),
+          timeoutMs: config.proxy.timeout,
+          logger,
+        })
+      : undefined;
+  const busLogger = logger.child({ component: 'bus' });
+  const placeholderId = 'pending';
+  const bus = await createBus(config, placeholderId, busLogger);
+  const node = new Node({ config, broker: bus.broker, presence: bus.presence, tokens, logger, version: VERSION, ...(proxy ? { rpc: proxy } : {}) });
+  await node.start();
+  logger.info(bus.description);
+
+  const websocket = new WebSocketEndpoint({ node, logger });
+  const sse = new SseEndpoint(node, logger);
+  const api = new ServerApi(node);
+  const app = Fastify({
+    loggerInstance: logger.child({ component: 'http' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.client.max_publication_bytes * 2 + 64 * 1024,
+    // Slow or hostile HTTP clients must not hold sockets forever.
+    requestTimeout: 30_000,
+    connectionTimeout: 0,
+  });
+  registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  logger.info(
+    {
+      websocket: `ws://${shown}:${port}/connection/websocket`,
+      sse: `http://${shown}:${port}/sse?channel=<channel>`,
+      api: `http://${shown}:${port}/api/<method>`,
+      health: `http://${shown}:${port}/healthz`,
+    },
+    `Relais ${VERSION} listening on ${config.host}:${port}`,
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    node,
+    port,
+    host: config.host,
+    logger,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        app.server.close();
+        sse.closeAll();
+        await node.shutdown(Disconnects.shutdown);
+        websocket.close();
+        // Let the close frames and flushed writes leave before the process exits.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await app.close();
+      })();
+      return closing;
+    },
+  };
+}

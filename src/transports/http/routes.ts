@@ -1,0 +1,114 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { RelaisError, toRelaisError } from '../../core/errors.js';
+import type { Node } from '../../core/node.js';
+import { errorBody, toWireJson, type ServerApi } from '../../server/api.js';
+import type { SseEndpoint } from '../sse/handler_sse.js';
+import type { WebSocketEndpoint } from '../websocket/handler_websocket.js';
+
+export interface HttpRoutesOptions {
+  readonly node: Node;
+  readonly api: ServerApi;
+  readonly sse: SseEndpoint;
+  readonly websocket: WebSocketEndpoint;
+  readonly apiKey: string;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Reads the API key from `X-API-Key` or `Authorization: apikey <key>`. */
+function presentedKey(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key'];
+  if (typeof header === 'string') return header;
+  const auth = request.headers.authorization;
+  if (auth?.toLowerCase().startsWith('apikey ')) return auth.slice(7).trim();
+  return undefined;
+}
+
+function sendError(reply: FastifyReply, err: RelaisError): FastifyReply {
+  return reply.code(err.httpStatus).type('application/json').send(JSON.stringify({ error: errorBody(err) }));
+}
+
+function bearer(request: FastifyRequest): string | undefined {
+  const auth = request.headers.authorization;
+  if (auth?.toLowerCase().startsWith('bearer ')) return auth.slice(7).trim();
+  return undefined;
+}
+
+function list(value: unknown): string[] {
+  if (value === undefined) return [];
+  const values = Array.isArray(value) ? value : [value];
+  return values.filter((v): v is string => typeof v === 'string').flatMap((v) => v.split(',')).filter((v) => v !== '');
+}
+
+/** HTTP routes: health, server API, SSE, and the WebSocket upgrade. */
+export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>, options: HttpRoutesOptions): void {
+  const { node, api, sse, websocket } = options;
+  const expectedKey = digest(options.apiKey);
+
+  // Any body is JSON: server SDKs and curl do not always say so.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, {});
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new RelaisError('BAD_REQUEST', 'request body is not valid JSON'), undefined);
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError | RelaisError, _request, reply) => {
+    if (error instanceof RelaisError) return sendError(reply, error);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, new RelaisError('LIMIT_EXCEEDED', 'request body too large'));
+    if (error.statusCode !== undefined && error.statusCode < 500) return sendError(reply, new RelaisError('BAD_REQUEST', error.message));
+    node.logger.error({ err: error }, 'http request failed');
+    return sendError(reply, toRelaisError(error));
+  });
+
+  app.setNotFoundHandler((request, reply) => sendError(reply, new RelaisError('METHOD_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`)));
+
+  app.get('/healthz', (_request, reply) => reply.type('application/json').send('{"status":"ok"}'));
+
+  app.post<{ Params: { method: string } }>('/api/:method', async (request, reply) => {
+    const key = presentedKey(request);
+    if (key === undefined || !timingSafeEqual(digest(key), expectedKey)) {
+      return sendError(reply, new RelaisError('UNAUTHORIZED', 'missing or wrong API key (header X-API-Key)'));
+    }
+    try {
+      const result = await api.call(request.params.method, request.body);
+      return reply.type('application/json').send(`{"result":${toWireJson(result)}}`);
+    } catch (err) {
+      const error = toRelaisError(err);
+      if (error.code === 'INTERNAL') node.logger.error({ err, method: request.params.method }, 'api call failed');
+      return sendError(reply, error);
+    }
+  });
+
+  app.get<{ Querystring: Record<string, unknown> }>('/sse', async (request, reply) => {
+    const token = bearer(request) ?? (typeof request.query['token'] === 'string' ? request.query['token'] : undefined);
+    const header = request.headers['last-event-id'];
+    const lastEventId =
+      typeof header === 'string' ? header : typeof request.query['last_event_id'] === 'string' ? request.query['last_event_id'] : undefined;
+    const sseRequest = { channels: list(request.query['channel']), token, lastEventId };
+    const { channels, patterns } = await sse.authorize(sseRequest);
+    reply.hijack();
+    await sse.open(reply.raw, sseRequest, channels, patterns);
+  });
+
+  app.server.on('upgrade', (request, socket, head: Buffer) => {
+    const path = (request.url ?? '').split('?')[0];
+    if (path === '/connection/websocket') {
+      websocket.handleUpgrade(request, socket, head);
+      return;
+    }
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+  });
+}
