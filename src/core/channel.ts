@@ -90,6 +90,7 @@ export class ChannelResolver {
 
   private lookup(name: string): ResolvedChannel {
     const colon = name.indexOf(':');
+    if (colon === 0) throw new RelaisError('CHANNEL_INVALID', 'channel name starts with ":" (empty namespace)');
     const namespace = colon > 0 ? name.slice(0, colon) : '';
     const rest = colon > 0 ? name.slice(colon + 1) : name;
     if (rest === '') throw new RelaisError('CHANNEL_INVALID', 'channel name is empty after its namespace');

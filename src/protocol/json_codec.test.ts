@@ -1,0 +1,67 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RawJson, decodeLine, encodePublicationPush, splitFrame, toWireJson } from './json_codec.js';
+
+describe('decodeLine', () => {
+  it('decodes each command with its fields', () => {
+    expect(decodeLine('{"id":1,"connect":{"token":"t","name":"js"}}')).toEqual({
+      kind: 'command',
+      command: { id: 1, method: 'connect', request: { token: 't', name: 'js' } },
+    });
+    expect(decodeLine('{"id":2,"subscribe":{"channel":"chat:a","recover":true,"offset":"12","epoch":"e","flag":3}}')).toEqual({
+      kind: 'command',
+      command: { id: 2, method: 'subscribe', request: { channel: 'chat:a', recover: true, offset: 12, epoch: 'e', flag: 3 } },
+    });
+    expect(decodeLine('{"id":3,"history":{"channel":"c","limit":5,"since":{"offset":1,"epoch":"e"},"reverse":true}}')).toMatchObject({
+      kind: 'command',
+      command: { method: 'history', request: { channel: 'c', limit: 5, since: { offset: 1, epoch: 'e' }, reverse: true } },
+    });
+    expect(decodeLine('{"send":{"data":{"x":1}}}')).toMatchObject({ kind: 'command', command: { id: 0, method: 'send' } });
+  });
+
+  it('reads {} as the pong to a server ping', () => {
+    expect(decodeLine('{}')).toEqual({ kind: 'command', command: { id: 0, method: 'pong', request: {} } });
+  });
+
+  it('answers wrong field types and unknown commands with an error for their id', () => {
+    expect(decodeLine('{"id":4,"subscribe":{"channel":5}}')).toMatchObject({ kind: 'invalid', id: 4, code: 'bad_request' });
+    expect(decodeLine('{"id":5,"subscribe":{"channel":"a","offset":-1}}')).toMatchObject({ kind: 'invalid', code: 'bad_request' });
+    expect(decodeLine('{"id":6,"publish":{"channel":"a"}}')).toMatchObject({ kind: 'invalid', code: 'bad_request' });
+    expect(decodeLine('{"id":7,"teleport":{}}')).toMatchObject({ kind: 'invalid', id: 7, code: 'method_not_found' });
+    expect(decodeLine('{"id":8,"publish":{"channel":"a","data":1},"subscribe":{"channel":"b"}}')).toMatchObject({
+      kind: 'invalid',
+      code: 'bad_request',
+    });
+  });
+
+  it('calls unanswerable lines malformed', () => {
+    for (const line of ['not json', '[1,2]', '"s"', '{"id":-1,"ping":{}}', '{"id":1.5,"ping":{}}', '{"id":"1","ping":{}}', '{"subscribe":{"channel":"a"}}']) {
+      expect(decodeLine(line).kind, line).toBe('malformed');
+    }
+  });
+
+  it('never throws, whatever the line', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify({ id: 1, subscribe: v }))), (line) => {
+        const decoded = decodeLine(line);
+        expect(['command', 'invalid', 'malformed']).toContain(decoded.kind);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('frames', () => {
+  it('splits frames on newlines and skips blank lines', () => {
+    expect(splitFrame('{"id":1}\n\n{"id":2}\n')).toEqual(['{"id":1}', '{"id":2}']);
+    expect(splitFrame('  ')).toEqual([]);
+  });
+
+  it('embeds raw JSON verbatim', () => {
+    expect(toWireJson({ a: new RawJson('{"x":[1,2]}'), b: undefined, c: [1, 'two'] })).toBe('{"a":{"x":[1,2]},"c":[1,"two"]}');
+    const push = encodePublicationPush('chat:a', { data: '{"t":"é"}', offset: 3, info: { user: 'u', client: 'c', connInfo: '{"n":1}' } });
+    expect(JSON.parse(push)).toEqual({
+      push: { channel: 'chat:a', pub: { data: { t: 'é' }, offset: 3, info: { user: 'u', client: 'c', conn_info: { n: 1 } } } },
+    });
+  });
+});
