@@ -57,7 +57,7 @@ describe('centrifuge SDK against Relais', () => {
     expect(got?.offset).toBe(1);
 
     const history = await subB.history({ limit: 10 });
-    expect(history.publications.map((p) => p.data)).toEqual([{ text: 'Hello everyone!' }]);
+    expect(history.publications.map((p): unknown => p.data)).toEqual([{ text: 'Hello everyone!' }]);
     expect(history.offset).toBe(1);
     expect(history.epoch).not.toBe('');
 
