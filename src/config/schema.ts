@@ -31,6 +31,14 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
 export const accessRule = z.enum(['anonymous', 'authenticated', 'owner', 'token', 'server-only']);
 export type AccessRule = z.infer<typeof accessRule>;
 
+/** A token bucket: `burst` commands at once, refilled at `per_second`; per_second 0 turns it off. */
+export const rateLimit = z
+  .object({
+    burst: z.number().int().min(1).max(1_000_000),
+    per_second: z.number().min(0).max(1_000_000),
+  })
+  .strict();
+
 export const namespaceOptions = z
   .object({
     /** Publications kept per channel; 0 keeps none (no offsets, no recovery). */
@@ -56,6 +64,8 @@ export const namespaceOptions = z
     allow_presence: z.boolean().default(false),
     /** SSE streams may subscribe with a glob pattern (`room:*`) in this namespace. */
     allow_wildcard: z.boolean().default(false),
+    /** Per-connection limit on publishing into this namespace, on top of the global ones. */
+    rate_limit: rateLimit.optional(),
   })
   .strict();
 
@@ -110,6 +120,8 @@ export const relaisConfig = z
         max_queue_bytes: z.number().int().min(1024).default(4 * 1024 * 1024),
         history_max_limit: z.number().int().min(1).max(100_000).default(1000),
         presence_max_size: z.number().int().min(1).max(1_000_000).default(10_000),
+        /** Connections one user may hold open (cluster-wide with a bus); 0: no limit. */
+        max_connections_per_user: z.number().int().min(0).default(100),
       })
       .strict()
       .prefault({}),
@@ -117,6 +129,22 @@ export const relaisConfig = z
       .object({
         heartbeat_interval: duration.prefault('20s'),
         max_channels: z.number().int().min(1).max(10_000).default(64),
+        /** SSE streams one user may hold open on a node; 0: no limit. */
+        max_streams_per_user: z.number().int().min(0).default(10),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Token buckets on message commands (publish, history, presence, rpc, send): per
+     * connection and per user (seed 000: burst 30, 10/s), and per API key (off by default).
+     * `disconnect_after` refusals in a row end the connection (3013 too many requests).
+     */
+    rate_limit: z
+      .object({
+        connection: rateLimit.prefault({ burst: 30, per_second: 10 }),
+        user: rateLimit.prefault({ burst: 30, per_second: 10 }),
+        api: rateLimit.prefault({ burst: 1000, per_second: 0 }),
+        disconnect_after: z.number().int().min(1).default(50),
       })
       .strict()
       .prefault({}),

@@ -21,7 +21,9 @@ import { DisconnectError, Disconnects, RelaisError, toRelaisError, type Disconne
 import type { JsonText } from './json.js';
 import type { Node, NodeClient } from './node.js';
 import type { ClientInfo } from './publication.js';
+import { TokenBucket, type RateLimit } from './rate_limit.js';
 import { REPLIED } from './replied.js';
+import { NodeStats } from './stats.js';
 
 /** Where a client's frames go: one WebSocket connection. */
 export interface ClientTransport {
@@ -35,6 +37,8 @@ export interface ClientTransport {
 type Status = 'connecting' | 'connected' | 'closed';
 
 
+/** Commands that count against rate limits; subscriptions are bounded by max_channels_per_connection instead. */
+const RATE_LIMITED_METHODS: ReadonlySet<string> = new Set(['publish', 'history', 'presence', 'presence_stats', 'rpc', 'send']);
 /** Time a client has to refresh an expired token before it is disconnected. */
 const EXPIRY_GRACE_MS = 10_000;
 const RESOLVED = Promise.resolve();
@@ -55,6 +59,10 @@ export class Client implements NodeClient {
   private readonly connectDeadline: number;
   private nextPingAt = 0;
   private pongDeadline = 0;
+  // Created on first use: an idle connection carries no bucket.
+  private bucket: TokenBucket | undefined;
+  private namespaceBuckets: Map<string, TokenBucket> | undefined;
+  private refusals = 0;
 
   constructor(
     readonly node: Node,
@@ -62,6 +70,7 @@ export class Client implements NodeClient {
     private readonly baseLogger: Logger,
   ) {
     this.connectDeadline = Date.now() + node.config.client.connect_timeout;
+    NodeStats.inc(node.stats.activeConnections, transport.name);
   }
 
   /** Created on first use: most connections never log, and a child logger per idle connection costs memory. */
@@ -92,7 +101,8 @@ export class Client implements NodeClient {
         this.pongDeadline = 0;
         continue;
       }
-      this.chain = this.chain.then(() => this.dispatch(decoded));
+      const receivedAt = performance.now();
+      this.chain = this.chain.then(() => this.dispatch(decoded, receivedAt));
     }
   }
 
@@ -100,6 +110,7 @@ export class Client implements NodeClient {
   handleClose(): void {
     if (this.status === 'closed') return;
     this.status = 'closed';
+    NodeStats.inc(this.node.stats.disconnections, 'connection closed');
     this.cleanup();
   }
 
@@ -110,24 +121,30 @@ export class Client implements NodeClient {
   disconnect(disconnect: Disconnect): void {
     if (this.status === 'closed') return;
     this.status = 'closed';
+    NodeStats.inc(this.node.stats.disconnections, disconnect.reason);
+    if (disconnect.code === Disconnects.slow.code) this.node.stats.slowConsumerDisconnects++;
     this.transport.close(disconnect);
     this.cleanup();
   }
 
   private cleanup(): void {
+    NodeStats.inc(this.node.stats.activeConnections, this.transport.name, -1);
     this.node.unregisterClient(this);
     for (const sub of this.subscriptions.values()) sub.end();
     this.subscriptions.clear();
   }
 
-  private async dispatch(decoded: Exclude<DecodedLine, { kind: 'malformed' }>): Promise<void> {
+  private async dispatch(decoded: Exclude<DecodedLine, { kind: 'malformed' }>, receivedAt: number): Promise<void> {
     if (this.status === 'closed') return;
+    const stats = this.node.stats;
     if (decoded.kind === 'invalid') {
+      NodeStats.inc(stats.messagesIn, 'invalid');
       const err = new RelaisError(decoded.code === 'method_not_found' ? 'METHOD_NOT_FOUND' : 'BAD_REQUEST', decoded.message);
       this.replyError(decoded.id, err);
       return;
     }
     const command = decoded.command;
+    NodeStats.inc(stats.messagesIn, command.method);
     if (this.status === 'connecting' && command.method !== 'connect') {
       this.logger.info({ method: command.method }, 'command before connect');
       this.disconnect(Disconnects.badRequest);
@@ -137,9 +154,15 @@ export class Client implements NodeClient {
       this.disconnect(Disconnects.badRequest);
       return;
     }
+    if (RATE_LIMITED_METHODS.has(command.method) && !this.admit(command.method)) {
+      if (!this.closed && command.id > 0) this.replyError(command.id, new RelaisError('RATE_LIMITED'));
+      return;
+    }
     try {
       const result = await this.execute(command);
       if (result !== REPLIED && command.id > 0) this.write(encodeResult(command.id, command.method, result ?? {}));
+      NodeStats.inc(stats.messagesOut, 'reply');
+      stats.observeCommandLatency(command.method, performance.now() - receivedAt);
     } catch (err) {
       if (err instanceof DisconnectError) {
         this.disconnect(err.disconnect);
@@ -149,6 +172,43 @@ export class Client implements NodeClient {
       if (error.code === 'INTERNAL') this.logger.error({ err, method: command.method }, 'command failed');
       if (command.id > 0) this.replyError(command.id, error);
     }
+  }
+
+  /**
+   * Rate limits of message commands: the connection's bucket and its user's. Refusals in a
+   * row past `rate_limit.disconnect_after` are abuse: the connection ends (3013).
+   */
+  private admit(method: string): boolean {
+    const limits = this.node.config.rate_limit;
+    const now = Date.now();
+    let scope: string | undefined;
+    if (limits.connection.per_second > 0) {
+      this.bucket ??= new TokenBucket(limits.connection.burst, limits.connection.per_second, now);
+      if (!this.bucket.take(now)) scope = 'connection';
+    }
+    if (scope === undefined && this.user !== '' && !this.node.userBuckets.take(this.user, now)) scope = 'user';
+    if (scope === undefined) {
+      this.refusals = 0;
+      return true;
+    }
+    NodeStats.inc(this.node.stats.rateLimited, scope);
+    this.refusals++;
+    if (this.refusals > limits.disconnect_after) {
+      this.logger.warn({ method, refusals: this.refusals }, 'rate limit exceeded repeatedly: disconnecting');
+      this.disconnect(Disconnects.tooManyRequests);
+    }
+    return false;
+  }
+
+  /** A per-connection bucket for publishing into a namespace with its own rate limit. */
+  namespaceBucket(namespace: string, limit: RateLimit): TokenBucket {
+    this.namespaceBuckets ??= new Map();
+    let bucket = this.namespaceBuckets.get(namespace);
+    if (!bucket) {
+      bucket = new TokenBucket(limit.burst, limit.per_second);
+      this.namespaceBuckets.set(namespace, bucket);
+    }
+    return bucket;
   }
 
   replyError(id: number, error: RelaisError): void {
@@ -194,6 +254,11 @@ export class Client implements NodeClient {
       throw new RelaisError('UNAUTHORIZED', 'a connection token is required');
     }
     if (this.status !== 'connecting') return REPLIED;
+    const maxPerUser = this.node.config.client.max_connections_per_user;
+    if (maxPerUser > 0 && claims.user !== '' && this.node.userConnectionCount(claims.user) >= maxPerUser) {
+      this.logger.info({ user: claims.user, limit: maxPerUser }, 'connection limit of the user reached');
+      throw new DisconnectError(Disconnects.connectionLimit);
+    }
     this.user = claims.user;
     this.info = { user: claims.user, client: this.id, ...(claims.info !== undefined ? { connInfo: claims.info } : {}) };
     this.childLogger = undefined;

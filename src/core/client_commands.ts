@@ -4,6 +4,7 @@ import { assertCanPublish, assertCanSubscribe } from './access.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import type { Client } from './client.js';
 import { REPLIED } from './replied.js';
+import { NodeStats } from './stats.js';
 import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken } from './client_subscription.js';
 import { RelaisError } from './errors.js';
 import { toJsonText, type JsonText } from './json.js';
@@ -104,6 +105,11 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
 async function publish(client: Client, request: PublishRequest): Promise<unknown> {
   const channel = client.node.channels.resolvePublishTarget(request.channel);
   assertCanPublish(client.user, channel);
+  const limit = channel.options.rate_limit;
+  if (limit && limit.per_second > 0 && !client.namespaceBucket(channel.namespace, limit).take()) {
+    NodeStats.inc(client.node.stats.rateLimited, 'namespace');
+    throw new RelaisError('RATE_LIMITED', `publishing into "${channel.namespace}" too fast`);
+  }
   const data = toJsonText(request.data);
   await client.node.publish(channel, data, { info: client.info });
   return {};

@@ -15,6 +15,7 @@ import type { FrameCache } from './hub.js';
 import type { JsonText } from './json.js';
 import type { JoinResult } from './node.js';
 import type { ClientInfo, Publication } from './publication.js';
+import { NodeStats } from './stats.js';
 import { StreamSubscriber } from './stream_subscriber.js';
 
 // Stable encoders: the hub's FrameCache encodes each event once per node with them.
@@ -88,14 +89,17 @@ export class ClientSubscription extends StreamSubscriber {
   }
 
   protected deliverPublication(frames: FrameCache<Publication>): void {
+    this.client.node.stats.publicationsDelivered++;
     this.out(frames.get(pubPush));
   }
 
   protected deliverJoin(frames: FrameCache<ClientInfo>): void {
+    NodeStats.inc(this.client.node.stats.messagesOut, 'join');
     this.out(frames.get(joinPush));
   }
 
   protected deliverLeave(frames: FrameCache<ClientInfo>): void {
+    NodeStats.inc(this.client.node.stats.messagesOut, 'leave');
     this.out(frames.get(leavePush));
   }
 

@@ -19,7 +19,9 @@ import { Hub, type ChannelSubscriber } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
 import { mergeRecovery } from './recovery.js';
+import { KeyedBuckets } from './rate_limit.js';
 import type { RpcHandler } from './rpc.js';
+import { NodeStats } from './stats.js';
 import type { StreamSubscriber } from './stream_subscriber.js';
 
 /** What the node needs of a connected client to apply cluster-wide commands to it. */
@@ -98,6 +100,8 @@ export class Node implements BrokerEventHandler {
   readonly logger: Logger;
   readonly version: string;
   readonly rpc: RpcHandler | undefined;
+  readonly stats = new NodeStats();
+  readonly userBuckets: KeyedBuckets;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
   private readonly users = new Map<string, Set<NodeClient>>();
@@ -118,6 +122,7 @@ export class Node implements BrokerEventHandler {
     this.rpc = deps.rpc;
     this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
     this.channels = new ChannelResolver(deps.config);
+    this.userBuckets = new KeyedBuckets(deps.config.rate_limit.user);
   }
 
   async start(): Promise<void> {
@@ -163,6 +168,11 @@ export class Node implements BrokerEventHandler {
       set.delete(client);
       if (set.size === 0) this.users.delete(client.user);
     }
+  }
+
+  /** Connections of a user on this node. */
+  userConnectionCount(user: string): number {
+    return this.users.get(user)?.size ?? 0;
   }
 
   get clientCount(): number {
@@ -273,8 +283,9 @@ export class Node implements BrokerEventHandler {
     }
     const options = channel.options;
     const history = keepsHistory(options) && !input.skipHistory;
+    const started = performance.now();
     try {
-      return await this.broker.publish(channel.name, data, {
+      const position = await this.broker.publish(channel.name, data, {
         historySize: history ? options.history_size : 0,
         historyTtlMs: history ? options.history_ttl : 0,
         historyMetaTtlMs: options.history_meta_ttl,
@@ -284,7 +295,10 @@ export class Node implements BrokerEventHandler {
           ? { idempotencyKey: input.idempotencyKey, idempotentResultTtlMs: this.config.idempotency_ttl }
           : {}),
       });
+      this.stats.observePublishLatency(performance.now() - started);
+      return position;
     } catch (err) {
+      NodeStats.inc(this.stats.brokerErrors, 'publish');
       if (err instanceof RelaisError) throw err;
       throw new RelaisError('BROKER_UNAVAILABLE', 'publication not accepted by the message bus, retry', { cause: err });
     }
@@ -307,6 +321,7 @@ export class Node implements BrokerEventHandler {
     try {
       return await this.broker.history(channel, query);
     } catch (err) {
+      NodeStats.inc(this.stats.brokerErrors, 'history');
       throw new RelaisError('BROKER_UNAVAILABLE', 'history unavailable on the message bus, retry', { cause: err });
     }
   }
@@ -347,6 +362,7 @@ export class Node implements BrokerEventHandler {
     try {
       return await op();
     } catch (err) {
+      NodeStats.inc(this.stats.brokerErrors, what);
       if (err instanceof RelaisError) throw err;
       throw new RelaisError('BROKER_UNAVAILABLE', `${what} unavailable on the message bus, retry`, { cause: err });
     }
