@@ -148,6 +148,14 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
+    /** Guards bus publishes (seed 000): failures in a row that open it, and how long it stays open. */
+    circuit_breaker: z
+      .object({
+        failure_threshold: z.number().int().min(1).default(5),
+        open_duration: duration.prefault('30s'),
+      })
+      .strict()
+      .prefault({}),
     /** How long a publish idempotency key is remembered. */
     idempotency_ttl: duration.prefault('5m'),
     proxy: z

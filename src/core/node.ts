@@ -10,9 +10,11 @@ import type {
   NodeInfo,
   PresenceManager,
   PresenceStats,
+  PublishOptions,
 } from '../brokers/broker.js';
 import type { RelaisConfig } from '../config/schema.js';
 import type { TokenVerifier } from './auth.js';
+import { CircuitBreaker } from './circuit_breaker.js';
 import { ChannelResolver, compileGlob, keepsHistory, type ResolvedChannel } from './channel.js';
 import { RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber } from './hub.js';
@@ -102,6 +104,7 @@ export class Node implements BrokerEventHandler {
   readonly rpc: RpcHandler | undefined;
   readonly stats = new NodeStats();
   readonly userBuckets: KeyedBuckets;
+  readonly breaker: CircuitBreaker;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
   private readonly users = new Map<string, Set<NodeClient>>();
@@ -123,6 +126,12 @@ export class Node implements BrokerEventHandler {
     this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
     this.channels = new ChannelResolver(deps.config);
     this.userBuckets = new KeyedBuckets(deps.config.rate_limit.user);
+    this.breaker = new CircuitBreaker({
+      failureThreshold: deps.config.circuit_breaker.failure_threshold,
+      openMs: deps.config.circuit_breaker.open_duration,
+      onStateChange: (state) =>
+        state === 'closed' ? this.logger.info('message bus circuit closed: publishing again') : this.logger.warn({ state }, 'message bus circuit breaker'),
+    });
   }
 
   async start(): Promise<void> {
@@ -283,18 +292,19 @@ export class Node implements BrokerEventHandler {
     }
     const options = channel.options;
     const history = keepsHistory(options) && !input.skipHistory;
+    const publishOptions: PublishOptions = {
+      historySize: history ? options.history_size : 0,
+      historyTtlMs: history ? options.history_ttl : 0,
+      historyMetaTtlMs: options.history_meta_ttl,
+      ...(input.info ? { info: input.info } : {}),
+      ...(input.tags ? { tags: input.tags } : {}),
+      ...(input.idempotencyKey !== undefined
+        ? { idempotencyKey: input.idempotencyKey, idempotentResultTtlMs: this.config.idempotency_ttl }
+        : {}),
+    };
     const started = performance.now();
     try {
-      const position = await this.broker.publish(channel.name, data, {
-        historySize: history ? options.history_size : 0,
-        historyTtlMs: history ? options.history_ttl : 0,
-        historyMetaTtlMs: options.history_meta_ttl,
-        ...(input.info ? { info: input.info } : {}),
-        ...(input.tags ? { tags: input.tags } : {}),
-        ...(input.idempotencyKey !== undefined
-          ? { idempotencyKey: input.idempotencyKey, idempotentResultTtlMs: this.config.idempotency_ttl }
-          : {}),
-      });
+      const position = await this.breaker.run(() => this.broker.publish(channel.name, data, publishOptions));
       this.stats.observePublishLatency(performance.now() - started);
       return position;
     } catch (err) {
