@@ -106,6 +106,11 @@ export class Client implements NodeClient {
     }
   }
 
+  /** Resolves once every command received so far has been handled. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
   /** The transport closed (either side). */
   handleClose(): void {
     if (this.status === 'closed') return;
