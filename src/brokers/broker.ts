@@ -123,6 +123,9 @@ export interface Broker {
   /** Channels with a stream (publications or position), for glob recovery of SSE streams. */
   streamChannels(pattern: string): Promise<string[]>;
 
+  /** Checks the bus answers (readiness probe); absent for the memory broker. */
+  ping?(): Promise<void>;
+
   /** Stops delivering events and releases connections. */
   close(): Promise<void>;
 }

@@ -4,12 +4,14 @@ import type { LoadedConfig } from '../config/load.js';
 import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { registerRoutes } from '../transports/http/routes.js';
+import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
 import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js';
 import { VERSION } from '../version.js';
 import { ServerApi } from './api.js';
 import { JwtVerifier } from './auth_jwt.js';
 import { createBus } from './bus.js';
+import { createMetrics } from './metrics.js';
 import { HttpProxy } from './proxy.js';
 
 export interface RunningServer {
@@ -63,6 +65,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     requestTimeout: 30_000,
     connectionTimeout: 0,
   });
+  const metrics = createMetrics({
+    node,
+    sseStreams: () => sse.streamCount,
+    circuitState: () => ({ closed: 0, 'half-open': 1, open: 2 })[node.breaker.current],
+  });
+  registerOpsRoutes(app, { node, metrics });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
