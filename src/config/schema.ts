@@ -125,6 +125,19 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
+    /** HTTP server guards against slow and oversized requests (slowloris, header floods). */
+    http: z
+      .object({
+        /** Time to receive a request's headers. */
+        headers_timeout: duration.prefault('10s'),
+        /** Time to receive a whole request (not SSE or WebSocket streams, which outlive it). */
+        request_timeout: duration.prefault('30s'),
+        keep_alive_timeout: duration.prefault('5s'),
+        /** Largest request head (request line and headers), bytes; larger gets 431. */
+        max_header_bytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+      })
+      .strict()
+      .prefault({}),
     sse: z
       .object({
         heartbeat_interval: duration.prefault('20s'),

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import Fastify, { LogController } from 'fastify';
 import { pino, type Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
@@ -61,9 +62,19 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     loggerInstance: logger.child({ component: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.client.max_publication_bytes * 2 + 64 * 1024,
-    // Slow or hostile HTTP clients must not hold sockets forever.
-    requestTimeout: 30_000,
-    connectionTimeout: 0,
+    // Slow or hostile HTTP clients must not hold sockets: headers and requests have deadlines,
+    // checked every second rather than Node's default 30 s.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          headersTimeout: config.http.headers_timeout,
+          requestTimeout: config.http.request_timeout,
+          keepAliveTimeout: config.http.keep_alive_timeout,
+          maxHeaderSize: config.http.max_header_bytes,
+          connectionsCheckingInterval: 1000,
+        },
+        handler,
+      ),
   });
   const metrics = createMetrics({
     node,
