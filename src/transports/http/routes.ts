@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { RelaisError, toRelaisError } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { errorBody, toWireJson, type ServerApi } from '../../server/api.js';
+import { isOriginAllowed } from '../origin.js';
 import type { SseEndpoint } from '../sse/handler_sse.js';
 import type { WebSocketEndpoint } from '../websocket/handler_websocket.js';
 
@@ -39,10 +40,11 @@ function bearer(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** A repeated query parameter. Each value is one name: commas are channel characters, not separators. */
 function list(value: unknown): string[] {
   if (value === undefined) return [];
   const values = Array.isArray(value) ? value : [value];
-  return values.filter((v): v is string => typeof v === 'string').flatMap((v) => v.split(',')).filter((v) => v !== '');
+  return values.filter((v): v is string => typeof v === 'string' && v !== '');
 }
 
 /** HTTP routes: health, server API, SSE, and the WebSocket upgrade. */
@@ -97,10 +99,18 @@ export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, Ser
     const header = request.headers['last-event-id'];
     const lastEventId =
       typeof header === 'string' ? header : typeof request.query['last_event_id'] === 'string' ? request.query['last_event_id'] : undefined;
+    // Browsers send Origin on cross-site EventSource requests: the same rule as WebSocket.
+    const origin = request.headers.origin;
+    if (!isOriginAllowed(origin, node.config.allowed_origins)) throw new RelaisError('FORBIDDEN', 'origin not allowed');
     const sseRequest = { channels: list(request.query['channel']), token, lastEventId };
-    const { channels, patterns } = await sse.authorize(sseRequest);
+    const grant = await sse.authorize(sseRequest);
     reply.hijack();
-    await sse.open(reply.raw, sseRequest, channels, patterns);
+    if (origin !== undefined) {
+      // CORS: without it the browser does not hand the stream to the page.
+      reply.raw.setHeader('Access-Control-Allow-Origin', origin);
+      reply.raw.setHeader('Vary', 'Origin');
+    }
+    await sse.open(reply.raw, sseRequest, grant);
   });
 
   app.server.on('upgrade', (request, socket, head: Buffer) => {

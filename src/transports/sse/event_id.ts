@@ -28,18 +28,27 @@ export function decodeEventId(id: string | undefined): StreamCursor | undefined 
   if (id === undefined || id === '' || id.length > MAX_EVENT_ID_LENGTH) return undefined;
   const [version, timeText, list, ...rest] = id.split(';');
   if (version !== VERSION || timeText === undefined || list === undefined || rest.length > 0) return undefined;
-  if (!/^\d{1,16}$/.test(timeText)) return undefined;
+  const time = safeInteger(timeText);
+  if (time === undefined) return undefined;
   const positions = new Map<string, StreamPosition>();
   if (list !== '') {
     for (const entry of list.split(',')) {
-      const match = /^([^=]+)=([^.]*)\.(\d{1,16})$/.exec(entry);
-      if (!match) return undefined;
+      // The epoch runs to the last '.': encodeURIComponent leaves dots in it, offsets have none.
+      const match = /^([^=]+)=(.*)\.(\d{1,16})$/.exec(entry);
+      const offset = safeInteger(match?.[3]);
+      if (!match || offset === undefined) return undefined;
       try {
-        positions.set(decodeURIComponent(match[1] ?? ''), { epoch: decodeURIComponent(match[2] ?? ''), offset: Number(match[3]) });
+        positions.set(decodeURIComponent(match[1] ?? ''), { epoch: decodeURIComponent(match[2] ?? ''), offset });
       } catch {
         return undefined;
       }
     }
   }
-  return { time: Number(timeText), positions };
+  return { time, positions };
+}
+
+function safeInteger(text: string | undefined): number | undefined {
+  if (text === undefined || !/^\d{1,16}$/.test(text)) return undefined;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : undefined;
 }

@@ -3,11 +3,13 @@ import type { Logger } from 'pino';
 import { encodeClientInfo } from '../../protocol/json_codec.js';
 import { assertCanSubscribe, passesRule } from '../../core/access.js';
 import { TokenError } from '../../core/auth.js';
+import type { NamespaceOptions } from '../../config/schema.js';
 import { isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
 import type { FrameCache } from '../../core/hub.js';
 import type { Node } from '../../core/node.js';
 import type { ClientInfo, Publication, StreamPosition } from '../../core/publication.js';
+import { mergeRecovery } from '../../core/recovery.js';
 import { StreamSubscriber } from '../../core/stream_subscriber.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
 import { decodeEventId, encodeEventId, type StreamCursor } from './event_id.js';
@@ -33,6 +35,15 @@ export interface SseRequest {
   readonly lastEventId: string | undefined;
 }
 
+/** What an authorized request may stream, and until when. */
+export interface SseGrant {
+  readonly user: string;
+  /** Unix ms when the token expires and the stream ends; undefined when it never does. */
+  readonly expiresAt: number | undefined;
+  readonly channels: readonly ResolvedChannel[];
+  readonly patterns: readonly ResolvedPattern[];
+}
+
 /** Pattern channels remembered in event ids beyond the exact ones; older ones fall back to the time rule. */
 const MAX_PATTERN_POSITIONS = 64;
 
@@ -40,7 +51,14 @@ const MAX_PATTERN_POSITIONS = 64;
 class SseStream implements Flushable {
   readonly positions = new Map<string, StreamPosition>();
   private readonly exact = new Set<string>();
-  private lastTime = Date.now();
+  /**
+   * The time written in ids: every publication of a glob's channel at or after it that is
+   * not listed in the id still has to be delivered. It stays at the resumed id's time while
+   * the stream joins its channels, since replays do not come in time order.
+   */
+  private lastTime: number;
+  private newestTime = 0;
+  private joining = true;
   private queue: string[] = [];
   private closed = false;
   private readonly cleanups: (() => void)[] = [];
@@ -49,7 +67,10 @@ class SseStream implements Flushable {
     private readonly res: ServerResponse,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
-  ) {}
+    startTime: number,
+  ) {
+    this.lastTime = startTime;
+  }
 
   get isClosed(): boolean {
     return this.closed;
@@ -77,8 +98,15 @@ class SseStream implements Flushable {
       if (known && known.epoch === pub.epoch && pub.offset <= known.offset) return;
       this.setPosition(channel, { offset: pub.offset, epoch: pub.epoch });
     }
-    if (pub.time > this.lastTime) this.lastTime = pub.time;
+    if (pub.time > this.newestTime) this.newestTime = pub.time;
+    if (!this.joining && pub.time > this.lastTime) this.lastTime = pub.time;
     this.enqueue(`id: ${encodeEventId(this.lastTime, this.positions)}\n${dataField(data)}\n`);
+  }
+
+  /** Every channel and glob has joined: whatever came before the newest publication was delivered. */
+  joined(): void {
+    this.joining = false;
+    if (this.newestTime > this.lastTime) this.lastTime = this.newestTime;
   }
 
   setPosition(channel: string, position: StreamPosition): void {
@@ -139,6 +167,9 @@ class SseChannelSubscription extends StreamSubscriber {
   }
 }
 
+/** Longest delay setTimeout honours; a later expiry is checked again after it. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /**
  * `GET /sse`: a unidirectional stream of the publications of one or more channels or
  * globs, resumable through Last-Event-ID on any node.
@@ -163,11 +194,14 @@ export class SseEndpoint {
   }
 
   /** Checks the request; throws RelaisError before anything is written. */
-  async authorize(request: SseRequest): Promise<{ user: string; channels: ResolvedChannel[]; patterns: ResolvedPattern[] }> {
+  async authorize(request: SseRequest): Promise<SseGrant> {
     let user = '';
+    let expiresAt: number | undefined;
     if (request.token) {
       try {
-        user = (await this.node.tokens.verifyConnection(request.token)).user;
+        const claims = await this.node.tokens.verifyConnection(request.token);
+        user = claims.user;
+        expiresAt = claims.expiresAt;
       } catch (err) {
         if (err instanceof TokenError && err.reason === 'expired') throw new RelaisError('TOKEN_EXPIRED');
         throw new RelaisError('UNAUTHORIZED', 'invalid token', { cause: err });
@@ -195,12 +229,15 @@ export class SseEndpoint {
         channels.push(channel);
       }
     }
-    return { user, channels, patterns };
+    return { user, expiresAt, channels, patterns };
   }
 
   /** Opens the stream on an authorized request. Resolves once it is live. */
-  async open(res: ServerResponse, request: SseRequest, channels: ResolvedChannel[], patterns: ResolvedPattern[]): Promise<void> {
-    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes);
+  async open(res: ServerResponse, request: SseRequest, grant: SseGrant): Promise<void> {
+    const decoded = decodeEventId(request.lastEventId);
+    // A time ahead of this clock would hide the next publications of every new glob channel.
+    const cursor = decoded && { time: Math.min(decoded.time, Date.now()), positions: decoded.positions };
+    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now());
     this.streams.add(stream);
     stream.onClose(() => this.streams.delete(stream));
     res.on('close', () => stream.close());
@@ -211,11 +248,16 @@ export class SseEndpoint {
       'X-Accel-Buffering': 'no',
     });
     res.write(': relais\nretry: 2000\n\n');
-    const cursor = decodeEventId(request.lastEventId);
-    for (const channel of channels) stream.markExact(channel.name);
+    if (grant.expiresAt !== undefined) this.endAtExpiry(stream, grant.expiresAt);
+    for (const channel of grant.channels) stream.markExact(channel.name);
+    // Ids written while the channels join must still carry the resumed position of those
+    // not joined yet: a client cut off then would otherwise resume them from scratch.
+    const resumed = cursor ? this.resumablePositions(cursor.positions, grant) : new Map<string, StreamPosition>();
+    for (const [name, position] of resumed) stream.setPosition(name, position);
     try {
-      for (const channel of channels) await this.joinChannel(stream, channel, cursor);
-      for (const pattern of patterns) await this.joinPattern(stream, pattern, cursor);
+      for (const channel of grant.channels) await this.joinChannel(stream, channel, resumed.get(channel.name));
+      for (const pattern of grant.patterns) await this.joinPattern(stream, pattern, cursor && { time: cursor.time, positions: resumed });
+      stream.joined();
     } catch (err) {
       this.logger.warn({ err }, 'sse stream could not join its channels');
       stream.named('error', { message: err instanceof Error ? err.message : 'subscribe failed' });
@@ -223,10 +265,54 @@ export class SseEndpoint {
     }
   }
 
-  private async joinChannel(stream: SseStream, channel: ResolvedChannel, cursor: StreamCursor | undefined): Promise<void> {
+  /**
+   * The positions of a Last-Event-ID this stream can use: its exact channels, and channels
+   * of its globs — valid names only, and no more than a stream of ours ever lists.
+   */
+  private resumablePositions(positions: ReadonlyMap<string, StreamPosition>, grant: SseGrant): Map<string, StreamPosition> {
+    const out = new Map<string, StreamPosition>();
+    const exact = new Set(grant.channels.map((c) => c.name));
+    let fromPatterns = 0;
+    for (const [name, position] of positions) {
+      if (exact.has(name)) {
+        out.set(name, position);
+      } else if (fromPatterns < MAX_PATTERN_POSITIONS && grant.patterns.some((p) => p.matcher(name)) && this.isChannelName(name)) {
+        out.set(name, position);
+        fromPatterns++;
+      }
+    }
+    return out;
+  }
+
+  private isChannelName(name: string): boolean {
+    try {
+      this.node.channels.resolve(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A stream lives as long as its token: then it ends, and a reconnection needs a fresh token. */
+  private endAtExpiry(stream: SseStream, expiresAt: number): void {
+    let timer: NodeJS.Timeout | undefined;
+    const check = (): void => {
+      const left = expiresAt - Date.now();
+      if (left > 0) {
+        timer = setTimeout(check, Math.min(left, MAX_TIMER_MS));
+        timer.unref();
+        return;
+      }
+      stream.named('expired', { reason: 'token expired' });
+      stream.close();
+    };
+    check();
+    stream.onClose(() => clearTimeout(timer));
+  }
+
+  private async joinChannel(stream: SseStream, channel: ResolvedChannel, since: StreamPosition | undefined): Promise<void> {
     if (stream.isClosed) return;
     const sub = new SseChannelSubscription(stream);
-    const since = cursor?.positions.get(channel.name);
     const recover = keepsHistory(channel.options) && since !== undefined;
     await this.node.joinStream(channel, sub, { recover, ...(since ? { since } : {}) }, (result) => {
       if (result.position) {
@@ -245,33 +331,59 @@ export class SseEndpoint {
     stream.onClose(() => this.node.detach(channel.name, sub));
   }
 
+  /**
+   * Joins a glob. On a resume, each of its channels replays from its position in the id, or,
+   * for channels the id does not list (no event before it), from the id's time. A channel
+   * whose history no longer holds all it missed replays nothing and gets `unrecovered`, as an
+   * exact channel gets `recovered: false`: never a partial replay.
+   */
   private async joinPattern(stream: SseStream, pattern: ResolvedPattern, cursor: StreamCursor | undefined): Promise<void> {
     if (stream.isClosed) return;
     const sub = new SseChannelSubscription(stream);
     this.node.attachPattern(pattern.pattern, sub);
     stream.onClose(() => this.node.detachPattern(pattern.pattern, sub));
-    const replay: { channel: string; pubs: readonly Publication[] }[] = [];
+    const replay: { channel: string; replay: GlobReplay }[] = [];
     if (cursor && keepsHistory(pattern.options)) {
       const names = new Set(await this.node.broker.streamChannels(pattern.pattern));
       for (const name of cursor.positions.keys()) if (pattern.matcher(name)) names.add(name);
-      const limit = pattern.options.recovery_max_publications;
       for (const name of names) {
-        const channel = this.node.channels.resolve(name);
+        if (!this.isChannelName(name)) continue;
         const since = cursor.positions.get(name);
-        const history = await this.node.history(channel, since ? { since, limit } : { limit });
-        const pubs = since ? history.publications : history.publications.filter((p) => p.time >= cursor.time);
-        replay.push({ channel: name, pubs });
-        if (since && history.position.epoch !== since.epoch) stream.named('unrecovered', { channel: name, reason: 'history lost' });
+        replay.push({ channel: name, replay: await this.readGlobReplay(this.node.channels.resolve(name), since, cursor.time) });
       }
     }
     // Nothing awaits from here: replay, then what arrived meanwhile (duplicates skipped by offset).
-    for (const { channel, pubs } of replay) {
-      const since = cursor?.positions.get(channel);
-      if (since) stream.setPosition(channel, since);
-      for (const pub of pubs) stream.publication(channel, pub, sseEventData(channel, pub));
+    for (const { channel, replay: r } of replay) {
+      if (r.unrecovered) {
+        stream.named('unrecovered', { channel, reason: r.unrecovered });
+        stream.setPosition(channel, r.position);
+        continue;
+      }
+      if (r.since) stream.setPosition(channel, r.since);
+      for (const pub of r.publications) stream.publication(channel, pub, sseEventData(channel, pub));
     }
     stream.named('subscribed', { pattern: pattern.pattern, was_recovering: cursor !== undefined });
     for (const frames of sub.goLive()) stream.publication(frames.channel, frames.event, frames.get(sseEventData));
+  }
+
+  /** What one channel of a resumed glob missed, read from history. */
+  private async readGlobReplay(channel: ResolvedChannel, since: StreamPosition | undefined, time: number): Promise<GlobReplay> {
+    const options = channel.options;
+    const limit = options.recovery_max_publications;
+    if (since) {
+      const history = await this.node.history(channel, { since, limit: limit + 1 });
+      const outcome = mergeRecovery({ recover: true, since, maxPublications: limit, history, buffered: [] });
+      if (outcome.ok && outcome.recovered) return { since, publications: outcome.publications, position: outcome.position };
+      const reason = history.position.epoch !== since.epoch ? 'history lost' : 'history no longer holds every missed publication';
+      return { publications: [], position: history.position, unrecovered: reason };
+    }
+    // Newest first: the publications at or after `time` are at the top of history.
+    const history = await this.node.history(channel, { limit: limit + 1, reverse: true });
+    const missed = history.publications.filter((p) => p.time >= time).reverse();
+    if (missed.length > limit || !holdsEverythingSince(history.publications, history.position, time, options)) {
+      return { publications: [], position: history.position, unrecovered: 'history no longer holds every missed publication' };
+    }
+    return { publications: missed, position: history.position };
   }
 
   /** Ends every stream (shutdown): EventSource clients reconnect, to another node if need be. */
@@ -279,4 +391,30 @@ export class SseEndpoint {
     clearInterval(this.heartbeat);
     for (const stream of [...this.streams]) stream.close();
   }
+}
+
+/**
+ * Whether a channel's history, read newest first with a limit, holds every publication made
+ * at or after `time`: it reaches back before `time`, or it was trimmed of nothing that recent.
+ */
+function holdsEverythingSince(newest: readonly Publication[], top: StreamPosition, time: number, options: NamespaceOptions): boolean {
+  const oldest = newest[newest.length - 1];
+  if (oldest !== undefined && oldest.time < time) return true;
+  if (newest.length > options.recovery_max_publications) return false;
+  // Publications of this epoch that history no longer keeps: none, and nothing was lost.
+  const dropped = oldest ? oldest.offset - 1 : top.offset;
+  if (dropped === 0) return true;
+  // Trimmed, but by age only (history not full), and only what is older than `time`.
+  return newest.length < options.history_size && time > Date.now() - options.history_ttl;
+}
+
+/** The replay of one channel of a resumed glob. */
+interface GlobReplay {
+  /** Where the replay starts (the id's position), when the id listed the channel. */
+  readonly since?: StreamPosition;
+  readonly publications: readonly Publication[];
+  /** The channel's top when history was read. */
+  readonly position: StreamPosition;
+  /** Set when history cannot serve the replay: why. */
+  readonly unrecovered?: string;
 }
