@@ -62,6 +62,22 @@ describe('Prometheus metrics', () => {
     expect(sample(during, 'websocket_message_latency_ms')).toBeGreaterThanOrEqual(5);
     expect(sample(during, 'relais_publish_latency_ms')).toBe(1);
 
+    // An SSE stream counts as a connection, and its events and their latency are measured.
+    const controller = new AbortController();
+    const sse = await fetch(`${relais.httpUrl}/sse?channel=chat:metrics`, {
+      headers: { authorization: `Bearer ${await relais.token('dashboard')}` },
+      signal: controller.signal,
+    });
+    expect(sse.status).toBe(200);
+    during = await scrape(relais);
+    expect(sample(during, 'websocket_active_connections', { transport: 'sse' })).toBe(1);
+    await alice.centrifuge.publish('chat:metrics', { n: 2 });
+    await waitFor(() => bob.pubs('chat:metrics').length === 2, 5000, 'second delivery');
+    during = await scrape(relais);
+    expect(sample(during, 'relais_sse_events_total')).toBe(1);
+    expect(sample(during, 'relais_sse_latency_ms')).toBe(1);
+    controller.abort();
+
     // A burst over the connection's bucket (5) is refused and counted.
     const raw = await RawClient.open(relais);
     await raw.connect(await relais.token('flooder'));

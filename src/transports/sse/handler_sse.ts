@@ -8,6 +8,7 @@ import { isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } f
 import { RelaisError } from '../../core/errors.js';
 import type { FrameCache } from '../../core/hub.js';
 import type { Node } from '../../core/node.js';
+import type { NodeStats } from '../../core/stats.js';
 import type { ClientInfo, Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
 import { StreamSubscriber } from '../../core/stream_subscriber.js';
@@ -68,6 +69,7 @@ class SseStream implements Flushable {
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
     startTime: number,
+    private readonly stats: NodeStats,
   ) {
     this.lastTime = startTime;
   }
@@ -100,6 +102,8 @@ class SseStream implements Flushable {
     }
     if (pub.time > this.newestTime) this.newestTime = pub.time;
     if (!this.joining && pub.time > this.lastTime) this.lastTime = pub.time;
+    this.stats.sseEvents++;
+    this.stats.observeSseLatency(Date.now() - pub.time);
     this.enqueue(`id: ${encodeEventId(this.lastTime, this.positions)}\n${dataField(data)}\n`);
   }
 
@@ -177,6 +181,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 export class SseEndpoint {
   private readonly scheduler = new FlushScheduler();
   private readonly streams = new Set<SseStream>();
+  private readonly streamsPerUser = new Map<string, number>();
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -209,6 +214,10 @@ export class SseEndpoint {
     } else if (!this.node.config.allow_anonymous) {
       throw new RelaisError('UNAUTHORIZED', 'a token is required (Authorization: Bearer, or ?token=)');
     }
+    const maxPerUser = this.node.config.sse.max_streams_per_user;
+    if (maxPerUser > 0 && user !== '' && (this.streamsPerUser.get(user) ?? 0) >= maxPerUser) {
+      throw new RelaisError('RATE_LIMITED', `more than ${maxPerUser} SSE streams open for this user`);
+    }
     if (request.channels.length === 0) throw new RelaisError('BAD_REQUEST', 'at least one channel parameter is required');
     if (request.channels.length > this.node.config.sse.max_channels) {
       throw new RelaisError('LIMIT_EXCEEDED', `more than ${this.node.config.sse.max_channels} channels in one stream`);
@@ -237,9 +246,15 @@ export class SseEndpoint {
     const decoded = decodeEventId(request.lastEventId);
     // A time ahead of this clock would hide the next publications of every new glob channel.
     const cursor = decoded && { time: Math.min(decoded.time, Date.now()), positions: decoded.positions };
-    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now());
+    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
     this.streams.add(stream);
-    stream.onClose(() => this.streams.delete(stream));
+    this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
+    stream.onClose(() => {
+      this.streams.delete(stream);
+      const left = (this.streamsPerUser.get(grant.user) ?? 1) - 1;
+      if (left > 0) this.streamsPerUser.set(grant.user, left);
+      else this.streamsPerUser.delete(grant.user);
+    });
     res.on('close', () => stream.close());
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
