@@ -442,4 +442,18 @@ describe('SSE endpoint', () => {
     await sleep(100);
     expect(byChannel(resumed.publications())).toEqual({ 'chat:gb.x': [3], 'chat:gbg.z': [4] });
   });
+
+  it('counts streams in info and lets the server API send to and disconnect them', async () => {
+    const token = await relais.token('kiosk');
+    const stream = await raw(['chat:kiosk'], { authorization: `Bearer ${token}` });
+    await stream.waitFor((st) => named(st.events, 'subscribed').length === 1, 10_000, 'subscribed');
+    const info = await relais.call<{ nodes: { num_clients: number; num_users: number }[] }>('info', {});
+    expect(info.nodes[0]?.num_clients).toBeGreaterThanOrEqual(1);
+    await relais.call('send', { user: 'kiosk', data: { note: 'hello kiosk' } });
+    await stream.waitFor((st) => st.events.some((e) => e.type === 'send'), 10_000, 'send event');
+    expect(JSON.parse(stream.events.find((e) => e.type === 'send')?.data ?? 'null')).toEqual({ note: 'hello kiosk' });
+    await relais.call('disconnect', { user: 'kiosk' });
+    await stream.waitFor((st) => st.ended, 10_000, 'stream ended');
+    expect(named(stream.events, 'disconnect')).toEqual([{ code: 3503, reason: 'force disconnect' }]);
+  });
 });

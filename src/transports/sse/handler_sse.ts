@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { encodeClientInfo } from '../../protocol/json_codec.js';
@@ -5,9 +6,10 @@ import { assertCanSubscribe, passesRule } from '../../core/access.js';
 import { TokenError } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
-import { RelaisError } from '../../core/errors.js';
+import { RelaisError, type Disconnect } from '../../core/errors.js';
+import type { JsonText } from '../../core/json.js';
 import type { FrameCache } from '../../core/hub.js';
-import type { Node } from '../../core/node.js';
+import type { Node, NodeClient } from '../../core/node.js';
 import type { NodeStats } from '../../core/stats.js';
 import type { ClientInfo, Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
@@ -130,6 +132,11 @@ class SseStream implements Flushable {
     this.enqueue(`event: ${event}\nid: ${encodeEventId(this.lastTime, this.positions)}\n${dataField(JSON.stringify(data))}\n`);
   }
 
+  /** A named event whose data is JSON text already. */
+  rawEvent(event: string, data: string): void {
+    this.enqueue(`event: ${event}\n${dataField(data)}\n`);
+  }
+
   comment(text: string): void {
     this.enqueue(`: ${text}\n\n`);
   }
@@ -169,6 +176,41 @@ class SseChannelSubscription extends StreamSubscriber {
   protected handleGap(): void {
     this.stream.close();
   }
+}
+
+/**
+ * An SSE stream as the node sees a client: counted in `info` and by the per-user connection
+ * limit, ended by the server API's `disconnect`, reached by its `send` (as `event: send`).
+ * Its channels are fixed by its URL: server-side subscribe and unsubscribe do not apply.
+ */
+class SseClient implements NodeClient {
+  readonly id = randomUUID();
+  readonly info: ClientInfo;
+
+  constructor(
+    readonly user: string,
+    private readonly stream: SseStream,
+  ) {
+    this.info = { user, client: this.id };
+  }
+
+  presenceChannels(): Iterable<string> {
+    return [];
+  }
+
+  disconnect(disconnect: Disconnect): void {
+    this.stream.named('disconnect', { code: disconnect.code, reason: disconnect.reason });
+    this.stream.close();
+  }
+
+  serverSubscribe(): void {}
+  serverUnsubscribe(): void {}
+
+  sendMessage(data: JsonText): void {
+    this.stream.rawEvent('send', data);
+  }
+
+  tick(): void {}
 }
 
 /** Longest delay setTimeout honours; a later expiry is checked again after it. */
@@ -249,7 +291,10 @@ export class SseEndpoint {
     const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
     this.streams.add(stream);
     this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
+    const client = new SseClient(grant.user, stream);
+    this.node.registerClient(client);
     stream.onClose(() => {
+      this.node.unregisterClient(client);
       this.streams.delete(stream);
       const left = (this.streamsPerUser.get(grant.user) ?? 1) - 1;
       if (left > 0) this.streamsPerUser.set(grant.user, left);
