@@ -17,7 +17,8 @@ const open: { close(): unknown }[] = [];
 beforeAll(async () => {
   relais = await startRelais({
     config: {
-      sse: { heartbeat_interval: '1s' },
+      // One test holds a dozen streams of one user open at once.
+      sse: { heartbeat_interval: '1s', max_streams_per_user: 20 },
       allowed_origins: [ALLOWED_ORIGIN],
       namespaces: {
         // History shorter than what a test publishes while a stream is away.
