@@ -1,0 +1,101 @@
+/**
+ * The Redis key and pub/sub channel scheme of one Relais deployment (one prefix).
+ *
+ *   <prefix>.{<channel>}.meta            hash {e: epoch, o: offset}  - the stream's position
+ *   <prefix>.{<channel>}.stream          stream of publications, ID `<offset>-0`
+ *   <prefix>.{<channel>}.idem.<key>      string "<offset>:<epoch>" - an idempotent publish's result
+ *   <prefix>.{<channel>}.presence        hash clientId -> ClientInfo JSON
+ *   <prefix>.{<channel>}.presence.exp    sorted set clientId -> expiry (Redis clock, ms)
+ *   <prefix>.{<channel>}.pub             pub/sub (or sharded pub/sub) channel of its publications, joins, leaves
+ *   <prefix>.control                     pub/sub channel every node listens to
+ *
+ * Every key of a channel carries the channel as its Redis Cluster hash tag, so a channel's
+ * keys and its sharded pub/sub channel live in one slot: the Lua scripts touching several
+ * of them, and the SPUBLISH inside them, stay valid on a Cluster. The channel is encoded
+ * so that `{`, `}` (which would end the hash tag early) and `%` (the escape itself) never
+ * appear raw: the mapping from (channel, suffix) to key is injective whatever the channel.
+ */
+
+/** Prefixes are part of every key and of SCAN patterns: kept to characters that need no escaping. */
+const PREFIX_CHARS = /^[A-Za-z0-9_.:/-]+$/;
+
+export function assertValidPrefix(prefix: string): void {
+  if (!PREFIX_CHARS.test(prefix)) {
+    throw new Error(`redis prefix "${prefix}" must be non-empty and use only letters, digits and _ . : / -`);
+  }
+}
+
+/** `%`, `{` and `}` percent-encoded; channel names never contain them, so this is normally the identity. */
+export function encodeChannel(channel: string): string {
+  return /[%{}]/.test(channel) ? channel.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`) : channel;
+}
+
+export function decodeChannel(encoded: string): string {
+  return encoded.includes('%') ? encoded.replace(/%(25|7B|7D)/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) : encoded;
+}
+
+/** Escapes Redis glob metacharacters so that a literal matches itself in SCAN MATCH. */
+function escapeRedisGlob(literal: string): string {
+  return literal.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** Names of the keys and pub/sub channels under one prefix; see the scheme above. */
+export class RedisKeys {
+  readonly control: string;
+  private readonly metaPrefix: string;
+
+  constructor(readonly prefix: string) {
+    assertValidPrefix(prefix);
+    this.control = `${prefix}.control`;
+    this.metaPrefix = `${prefix}.{`;
+  }
+
+  private base(channel: string): string {
+    return `${this.prefix}.{${encodeChannel(channel)}}`;
+  }
+
+  meta(channel: string): string {
+    return `${this.base(channel)}.meta`;
+  }
+
+  stream(channel: string): string {
+    return `${this.base(channel)}.stream`;
+  }
+
+  idempotency(channel: string, key: string): string {
+    return `${this.base(channel)}.idem.${key}`;
+  }
+
+  presence(channel: string): string {
+    return `${this.base(channel)}.presence`;
+  }
+
+  presenceExpiry(channel: string): string {
+    return `${this.base(channel)}.presence.exp`;
+  }
+
+  /** The bus channel of a channel's publications, joins and leaves. */
+  bus(channel: string): string {
+    return `${this.base(channel)}.pub`;
+  }
+
+  /**
+   * SCAN MATCH pattern for the meta keys of channels matching `channelGlob` (`*` and `?`
+   * only, as compileGlob reads them). Redis globs are looser (`*` also crosses `}`), so
+   * callers check each key with `channelOfMeta` and the channel with compileGlob.
+   */
+  metaScanPattern(channelGlob: string): string {
+    const glob = encodeChannel(channelGlob).replace(/[[\]\\]/g, '\\$&');
+    return `${escapeRedisGlob(this.metaPrefix)}${glob}}.meta`;
+  }
+
+  /** The channel whose meta key this is, or undefined for any other key. */
+  channelOfMeta(key: string): string | undefined {
+    const suffix = '}.meta';
+    if (!key.startsWith(this.metaPrefix) || !key.endsWith(suffix)) return undefined;
+    const encoded = key.slice(this.metaPrefix.length, key.length - suffix.length);
+    // An encoded channel never holds `}`: anything else ending in `}.meta` is not a meta key.
+    if (encoded === '' || encoded.includes('}')) return undefined;
+    return decodeChannel(encoded);
+  }
+}
