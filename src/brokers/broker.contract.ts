@@ -228,6 +228,26 @@ export function describeBrokerContract(name: string, setup: BrokerContractSetup)
       expect(events.leaves[0]).toMatchObject({ channel: 'chat:jl', info: { user: 'alice' } });
     });
 
+    it('subscribes idempotently: a channel subscribed twice is delivered once', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['chat:twice', 'chat:twice']);
+      await node.broker.subscribe(['chat:twice']);
+      await node.broker.publish('chat:twice', json(1), withHistory);
+      await node.broker.publish('chat:twice', json(2), noHistory);
+      await events.until(() => events.pubsOf('chat:twice').length >= 2);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(events.pubsOf('chat:twice').map((p) => p.offset)).toEqual([1, 0]);
+    });
+
+    it('serves a since position whose epoch is empty from the current epoch', async () => {
+      const { node } = await startNode();
+      for (let i = 1; i <= 4; i++) await node.broker.publish('chat:anyepoch', json(i), withHistory);
+      const forward = await node.broker.history('chat:anyepoch', { limit: 10, since: { offset: 2, epoch: '' } });
+      expect(forward.publications.map((p) => p.offset)).toEqual([3, 4]);
+      const backward = await node.broker.history('chat:anyepoch', { limit: 10, reverse: true, since: { offset: 3, epoch: '' } });
+      expect(backward.publications.map((p) => p.offset)).toEqual([2, 1]);
+    });
+
     it('lists stream channels matching a glob', async () => {
       const { node } = await startNode();
       await node.broker.publish('chat:one', json(1), withHistory);
