@@ -49,6 +49,8 @@ export interface NodeDeps {
   readonly logger: Logger;
   readonly version: string;
   readonly rpc?: RpcHandler;
+  /** This node's id; a random UUID by default. */
+  readonly id?: string;
 }
 
 export interface PublishInput {
@@ -91,7 +93,7 @@ interface Survey {
  * clients connected here. Transports and the server API call it; it never touches sockets.
  */
 export class Node implements BrokerEventHandler {
-  readonly id = randomUUID();
+  readonly id: string;
   readonly name: string;
   readonly config: Readonly<RelaisConfig>;
   readonly channels: ChannelResolver;
@@ -116,6 +118,7 @@ export class Node implements BrokerEventHandler {
   private closing = false;
 
   constructor(deps: NodeDeps) {
+    this.id = deps.id ?? randomUUID();
     this.config = deps.config;
     this.broker = deps.broker;
     this.presence = deps.presence;

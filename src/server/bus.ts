@@ -11,14 +11,28 @@ export interface Bus {
   readonly description: string;
 }
 
-/** Picks the message bus from the configuration: memory unless REDIS_URL or NATS_URL is set. */
-export function createBus(config: Readonly<RelaisConfig>, _nodeId: string, _logger: Logger): Promise<Bus> {
-  if (config.redis_url || config.nats_url) {
-    return Promise.reject(new Error('REDIS_URL and NATS_URL are not supported by this build yet'));
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/**
+ * Picks the message bus from the configuration: Redis with REDIS_URL, NATS with NATS_URL,
+ * otherwise the in-memory bus of a single process. Bus modules load only when used.
+ */
+export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, logger: Logger): Promise<Bus> {
+  if (config.redis_url) {
+    const { RedisBroker } = await import('../brokers/redis/broker_redis.js');
+    const { RedisPresenceManager } = await import('../brokers/redis/presence_redis.js');
+    return {
+      broker: new RedisBroker({ url: config.redis_url, prefix: config.bus_prefix, nodeId, logger }),
+      presence: new RedisPresenceManager({ url: config.redis_url, prefix: config.bus_prefix }),
+      description: `cluster mode: Redis bus at ${redact(config.redis_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
+    };
   }
-  return Promise.resolve({
+  if (config.nats_url) throw new Error('NATS_URL: the NATS bus is not part of this build yet');
+  return {
     broker: new MemoryBroker(),
     presence: new MemoryPresenceManager(),
     description: 'standalone mode: in-memory bus, one process (set REDIS_URL or NATS_URL to run several instances)',
-  });
+  };
 }

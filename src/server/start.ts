@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import Fastify, { LogController } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -49,10 +50,14 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
         })
       : undefined;
   const busLogger = logger.child({ component: 'bus' });
-  const placeholderId = 'pending';
-  const bus = await createBus(config, placeholderId, busLogger);
-  const node = new Node({ config, broker: bus.broker, presence: bus.presence, tokens, logger, version: VERSION, ...(proxy ? { rpc: proxy } : {}) });
-  await node.start();
+  const nodeId = randomUUID();
+  const bus = await createBus(config, nodeId, busLogger);
+  const node = new Node({ id: nodeId, config, broker: bus.broker, presence: bus.presence, tokens, logger, version: VERSION, ...(proxy ? { rpc: proxy } : {}) });
+  try {
+    await node.start();
+  } catch (err) {
+    throw new Error(`${bus.description}: cannot start, the message bus is unreachable (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
   logger.info(bus.description);
 
   const websocket = new WebSocketEndpoint({ node, logger });
