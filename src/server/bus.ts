@@ -29,7 +29,29 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
       description: `cluster mode: Redis bus at ${redact(config.redis_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
     };
   }
-  if (config.nats_url) throw new Error('NATS_URL: the NATS bus is not part of this build yet');
+  if (config.nats_url) {
+    const { NatsBroker } = await import('../brokers/nats/broker_nats.js');
+    const { NatsPresenceManager } = await import('../brokers/nats/presence_nats.js');
+    // Stream-wide JetStream limits are a safety net above every namespace's own (the broker
+    // trims each channel to its history_size in the background): room for the largest
+    // history twice over, and positions kept as long as the longest history_meta_ttl.
+    const namespaces = [config.default_namespace, ...Object.values(config.namespaces)];
+    const maxHistorySize = 2 * Math.max(1, ...namespaces.map((ns) => ns.history_size)) + 100;
+    const maxHistoryAgeMs = Math.max(60_000, ...namespaces.map((ns) => ns.history_meta_ttl));
+    return {
+      broker: new NatsBroker({
+        servers: config.nats_url,
+        prefix: config.bus_prefix,
+        nodeId,
+        logger,
+        maxHistorySize,
+        maxHistoryAgeMs,
+        idempotencyTtlMs: config.idempotency_ttl,
+      }),
+      presence: new NatsPresenceManager({ servers: config.nats_url, prefix: config.bus_prefix, logger }),
+      description: `cluster mode: NATS JetStream bus at ${redact(config.nats_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
+    };
+  }
   return {
     broker: new MemoryBroker(),
     presence: new MemoryPresenceManager(),
