@@ -161,6 +161,16 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
+    /**
+     * How long a presence entry lives without being refreshed: the bound within which the
+     * entries of a dead node disappear. Nodes refresh their own every third of it.
+     */
+    presence_ttl: duration.prefault('60s'),
+    /**
+     * With a bus configured: `fail` refuses to start when it is unreachable at boot; `degraded`
+     * starts anyway (not ready, publishes refused) and keeps retrying.
+     */
+    bus_start: z.enum(['fail', 'degraded']).default('fail'),
     /** Guards bus publishes (seed 000): failures in a row that open it, and how long it stays open. */
     circuit_breaker: z
       .object({

@@ -392,8 +392,8 @@ export class Client implements NodeClient {
     this.write(encodeMessagePush(data));
   }
 
-  *presenceChannels(): Iterable<string> {
-    for (const sub of this.subscriptions.values()) if (sub.live && sub.channel.options.presence) yield sub.channel.name;
+  *presenceEntries(): Iterable<readonly [string, ClientInfo]> {
+    for (const sub of this.subscriptions.values()) if (sub.live && sub.channel.options.presence) yield [sub.channel.name, sub.info];
   }
 
   // --- clock -----------------------------------------------------------------

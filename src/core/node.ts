@@ -31,8 +31,8 @@ export interface NodeClient {
   readonly id: string;
   readonly user: string;
   readonly info: ClientInfo;
-  /** Channels this client is subscribed to with presence on, for presence refresh. */
-  presenceChannels(): Iterable<string>;
+  /** Its presence entries (channel and the info recorded there), refreshed before they expire. */
+  presenceEntries(): Iterable<readonly [channel: string, info: ClientInfo]>;
   disconnect(disconnect: Disconnect): void;
   serverSubscribe(channel: string, chanInfo?: JsonText): void;
   serverUnsubscribe(channel: string): void;
@@ -75,8 +75,6 @@ export interface JoinResult {
   readonly publications: Publication[];
 }
 
-const PRESENCE_TTL_MS = 60_000;
-const PRESENCE_REFRESH_MS = 20_000;
 const NODE_HEARTBEAT_MS = 5_000;
 const NODE_EXPIRY_MS = 20_000;
 const SURVEY_TIMEOUT_MS = 2_000;
@@ -140,7 +138,7 @@ export class Node implements BrokerEventHandler {
   async start(): Promise<void> {
     await this.broker.start(this);
     this.every(1000, () => this.tick());
-    this.every(PRESENCE_REFRESH_MS, () => void this.refreshPresence());
+    this.every(Math.max(1000, Math.floor(this.config.presence_ttl / 3)), () => void this.refreshPresence());
     if (this.broker.kind !== 'memory') {
       this.every(NODE_HEARTBEAT_MS, () => void this.heartbeat());
       await this.heartbeat();
@@ -352,7 +350,7 @@ export class Node implements BrokerEventHandler {
   /** Adds a presence entry and, where the namespace wants it, publishes the join. */
   async enterChannel(channel: ResolvedChannel, info: ClientInfo): Promise<void> {
     if (!channel.options.presence) return;
-    await this.viaBus(() => this.presence.add(channel.name, info, PRESENCE_TTL_MS), 'presence');
+    await this.viaBus(() => this.presence.add(channel.name, info, this.config.presence_ttl), 'presence');
     if (channel.options.join_leave) await this.viaBus(() => this.broker.publishJoin(channel.name, info), 'join');
   }
 
@@ -517,7 +515,7 @@ export class Node implements BrokerEventHandler {
   private async refreshPresence(): Promise<void> {
     const work: Promise<void>[] = [];
     for (const client of this.clients.values()) {
-      for (const channel of client.presenceChannels()) work.push(this.presence.add(channel, client.info, PRESENCE_TTL_MS));
+      for (const [channel, info] of client.presenceEntries()) work.push(this.presence.add(channel, info, this.config.presence_ttl));
       if (work.length >= 1000) await Promise.allSettled(work.splice(0));
     }
     await Promise.allSettled(work);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker, PresenceManager } from '../brokers/broker.js';
+import { RetryingBroker } from '../brokers/broker_retrying.js';
 import { MemoryBroker } from '../brokers/memory/broker_memory.js';
 import { MemoryPresenceManager } from '../brokers/memory/presence_memory.js';
 import type { RelaisConfig } from '../config/schema.js';
@@ -9,6 +10,22 @@ export interface Bus {
   readonly presence: PresenceManager;
   /** One line for the start-up log: which bus, and what it means. */
   readonly description: string;
+}
+
+/** The broker as configured to start: at once (`bus_start: fail`), or degraded and retrying. */
+function startable(config: Readonly<RelaisConfig>, logger: Logger, kind: Broker['kind'], create: () => Broker): Broker {
+  if (config.bus_start === 'fail') return create();
+  return new RetryingBroker({
+    kind,
+    create,
+    retryMs: 2000,
+    onRetryFailure: (err, attempt) => {
+      if (attempt === 1 || attempt % 30 === 0) logger.warn({ err, attempt }, 'message bus unreachable: running degraded, retrying every 2 s');
+    },
+    onStarted: (attempt) => {
+      if (attempt > 1) logger.info({ attempt }, 'message bus connected: leaving degraded mode');
+    },
+  });
 }
 
 function redact(url: string): string {
@@ -23,8 +40,9 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
   if (config.redis_url) {
     const { RedisBroker } = await import('../brokers/redis/broker_redis.js');
     const { RedisPresenceManager } = await import('../brokers/redis/presence_redis.js');
+    const url = config.redis_url;
     return {
-      broker: new RedisBroker({ url: config.redis_url, prefix: config.bus_prefix, nodeId, logger }),
+      broker: startable(config, logger, 'redis', () => new RedisBroker({ url, prefix: config.bus_prefix, nodeId, logger })),
       presence: new RedisPresenceManager({ url: config.redis_url, prefix: config.bus_prefix }),
       description: `cluster mode: Redis bus at ${redact(config.redis_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
     };
@@ -38,16 +56,11 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
     const namespaces = [config.default_namespace, ...Object.values(config.namespaces)];
     const maxHistorySize = 2 * Math.max(1, ...namespaces.map((ns) => ns.history_size)) + 100;
     const maxHistoryAgeMs = Math.max(60_000, ...namespaces.map((ns) => ns.history_meta_ttl));
+    const servers = config.nats_url;
     return {
-      broker: new NatsBroker({
-        servers: config.nats_url,
-        prefix: config.bus_prefix,
-        nodeId,
-        logger,
-        maxHistorySize,
-        maxHistoryAgeMs,
-        idempotencyTtlMs: config.idempotency_ttl,
-      }),
+      broker: startable(config, logger, 'nats', () =>
+        new NatsBroker({ servers, prefix: config.bus_prefix, nodeId, logger, maxHistorySize, maxHistoryAgeMs, idempotencyTtlMs: config.idempotency_ttl }),
+      ),
       presence: new NatsPresenceManager({ servers: config.nats_url, prefix: config.bus_prefix, logger }),
       description: `cluster mode: NATS JetStream bus at ${redact(config.nats_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
     };

@@ -194,7 +194,7 @@ class SseClient implements NodeClient {
     this.info = { user, client: this.id };
   }
 
-  presenceChannels(): Iterable<string> {
+  presenceEntries(): Iterable<readonly [string, ClientInfo]> {
     return [];
   }
 
