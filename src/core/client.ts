@@ -63,6 +63,7 @@ export class Client implements NodeClient {
   private bucket: TokenBucket | undefined;
   private namespaceBuckets: Map<string, TokenBucket> | undefined;
   private refusals = 0;
+  private countedInCluster = false;
 
   constructor(
     readonly node: Node,
@@ -135,6 +136,7 @@ export class Client implements NodeClient {
   private cleanup(): void {
     NodeStats.inc(this.node.stats.activeConnections, this.transport.name, -1);
     this.node.unregisterClient(this);
+    if (this.countedInCluster) this.node.releaseUserConnection(this.info);
     for (const sub of this.subscriptions.values()) sub.end();
     this.subscriptions.clear();
   }
@@ -159,7 +161,7 @@ export class Client implements NodeClient {
       this.disconnect(Disconnects.badRequest);
       return;
     }
-    if (RATE_LIMITED_METHODS.has(command.method) && !this.admit(command.method)) {
+    if (RATE_LIMITED_METHODS.has(command.method) && !(await this.admit(command.method))) {
       if (!this.closed && command.id > 0) this.replyError(command.id, new RelaisError('RATE_LIMITED'));
       return;
     }
@@ -183,7 +185,7 @@ export class Client implements NodeClient {
    * Rate limits of message commands: the connection's bucket and its user's. Refusals in a
    * row past `rate_limit.disconnect_after` are abuse: the connection ends (3013).
    */
-  private admit(method: string): boolean {
+  private async admit(method: string): Promise<boolean> {
     const limits = this.node.config.rate_limit;
     const now = Date.now();
     let scope: string | undefined;
@@ -191,7 +193,7 @@ export class Client implements NodeClient {
       this.bucket ??= new TokenBucket(limits.connection.burst, limits.connection.per_second, now);
       if (!this.bucket.take(now)) scope = 'connection';
     }
-    if (scope === undefined && this.user !== '' && !this.node.userBuckets.take(this.user, now)) scope = 'user';
+    if (scope === undefined && this.user !== '' && limits.user.per_second > 0 && !(await this.node.userLimiter.take(this.user))) scope = 'user';
     if (scope === undefined) {
       this.refusals = 0;
       return true;
@@ -264,8 +266,25 @@ export class Client implements NodeClient {
       this.logger.info({ user: claims.user, limit: maxPerUser }, 'connection limit of the user reached');
       throw new DisconnectError(Disconnects.connectionLimit);
     }
+    const info: ClientInfo = { user: claims.user, client: this.id, ...(claims.info !== undefined ? { connInfo: claims.info } : {}) };
+    if (maxPerUser > 0 && claims.user !== '' && this.node.distributed) {
+      // Across the cluster: the user's connections are counted in a presence set of their own.
+      // With the bus down the limit is not checked rather than refusing every connection.
+      const count = await this.node.claimUserConnection(info).catch((err: unknown) => {
+        this.logger.warn({ err }, 'connection limit not checked across the cluster: bus unavailable');
+        return 0;
+      });
+      this.countedInCluster = count > 0;
+      if (count > maxPerUser || this.status !== 'connecting') {
+        if (this.countedInCluster) this.node.releaseUserConnection(info);
+        this.countedInCluster = false;
+        if (this.status !== 'connecting') return REPLIED;
+        this.logger.info({ user: claims.user, limit: maxPerUser }, 'connection limit of the user reached across the cluster');
+        throw new DisconnectError(Disconnects.connectionLimit);
+      }
+    }
     this.user = claims.user;
-    this.info = { user: claims.user, client: this.id, ...(claims.info !== undefined ? { connInfo: claims.info } : {}) };
+    this.info = info;
     this.childLogger = undefined;
     this.expiresAt = claims.expiresAt ?? 0;
     this.status = 'connected';
@@ -393,6 +412,7 @@ export class Client implements NodeClient {
   }
 
   *presenceEntries(): Iterable<readonly [string, ClientInfo]> {
+    if (this.countedInCluster) yield [this.node.userConnectionsChannel(this.user), this.info];
     for (const sub of this.subscriptions.values()) if (sub.live && sub.channel.options.presence) yield [sub.channel.name, sub.info];
   }
 

@@ -21,7 +21,7 @@ import { Hub, type ChannelSubscriber } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
 import { mergeRecovery } from './recovery.js';
-import { KeyedBuckets } from './rate_limit.js';
+import { LocalUserRateLimiter, type UserRateLimiter } from './rate_limit.js';
 import type { RpcHandler } from './rpc.js';
 import { NodeStats } from './stats.js';
 import type { StreamSubscriber } from './stream_subscriber.js';
@@ -51,6 +51,8 @@ export interface NodeDeps {
   readonly rpc?: RpcHandler;
   /** This node's id; a random UUID by default. */
   readonly id?: string;
+  /** Per-user rate limit; per node by default, shared through the bus where it can be. */
+  readonly userLimiter?: UserRateLimiter;
 }
 
 export interface PublishInput {
@@ -103,7 +105,7 @@ export class Node implements BrokerEventHandler {
   readonly version: string;
   readonly rpc: RpcHandler | undefined;
   readonly stats = new NodeStats();
-  readonly userBuckets: KeyedBuckets;
+  readonly userLimiter: UserRateLimiter;
   readonly breaker: CircuitBreaker;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
@@ -126,7 +128,7 @@ export class Node implements BrokerEventHandler {
     this.rpc = deps.rpc;
     this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
     this.channels = new ChannelResolver(deps.config);
-    this.userBuckets = new KeyedBuckets(deps.config.rate_limit.user);
+    this.userLimiter = deps.userLimiter ?? new LocalUserRateLimiter(deps.config.rate_limit.user);
     this.breaker = new CircuitBreaker({
       failureThreshold: deps.config.circuit_breaker.failure_threshold,
       openMs: deps.config.circuit_breaker.open_duration,
@@ -153,6 +155,7 @@ export class Node implements BrokerEventHandler {
     await Promise.allSettled([...this.interestOps.values()]);
     await this.broker.close();
     await this.presence.close();
+    await this.userLimiter.close?.();
   }
 
   get isClosing(): boolean {
@@ -178,6 +181,29 @@ export class Node implements BrokerEventHandler {
       set.delete(client);
       if (set.size === 0) this.users.delete(client.user);
     }
+  }
+
+  /** Whether other nodes share this node's bus (anything but the memory broker). */
+  get distributed(): boolean {
+    return this.broker.kind !== 'memory';
+  }
+
+  /** The presence set counting a user's connections across the cluster (`$` keeps it apart from channels). */
+  userConnectionsChannel(user: string): string {
+    return `$conn:${user}`;
+  }
+
+  /** Counts a connection of `info.user` cluster-wide; resolves with the user's count, this one included. */
+  async claimUserConnection(info: ClientInfo): Promise<number> {
+    const channel = this.userConnectionsChannel(info.user);
+    await this.viaBus(() => this.presence.add(channel, info, this.config.presence_ttl), 'presence');
+    return (await this.viaBus(() => this.presence.stats(channel), 'presence')).numClients;
+  }
+
+  releaseUserConnection(info: ClientInfo): void {
+    this.presence
+      .remove(this.userConnectionsChannel(info.user), info.client)
+      .catch((err: unknown) => this.logger.warn({ err }, 'connection count not released; the entry will expire'));
   }
 
   /** Connections of a user on this node. */

@@ -61,3 +61,23 @@ export class KeyedBuckets {
     for (const [key, bucket] of this.buckets) if (bucket.isFull(now)) this.buckets.delete(key);
   }
 }
+
+/** A per-user limit: local to one node, or shared by the nodes of a deployment. */
+export interface UserRateLimiter {
+  /** Takes one token of `user`'s bucket; false when it is empty. */
+  take(user: string): boolean | Promise<boolean>;
+  close?(): Promise<void>;
+}
+
+/** Per-user buckets of this node alone. */
+export class LocalUserRateLimiter implements UserRateLimiter {
+  private readonly buckets: KeyedBuckets;
+
+  constructor(limit: RateLimit) {
+    this.buckets = new KeyedBuckets(limit);
+  }
+
+  take(user: string): boolean {
+    return this.buckets.take(user);
+  }
+}

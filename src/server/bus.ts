@@ -4,12 +4,15 @@ import { RetryingBroker } from '../brokers/broker_retrying.js';
 import { MemoryBroker } from '../brokers/memory/broker_memory.js';
 import { MemoryPresenceManager } from '../brokers/memory/presence_memory.js';
 import type { RelaisConfig } from '../config/schema.js';
+import type { UserRateLimiter } from '../core/rate_limit.js';
 
 export interface Bus {
   readonly broker: Broker;
   readonly presence: PresenceManager;
   /** One line for the start-up log: which bus, and what it means. */
   readonly description: string;
+  /** Per-user rate limits shared by the instances, where the bus can hold them. */
+  readonly userLimiter?: UserRateLimiter;
 }
 
 /** The broker as configured to start: at once (`bus_start: fail`), or degraded and retrying. */
@@ -40,8 +43,10 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
   if (config.redis_url) {
     const { RedisBroker } = await import('../brokers/redis/broker_redis.js');
     const { RedisPresenceManager } = await import('../brokers/redis/presence_redis.js');
+    const { RedisUserRateLimiter } = await import('../brokers/redis/rate_limit_redis.js');
     const url = config.redis_url;
     return {
+      userLimiter: new RedisUserRateLimiter({ url, prefix: config.bus_prefix, limit: config.rate_limit.user, logger }),
       broker: startable(config, logger, 'redis', () => new RedisBroker({ url, prefix: config.bus_prefix, nodeId, logger })),
       presence: new RedisPresenceManager({ url: config.redis_url, prefix: config.bus_prefix }),
       description: `cluster mode: Redis bus at ${redact(config.redis_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,

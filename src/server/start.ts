@@ -52,7 +52,17 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const busLogger = logger.child({ component: 'bus' });
   const nodeId = randomUUID();
   const bus = await createBus(config, nodeId, busLogger);
-  const node = new Node({ id: nodeId, config, broker: bus.broker, presence: bus.presence, tokens, logger, version: VERSION, ...(proxy ? { rpc: proxy } : {}) });
+  const node = new Node({
+    id: nodeId,
+    config,
+    broker: bus.broker,
+    presence: bus.presence,
+    tokens,
+    logger,
+    version: VERSION,
+    ...(proxy ? { rpc: proxy } : {}),
+    ...(bus.userLimiter ? { userLimiter: bus.userLimiter } : {}),
+  });
   try {
     await node.start();
   } catch (err) {
