@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 async function cluster(bus: 'redis' | 'nats', prefix: string, config: Record<string, unknown>): Promise<[RelaisProcess, RelaisProcess]> {
-  const env = bus === 'redis' ? { REDIS_URL: 'redis://127.0.0.1:6379' } : { NATS_URL: 'nats://127.0.0.1:4222' };
+  const env: Record<string, string> = bus === 'redis' ? { REDIS_URL: 'redis://127.0.0.1:6379' } : { NATS_URL: 'nats://127.0.0.1:4222' };
   const first = await startRelais({ env: { ...env, RELAIS_BUS_PREFIX: prefix }, config });
   // Same secrets for both: one deployment.
   const second = await startRelais({ env: { ...env, RELAIS_BUS_PREFIX: prefix, RELAIS_TOKEN_SECRET: first.secret, RELAIS_API_KEY: first.apiKey }, config });

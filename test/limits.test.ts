@@ -10,6 +10,7 @@ beforeAll(async () => {
     config: {
       client: { max_connections_per_user: 2 },
       sse: { max_streams_per_user: 2 },
+      rate_limit: { api: { burst: 3, per_second: 0.5 } },
       namespaces: { slow: { allow_publish: 'authenticated', rate_limit: { burst: 2, per_second: 0.5 } } },
     },
   });
@@ -61,6 +62,15 @@ describe('limits', () => {
     expect((await d.response).status).toBe(200);
     b.controller.abort();
     d.controller.abort();
+  });
+
+  it('limits server API requests per key when configured: 429, code 111', async () => {
+    const replies = [];
+    for (let i = 0; i < 5; i++) replies.push(await relais.api('publish', { channel: 'chat:api-rl', data: i }));
+    expect(replies.filter((r) => r.status === 200).length).toBe(3);
+    const refused = replies.filter((r) => r.status === 429);
+    expect(refused.length).toBe(2);
+    expect(refused[0]?.body.error).toMatchObject({ code: 111, temporary: true });
   });
 
   it('limits publishing into a namespace with its own rate limit', async () => {

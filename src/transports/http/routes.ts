@@ -4,6 +4,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Logger } from 'pino';
 import { RelaisError, toRelaisError } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
+import { KeyedBuckets } from '../../core/rate_limit.js';
+import { NodeStats } from '../../core/stats.js';
 import { errorBody, toWireJson, type ServerApi } from '../../server/api.js';
 import { isOriginAllowed } from '../origin.js';
 import type { SseEndpoint } from '../sse/handler_sse.js';
@@ -16,6 +18,8 @@ export interface HttpRoutesOptions {
   readonly websocket: WebSocketEndpoint;
   readonly apiKey: string;
 }
+
+const API_KEY_BUCKET = 'api-key';
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
@@ -51,6 +55,8 @@ function list(value: unknown): string[] {
 export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>, options: HttpRoutesOptions): void {
   const { node, api, sse, websocket } = options;
   const expectedKey = digest(options.apiKey);
+  // One key today (RELAIS_API_KEY): its bucket; per_second 0 turns the limit off.
+  const apiBuckets = new KeyedBuckets(node.config.rate_limit.api);
 
   // Any body is JSON: server SDKs and curl do not always say so.
   app.removeAllContentTypeParsers();
@@ -83,6 +89,10 @@ export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, Ser
     const key = presentedKey(request);
     if (key === undefined || !timingSafeEqual(digest(key), expectedKey)) {
       return sendError(reply, new RelaisError('UNAUTHORIZED', 'missing or wrong API key (header X-API-Key)'));
+    }
+    if (!apiBuckets.take(API_KEY_BUCKET)) {
+      NodeStats.inc(node.stats.rateLimited, 'api');
+      return sendError(reply, new RelaisError('RATE_LIMITED', 'too many API requests for this key'));
     }
     try {
       const result = await api.call(request.params.method, request.body);
