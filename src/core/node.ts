@@ -15,6 +15,7 @@ import type {
 import type { RelaisConfig } from '../config/schema.js';
 import type { TokenVerifier } from './auth.js';
 import { CircuitBreaker } from './circuit_breaker.js';
+import { ClusterView } from './cluster.js';
 import { ChannelResolver, compileGlob, keepsHistory, type ResolvedChannel } from './channel.js';
 import { RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber } from './hub.js';
@@ -77,16 +78,8 @@ export interface JoinResult {
   readonly publications: Publication[];
 }
 
-const NODE_HEARTBEAT_MS = 5_000;
-const NODE_EXPIRY_MS = 20_000;
-const SURVEY_TIMEOUT_MS = 2_000;
 const RESOLVED = Promise.resolve();
 
-interface Survey {
-  readonly waiting: Set<string>;
-  readonly counts: Map<string, number>;
-  readonly done: () => void;
-}
 
 /**
  * The composition of one Relais node: hub, broker, presence, token verification and the
@@ -112,8 +105,7 @@ export class Node implements BrokerEventHandler {
   private readonly users = new Map<string, Set<NodeClient>>();
   private readonly busInterest = new Set<string>();
   private readonly interestOps = new Map<string, Promise<void>>();
-  private readonly peers = new Map<string, { info: NodeInfo; expiresAt: number }>();
-  private readonly surveys = new Map<string, Survey>();
+  private readonly cluster: ClusterView;
   private readonly timers: NodeJS.Timeout[] = [];
   private closing = false;
 
@@ -128,6 +120,13 @@ export class Node implements BrokerEventHandler {
     this.rpc = deps.rpc;
     this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
     this.channels = new ChannelResolver(deps.config);
+    this.cluster = new ClusterView({
+      id: this.id,
+      logger: this.logger,
+      selfInfo: () => this.selfInfo(),
+      channelCounts: () => this.hub.channelCounts(),
+      control: (message) => this.control(message),
+    });
     this.userLimiter = deps.userLimiter ?? new LocalUserRateLimiter(deps.config.rate_limit.user);
     this.breaker = new CircuitBreaker({
       failureThreshold: deps.config.circuit_breaker.failure_threshold,
@@ -141,9 +140,9 @@ export class Node implements BrokerEventHandler {
     await this.broker.start(this);
     this.every(1000, () => this.tick());
     this.every(Math.max(1000, Math.floor(this.config.presence_ttl / 3)), () => void this.refreshPresence());
-    if (this.broker.kind !== 'memory') {
-      this.every(NODE_HEARTBEAT_MS, () => void this.heartbeat());
-      await this.heartbeat();
+    if (this.distributed) {
+      this.every(this.cluster.heartbeatMs, () => void this.cluster.heartbeat());
+      await this.cluster.heartbeat();
     }
   }
 
@@ -406,42 +405,16 @@ export class Node implements BrokerEventHandler {
   }
 
   /** Active channels matching a glob, with subscriber counts summed over the cluster. */
-  async activeChannels(pattern: string): Promise<Record<string, number>> {
-    const match = compileGlob(pattern);
-    const counts = new Map<string, number>();
-    for (const [channel, n] of this.hub.channelCounts()) if (match(channel)) counts.set(channel, n);
-    const peers = [...this.livePeers()].filter((p) => p.id !== this.id).map((p) => p.id);
-    if (peers.length > 0) {
-      const id = randomUUID();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, SURVEY_TIMEOUT_MS);
-        const survey: Survey = { waiting: new Set(peers), counts, done };
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.surveys.set(id, survey);
-        this.control({ type: 'survey', id, from: this.id, op: 'channels', pattern }).catch(done);
-      });
-      this.surveys.delete(id);
-    }
-    return Object.fromEntries([...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  activeChannels(pattern: string): Promise<Record<string, number>> {
+    return this.cluster.activeChannels(pattern);
   }
 
   /** This node and the live peers that sent a heartbeat recently. */
   nodes(): NodeInfo[] {
-    return [this.selfInfo(), ...[...this.livePeers()].filter((p) => p.id !== this.id)];
+    return this.cluster.nodes();
   }
 
-  private *livePeers(): Iterable<NodeInfo> {
-    const now = Date.now();
-    for (const [id, peer] of this.peers) {
-      if (peer.expiresAt <= now) this.peers.delete(id);
-      else yield peer.info;
-    }
-  }
-
-  private selfInfo(): NodeInfo {
+  selfInfo(): NodeInfo {
     return {
       id: this.id,
       name: this.name,
@@ -491,27 +464,10 @@ export class Node implements BrokerEventHandler {
         for (const client of this.targets(message.user, message.client)) client.sendMessage(message.data);
         return;
       case 'node':
-        if (message.node.id !== this.id) this.peers.set(message.node.id, { info: message.node, expiresAt: Date.now() + NODE_EXPIRY_MS });
+      case 'survey':
+      case 'survey_reply':
+        this.cluster.handle(message);
         return;
-      case 'survey': {
-        if (message.from === this.id) return;
-        const match = compileGlob(message.pattern);
-        const channels: Record<string, number> = {};
-        for (const [channel, n] of this.hub.channelCounts()) if (match(channel)) channels[channel] = n;
-        this.control({ type: 'survey_reply', id: message.id, to: message.from, from: this.id, channels }).catch((err: unknown) =>
-          this.logger.warn({ err }, 'survey reply failed'),
-        );
-        return;
-      }
-      case 'survey_reply': {
-        if (message.to !== this.id) return;
-        const survey = this.surveys.get(message.id);
-        if (!survey) return;
-        for (const [channel, n] of Object.entries(message.channels)) survey.counts.set(channel, (survey.counts.get(channel) ?? 0) + n);
-        survey.waiting.delete(message.from);
-        if (survey.waiting.size === 0) survey.done();
-        return;
-      }
     }
   }
 
@@ -545,13 +501,5 @@ export class Node implements BrokerEventHandler {
       if (work.length >= 1000) await Promise.allSettled(work.splice(0));
     }
     await Promise.allSettled(work);
-  }
-
-  private async heartbeat(): Promise<void> {
-    try {
-      await this.broker.publishControl({ type: 'node', node: this.selfInfo() });
-    } catch (err) {
-      this.logger.warn({ err }, 'node heartbeat failed');
-    }
   }
 }
