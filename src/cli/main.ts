@@ -12,9 +12,10 @@ Commands:
   token --user <id>              print a connection JWT signed with RELAIS_TOKEN_SECRET
       [--ttl <seconds>] [--channel <name>] [--info <json>] [--channels a,b]
   publish <channel> <json>       publish through the HTTP API (RELAIS_URL, RELAIS_API_KEY)
+      [--url <http url>] [--idempotency-key <key>]
   subscribe <channel>            print publications as JSON lines; recovers after reconnects
-      [--user <id>] [--url <ws url>]
-  chat [--user <id>] [--room <name>]
+      [--user <id> | --token <jwt>] [--url <url>]
+  chat [--user <id> | --token <jwt>] [--room <name>] [--url <url>]
                                  interactive terminal chat: /join /leave /history /who /quit
   help                           this text
 
