@@ -1,0 +1,101 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+
+let clockTicks: number | undefined;
+
+/** Kernel clock ticks per second (`getconf CLK_TCK`), the unit of utime and stime. */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** CPU time (user + system, every thread) of a process so far, in microseconds; null if it is gone. */
+export function cpuTimeUs(pid: number): number | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name may hold spaces and parentheses: fields start after the last ")".
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
+  return ((utime + stime) * 1e6) / clockTicksPerSecond();
+}
+
+/** Resident set size of a process in bytes (VmRSS); null if it is gone. */
+export function rssBytes(pid: number): number | null {
+  try {
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Sum over processes; null as soon as one is missing. */
+export function sumOver(pids: readonly number[], read: (pid: number) => number | null): number | null {
+  let total = 0;
+  for (const pid of pids) {
+    const value = read(pid);
+    if (value === null) return null;
+    total += value;
+  }
+  return total;
+}
+
+/** Hard limit on open files for processes this one starts (`ulimit -Hn`). */
+export function hardFdLimit(): number {
+  try {
+    const out = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
+    return out === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(out);
+  } catch {
+    return 1024;
+  }
+}
+
+export interface MachineInfo {
+  readonly nproc: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly kernel: string;
+  readonly memTotalMB: number;
+  readonly fdHardLimit: number;
+  readonly loadAverageAtStart: string;
+}
+
+export function machineInfo(): MachineInfo {
+  const read = (path: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const model = /^model name\s*:\s*(.+)$/m.exec(read('/proc/cpuinfo'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(read('/proc/meminfo'))?.[1] ?? 0);
+  let nproc = cpus().length;
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) || nproc;
+  } catch {
+    // keep os.cpus()
+  }
+  return {
+    nproc,
+    cpuModel: model.trim(),
+    node: process.version,
+    kernel: read('/proc/sys/kernel/osrelease').trim(),
+    memTotalMB: Math.round(memKb / 1024),
+    fdHardLimit: hardFdLimit(),
+    loadAverageAtStart: read('/proc/loadavg').split(' ').slice(0, 3).join(' '),
+  };
+}

@@ -1,0 +1,144 @@
+import type { LatencySummary } from './metrics.js';
+import type { MachineInfo } from './procstat.js';
+import type { TargetName } from './targets/target.js';
+
+export const SCENARIO_IDS = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
+export type ScenarioId = (typeof SCENARIO_IDS)[number];
+
+export function isScenarioId(value: string): value is ScenarioId {
+  return (SCENARIO_IDS as readonly string[]).includes(value);
+}
+
+/** Largest p99 (ms) a step may have and still count as sustained. */
+export const P99_LIMIT_MS = 100;
+
+/** One rate step of a stepped scenario, for one target. */
+export interface StepResult {
+  /** Publications per second asked of the publisher. */
+  readonly rate: number;
+  /** Publications per second it managed (it holds back while its socket is backed up). */
+  readonly actualRate: number;
+  readonly sent: number;
+  readonly expected: number;
+  /** Deliveries of the step, duplicates included. */
+  readonly received: number;
+  readonly loss: number;
+  readonly duplicates: number;
+  readonly gaps: number;
+  readonly offsetGaps: number;
+  readonly offsetDuplicates: number;
+  readonly closed: number;
+  readonly closeReason: string;
+  readonly publishErrors: number;
+  readonly publishError: string;
+  readonly deliveredPerSec: number;
+  readonly latencyMs: LatencySummary;
+  /** Server CPU time (every server process) during the step, over unique deliveries, µs. */
+  readonly serverCpuPerDeliveryUs: number | null;
+  /** Server CPU time over wall time of the step, in % of one core (2 instances can exceed 100). */
+  readonly serverCpuPercent: number | null;
+  /** Load generators' CPU (publisher + subscribers) over unique deliveries, µs. */
+  readonly loadCpuPerDeliveryUs: number | null;
+  /** Redis server CPU over unique deliveries, µs (multi-instance targets; Redis is shared). */
+  readonly redisCpuPerDeliveryUs: number | null;
+  readonly serverRssBytes: number | null;
+  /** Loss 0, no duplicates, no dropped connection, no publish error, publisher on pace and p99 under the limit. */
+  readonly ok: boolean;
+}
+
+export interface SteppedTargetResult {
+  readonly target: TargetName;
+  readonly error: string | null;
+  readonly connectMs: number | null;
+  readonly steps: StepResult[];
+  /** Largest rate (publications/s) among sustained steps; null if none. */
+  readonly maxSustainedRate: number | null;
+  readonly maxSustainedDeliveriesPerSec: number | null;
+}
+
+export interface SteppedScenarioResult {
+  readonly kind: 'stepped';
+  readonly id: ScenarioId;
+  readonly title: string;
+  readonly rooms: number;
+  readonly subscribersPerRoom: number;
+  readonly warmupMs: number;
+  readonly measureMs: number;
+  readonly targets: SteppedTargetResult[];
+}
+
+export interface IdleStep {
+  readonly requested: number;
+  /** Connections asked for after the file-descriptor cap. */
+  readonly planned: number;
+  readonly connected: number;
+  readonly failed: number;
+  readonly firstError: string;
+  readonly note: string;
+  readonly rssBaselineBytes: number | null;
+  readonly rssLoadedBytes: number | null;
+  readonly bytesPerConnection: number | null;
+}
+
+export interface IdleTargetResult {
+  readonly target: TargetName;
+  readonly error: string | null;
+  readonly steps: IdleStep[];
+}
+
+export interface IdleScenarioResult {
+  readonly kind: 'idle';
+  readonly id: ScenarioId;
+  readonly title: string;
+  readonly subscribersPerRoom: number;
+  readonly settleMs: number;
+  readonly targets: IdleTargetResult[];
+}
+
+export interface RecoveryRound {
+  readonly clients: number;
+  readonly positioned: number;
+  readonly recovered: number;
+  readonly notRecovered: number;
+  readonly failed: number;
+  readonly firstError: string;
+  /** Publications replayed per recovered client, on average. */
+  readonly replayedMean: number | null;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly maxMs: number | null;
+  /** Over the whole round (live and replayed deliveries). */
+  readonly expected: number;
+  readonly loss: number;
+  readonly duplicates: number;
+  readonly offsetGaps: number;
+}
+
+export interface RecoveryTargetResult {
+  readonly target: TargetName;
+  /** Peers have no recovery: reported as n/a. */
+  readonly applicable: boolean;
+  readonly error: string | null;
+  readonly rounds: RecoveryRound[];
+}
+
+export interface RecoveryScenarioResult {
+  readonly kind: 'recovery';
+  readonly id: ScenarioId;
+  readonly title: string;
+  readonly clients: number;
+  readonly rate: number;
+  readonly downMs: number;
+  readonly targets: RecoveryTargetResult[];
+}
+
+export type ScenarioResult = SteppedScenarioResult | IdleScenarioResult | RecoveryScenarioResult;
+
+export interface RunResult {
+  readonly startedAt: string;
+  finishedAt: string;
+  readonly preset: string;
+  readonly command: string;
+  readonly machine: MachineInfo;
+  readonly scenarios: ScenarioResult[];
+}

@@ -1,0 +1,92 @@
+import { sleep } from '../net.js';
+import { hardFdLimit } from '../procstat.js';
+import type { IdleScenarioResult, IdleStep, IdleTargetResult, ScenarioId } from '../results.js';
+import { startTarget } from '../targets/start.js';
+import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
+import { errorMessage, sourceAddresses, totalRss, type Log } from './common.js';
+import { SubscriberGroup } from './load_group.js';
+
+export interface IdleSpec {
+  readonly id: ScenarioId;
+  readonly title: string;
+  readonly targets: readonly TargetName[];
+  /** Connection counts, one fresh server each. */
+  readonly counts: readonly number[];
+  /** 1: every connection subscribes to a channel of its own. */
+  readonly subscribersPerRoom: number;
+  /** Time between the last subscription and the RSS reading. */
+  readonly settleMs: number;
+  /** Connections per load process (each process stays under the open-files limit). */
+  readonly perProcess: number;
+  readonly targetOptions: TargetOptions;
+}
+
+/** Open files a process needs beyond its connections (stdio, epoll, libuv, Redis, log files). */
+const FD_HEADROOM = 256;
+/** Connections per source address: under the 28,232 ephemeral ports of one address. */
+const PER_ADDRESS = 20_000;
+const BASELINE_SETTLE_MS = 1500;
+
+async function measure(spec: IdleSpec, name: TargetName, requested: number, planned: number, note: string, log: Log): Promise<IdleStep> {
+  let target: RunningTarget | null = null;
+  let group: SubscriberGroup | null = null;
+  try {
+    target = await startTarget(name, spec.targetOptions);
+    const pids = target.servers.map((s) => s.pid);
+    await sleep(BASELINE_SETTLE_MS);
+    const rssBaselineBytes = totalRss(pids);
+    const started = await SubscriberGroup.start({
+      endpoint: target.endpoint,
+      connections: planned,
+      rooms: Math.max(1, Math.ceil(planned / spec.subscribersPerRoom)),
+      processes: Math.max(2, Math.ceil(planned / spec.perProcess)),
+      localAddresses: sourceAddresses(planned, PER_ADDRESS),
+      perAddress: PER_ADDRESS,
+      concurrency: 100,
+      connectTimeoutMs: 60_000 + planned * 3,
+    });
+    group = started.group;
+    await sleep(spec.settleMs);
+    const rssLoadedBytes = totalRss(pids);
+    const { ok, failed, firstError } = started.outcome;
+    const bytesPerConnection = rssBaselineBytes !== null && rssLoadedBytes !== null && ok > 0 ? (rssLoadedBytes - rssBaselineBytes) / ok : null;
+    log(`  ${name}: ${ok}/${planned} connections, ${bytesPerConnection === null ? '-' : (bytesPerConnection / 1024).toFixed(1)} KB each${failed > 0 ? `, ${failed} failed (${firstError})` : ''}`);
+    return { requested, planned, connected: ok, failed, firstError, note, rssBaselineBytes, rssLoadedBytes, bytesPerConnection };
+  } finally {
+    await group?.stop();
+    await target?.stop();
+  }
+}
+
+/**
+ * Server RSS per idle subscribed connection: (RSS with N connections - RSS before any) / N,
+ * a fresh server per count. Counts above what the open-files limit allows are capped.
+ */
+export async function runIdle(spec: IdleSpec, log: Log): Promise<IdleScenarioResult> {
+  log(`scenario ${spec.id}: ${spec.title}`);
+  const limit = hardFdLimit();
+  const maxConnections = limit - FD_HEADROOM;
+  const targets: IdleTargetResult[] = [];
+  for (const name of spec.targets) {
+    const steps: IdleStep[] = [];
+    let error: string | null = null;
+    for (const requested of spec.counts) {
+      const planned = Math.min(requested, maxConnections);
+      const note = planned < requested ? `capped from ${requested}: open-files hard limit ${limit} per server process` : '';
+      if (steps.some((s) => s.planned === planned)) {
+        steps.push({ requested, planned: 0, connected: 0, failed: 0, firstError: '', note: `skipped: ${note}`, rssBaselineBytes: null, rssLoadedBytes: null, bytesPerConnection: null });
+        log(`  ${name}: ${requested} skipped (${note})`);
+        continue;
+      }
+      try {
+        steps.push(await measure(spec, name, requested, planned, note, log));
+      } catch (err) {
+        error = errorMessage(err);
+        log(`  ${name}: ERROR ${error}`);
+        break;
+      }
+    }
+    targets.push({ target: name, error, steps });
+  }
+  return { kind: 'idle', id: spec.id, title: spec.title, subscribersPerRoom: spec.subscribersPerRoom, settleMs: spec.settleMs, targets };
+}

@@ -1,0 +1,129 @@
+import { quantileOf } from '../metrics.js';
+import { sleep } from '../net.js';
+import type { RecoveryRound, RecoveryScenarioResult, RecoveryTargetResult, ScenarioId } from '../results.js';
+import { startTarget } from '../targets/start.js';
+import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
+import { errorMessage, type Log } from './common.js';
+import { Publisher, SubscriberGroup } from './load_group.js';
+
+export interface RecoverySpec {
+  readonly id: ScenarioId;
+  readonly title: string;
+  readonly targets: readonly TargetName[];
+  readonly clients: number;
+  /** Publications per second into the one channel, all along. */
+  readonly rate: number;
+  /** Publishing before the drop. */
+  readonly beforeMs: number;
+  /** Time the clients stay away: rate x downMs / 1000 publications to recover. */
+  readonly downMs: number;
+  /** Publishing after the reconnect. */
+  readonly afterMs: number;
+  readonly rounds: number;
+  readonly clientProcesses: number;
+  readonly padBytes: number;
+  readonly targetOptions: TargetOptions;
+}
+
+const RECONNECT_TIMEOUT_MS = 30_000;
+/** Only Relais keeps history and positions; the peers are listed as not applicable. */
+const RECOVERABLE: readonly TargetName[] = ['relais', 'relais-redis'];
+
+async function round(spec: RecoverySpec, target: RunningTarget, index: number, log: Log): Promise<RecoveryRound> {
+  let group: SubscriberGroup | null = null;
+  let publisher: Publisher | null = null;
+  try {
+    const started = await SubscriberGroup.start({
+      endpoint: target.endpoint,
+      connections: spec.clients,
+      rooms: 1,
+      processes: spec.clientProcesses,
+      localAddresses: [],
+      perAddress: spec.clients,
+      concurrency: 100,
+      connectTimeoutMs: 60_000,
+    });
+    group = started.group;
+    if (started.outcome.failed > 0) throw new Error(`${started.outcome.failed} connections failed: ${started.outcome.firstError}`);
+    publisher = await Publisher.start(target.endpoint);
+    const stepId = index + 1;
+    await group.begin(stepId);
+    const run = publisher.run({
+      warmStep: -stepId,
+      step: stepId,
+      rate: spec.rate,
+      warmupMs: 0,
+      measureMs: spec.beforeMs + spec.downMs + spec.afterMs,
+      rooms: 1,
+      padBytes: spec.padBytes,
+      maxBufferedBytes: 4 * 1024 * 1024,
+    });
+    await run.measuring;
+    await sleep(spec.beforeMs);
+    const dropped = await group.drop();
+    await sleep(spec.downMs);
+    const reports = await group.reconnect(RECONNECT_TIMEOUT_MS);
+    const done = await run.done;
+    const expected = done.sent * spec.clients;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (await group.poll()).unique < expected) await sleep(100);
+    const stats = await group.end();
+    const times = reports.flatMap((r) => r.timesMs);
+    const recovered = reports.reduce((n, r) => n + r.recovered, 0);
+    const replayed = reports.reduce((n, r) => n + r.replayed, 0);
+    const result: RecoveryRound = {
+      clients: spec.clients,
+      positioned: dropped.positioned,
+      recovered,
+      notRecovered: reports.reduce((n, r) => n + r.notRecovered, 0),
+      failed: reports.reduce((n, r) => n + r.failed, 0),
+      firstError: reports.find((r) => r.firstError !== '')?.firstError ?? '',
+      replayedMean: recovered > 0 ? replayed / recovered : null,
+      p50Ms: quantileOf(times, 0.5),
+      p99Ms: quantileOf(times, 0.99),
+      maxMs: quantileOf(times, 1),
+      expected,
+      loss: expected - (stats.received - stats.duplicates),
+      duplicates: stats.duplicates,
+      offsetGaps: stats.offsetGaps,
+    };
+    const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(1));
+    log(
+      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, loss ${result.loss}, dup ${result.duplicates}`,
+    );
+    return result;
+  } finally {
+    await publisher?.stop();
+    await group?.stop();
+  }
+}
+
+/**
+ * Reconnect with recovery: every client drops at once while publications flow, stays away
+ * downMs, reconnects at once and resubscribes from its last offset; time from the new socket
+ * to the subscribe reply carrying the missed publications. Loss is checked over the round.
+ */
+export async function runRecovery(spec: RecoverySpec, log: Log): Promise<RecoveryScenarioResult> {
+  log(`scenario ${spec.id}: ${spec.title}`);
+  const targets: RecoveryTargetResult[] = [];
+  for (const name of spec.targets) {
+    if (!RECOVERABLE.includes(name)) {
+      targets.push({ target: name, applicable: false, error: null, rounds: [] });
+      continue;
+    }
+    const rounds: RecoveryRound[] = [];
+    let target: RunningTarget | null = null;
+    let error: string | null = null;
+    try {
+      target = await startTarget(name, spec.targetOptions);
+      for (let i = 0; i < spec.rounds; i++) rounds.push(await round(spec, target, i, log));
+    } catch (err) {
+      error = errorMessage(err);
+      log(`  ${name}: ERROR ${error}`);
+    } finally {
+      await target?.stop();
+    }
+    targets.push({ target: name, applicable: true, error, rounds });
+  }
+  return { kind: 'recovery', id: spec.id, title: spec.title, clients: spec.clients, rate: spec.rate, downMs: spec.downMs, targets };
+}

@@ -1,0 +1,29 @@
+import type { Child } from '../children.js';
+import type { Endpoint } from '../load/messages.js';
+
+export const TARGET_NAMES = ['ws', 'socketio', 'socketio-redis', 'relais', 'relais-redis'] as const;
+export type TargetName = (typeof TARGET_NAMES)[number];
+
+export function isTargetName(value: string): value is TargetName {
+  return (TARGET_NAMES as readonly string[]).includes(value);
+}
+
+/** Targets that run as two instances over the local Redis. */
+export const MULTI_INSTANCE: readonly TargetName[] = ['socketio-redis', 'relais-redis'];
+
+export interface TargetOptions {
+  /** Publications kept per channel (Relais). */
+  readonly historySize: number;
+  readonly redisUrl: string;
+}
+
+/** Server process(es) of one target, up and listening. */
+export interface RunningTarget {
+  readonly name: TargetName;
+  readonly endpoint: Endpoint;
+  /** The server processes: their CPU time and RSS are the target's cost. */
+  readonly servers: readonly Child[];
+  /** Shared helpers whose CPU is reported apart (the Redis server), when readable. */
+  readonly auxPids: readonly number[];
+  stop(): Promise<void>;
+}
