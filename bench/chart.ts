@@ -39,8 +39,9 @@ function panel(s: SteppedScenarioResult, x0: number, y0: number): string {
   }
   const rates = points.map((p) => p.rate);
   const p99s = points.map((p) => p.latencyMs.p99 ?? 1);
-  const xMin = Math.min(...rates);
-  const xMax = Math.max(...rates, xMin * 2);
+  // A little room on both sides so that the first and last points are not on the frame.
+  const xMin = Math.min(...rates) / 1.25;
+  const xMax = Math.max(...rates) * 1.25;
   const yMin = Math.max(0.1, Math.min(...p99s, 1));
   const yMax = Math.max(...p99s, P99_LIMIT_MS * 2);
   const w = PANEL_W - MARGIN.left - MARGIN.right;

@@ -79,7 +79,7 @@ function scenarios(scale: 'smoke' | 'short' | 'full'): Record<ScenarioId, Scenar
       rate: 50,
       downMs: 2000,
       rounds: pick(1, 2, 3),
-      defaultTargets: SINGLE,
+      defaultTargets: [...SINGLE, 'relais-redis'],
     },
     e: {
       kind: 'stepped',

@@ -99,3 +99,22 @@ export function machineInfo(): MachineInfo {
     loadAverageAtStart: read('/proc/loadavg').split(' ').slice(0, 3).join(' '),
   };
 }
+
+/**
+ * TcpExt ListenOverflows of this network namespace (every listener, every process): SYNs
+ * dropped because an accept queue was full; each costs its client a 1 s retransmit.
+ */
+export function listenOverflows(): number | null {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/netstat', 'utf8');
+  } catch {
+    return null;
+  }
+  const lines = text.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = lines[0]?.split(/\s+/) ?? [];
+  const counts = lines[1]?.split(/\s+/) ?? [];
+  const index = names.indexOf('ListenOverflows');
+  const value = index >= 0 ? Number(counts[index]) : Number.NaN;
+  return Number.isFinite(value) ? value : null;
+}

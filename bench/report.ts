@@ -128,8 +128,9 @@ function idle(s: IdleScenarioResult): string {
 
 function recovery(s: RecoveryScenarioResult): string {
   const rows = s.targets.flatMap((t) => {
-    if (!t.applicable) return [[t.target, 'n/a', 'n/a (no recovery)', dash, dash, dash, dash, dash, dash, dash, dash]];
-    if (t.error && t.rounds.length === 0) return [[t.target, dash, `error: ${t.error.slice(0, 120)}`, dash, dash, dash, dash, dash, dash, dash, dash]];
+    const blank = [dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash];
+    if (!t.applicable) return [[t.target, 'n/a', 'n/a (no recovery)', ...blank]];
+    if (t.error && t.rounds.length === 0) return [[t.target, dash, `error: ${t.error.slice(0, 120)}`, ...blank]];
     return t.rounds.map((r, i) => [
       t.target,
       String(i + 1),
@@ -139,6 +140,9 @@ function recovery(s: RecoveryScenarioResult): string {
       num(r.p50Ms, 1),
       num(r.p99Ms, 1),
       num(r.maxMs, 1),
+      `${num(r.openP50Ms, 1)} / ${num(r.openP99Ms, 1)}`,
+      `${num(r.readyP50Ms, 1)} / ${num(r.readyP99Ms, 1)}`,
+      num(r.listenOverflows),
       num(r.loss),
       num(r.duplicates),
       num(r.offsetGaps),
@@ -147,9 +151,9 @@ function recovery(s: RecoveryScenarioResult): string {
   return [
     `### ${s.id}. ${s.title}: ${num(s.clients)} clients`,
     '',
-    `${s.rate} publications/s into one channel all along; every client drops at once, stays away ${s.downMs / 1000} s, reconnects at once and resubscribes with its offset and epoch. Time: from opening the new socket to the subscribe reply with the missed publications. Loss and duplicates over the whole round.`,
+    `${s.rate} publications/s into one channel all along; every client drops at once, stays away ${s.downMs / 1000} s, reconnects at once and resubscribes with its offset and epoch. Time: from opening the new socket to the subscribe reply with the missed publications; the socket-open and connect-reply columns show how much of it went to TCP + upgrade and to the connect handshake. Listen overflows: SYNs the kernel dropped because an accept queue was full during the reconnect (machine-wide counter); each costs its client a 1 s SYN retransmit. Loss and duplicates over the whole round.`,
     '',
-    table(['target', 'round', 'recovered', 'not recovered', 'replayed per client', 'p50 ms', 'p99 ms', 'max ms', 'loss', 'dup', 'offset gaps'], rows),
+    table(['target', 'round', 'recovered', 'not recovered', 'replayed per client', 'p50 ms', 'p99 ms', 'max ms', 'socket open p50 / p99', 'connect reply p50 / p99', 'listen overflows', 'loss', 'dup', 'offset gaps'], rows),
   ].join('\n');
 }
 
@@ -169,7 +173,7 @@ export function machineMarkdown(run: RunResult): string {
   return [
     `- CPU: ${m.cpuModel}, nproc ${m.nproc}; memory ${num(m.memTotalMB)} MB; Linux ${m.kernel}; Node ${m.node}; open files hard limit ${num(m.fdHardLimit)}`,
     `- load average at start: ${m.loadAverageAtStart}`,
-    `- preset ${run.preset}; started ${run.startedAt}, finished ${run.finishedAt}`,
+    `- revision ${run.revision ?? 'unknown'}; preset ${run.preset}; started ${run.startedAt}, finished ${run.finishedAt}`,
     `- command: \`${run.command}\``,
   ].join('\n');
 }

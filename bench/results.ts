@@ -107,6 +107,14 @@ export interface RecoveryRound {
   readonly p50Ms: number | null;
   readonly p99Ms: number | null;
   readonly maxMs: number | null;
+  /** p50 / p99 of the part spent until the socket was open (TCP + HTTP upgrade). */
+  readonly openP50Ms: number | null;
+  readonly openP99Ms: number | null;
+  /** p50 / p99 of the part spent until the connect reply (includes the open). */
+  readonly readyP50Ms: number | null;
+  readonly readyP99Ms: number | null;
+  /** SYNs dropped on full accept queues during the reconnect, machine-wide (null: unreadable). */
+  readonly listenOverflows: number | null;
   /** Over the whole round (live and replayed deliveries). */
   readonly expected: number;
   readonly loss: number;
@@ -139,6 +147,8 @@ export interface RunResult {
   finishedAt: string;
   readonly preset: string;
   readonly command: string;
+  /** Commit of the checkout, "+ local changes" when src/ differs from it (dist/ is built from src/). */
+  readonly revision: string;
   readonly machine: MachineInfo;
   readonly scenarios: ScenarioResult[];
 }

@@ -1,6 +1,7 @@
 /**
  * Side-by-side benchmark of Relais and its peers (issue 3). Usage: `npm run bench -- --help`.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,6 +73,18 @@ const { values } = parseArgs({
     help: { type: 'boolean', short: 'h' },
   },
 });
+
+function revision(): string {
+  const git = (...args: string[]): string => {
+    try {
+      return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
+  return git('status', '--porcelain', '--', 'src') === '' ? head : `${head} + local changes in src/`;
+}
 
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
@@ -190,6 +203,7 @@ async function main(): Promise<void> {
     finishedAt: '',
     preset: presetName,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    revision: revision(),
     machine: machineInfo(),
     scenarios: [],
   };

@@ -32,6 +32,8 @@ export interface SubscribeReply {
 
 /** What a lean client reports; one handler per connection. */
 export interface ClientHandler {
+  /** The WebSocket is open (TCP and HTTP upgrade done). */
+  opened(): void;
   /** Handshake done: the client may subscribe and publish. */
   ready(): void;
   subscribed(reply: SubscribeReply): void;

@@ -71,8 +71,11 @@ export interface SubscriberStats {
 
 export interface RecoveryReport {
   readonly type: 'recovery';
-  /** Time from opening the new socket to the subscribe reply, ms, one per recovered client. */
+  /** Time from opening the new socket to the subscribe reply, ms, one per resubscribed client. */
   readonly timesMs: readonly number[];
+  /** Of which: to the socket open (TCP + upgrade), and to the end of the protocol handshake. */
+  readonly openMs: readonly number[];
+  readonly readyMs: readonly number[];
   readonly recovered: number;
   readonly notRecovered: number;
   readonly failed: number;

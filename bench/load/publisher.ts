@@ -16,6 +16,7 @@ let firstError = '';
 let running = false;
 
 const handler: ClientHandler = {
+  opened: () => undefined,
   ready: () => reply({ type: 'online' }),
   subscribed: () => undefined,
   publication: () => undefined,

@@ -17,7 +17,10 @@ export function openSocket(url: string, localAddress: string | undefined, handle
     closed = true;
     handler.closed(reason);
   };
-  ws.on('open', onOpen);
+  ws.on('open', () => {
+    handler.opened();
+    onOpen();
+  });
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) return;
     try {

@@ -33,7 +33,13 @@ const step = {
 const latency = new Histogram();
 let dropping = false;
 
-type Opened = (error: string | null, reply: SubscribeReply | null) => void;
+/** Milliseconds from the start of an open to the socket open and to the protocol handshake. */
+interface Phases {
+  openMs: number;
+  readyMs: number;
+}
+
+type Opened = (error: string | null, reply: SubscribeReply | null, phases: Phases) => void;
 
 /** One subscribed connection; survives reconnects (a new socket, the same counters). */
 class Connection {
@@ -106,6 +112,9 @@ class Connection {
 
 /** The handler of one socket of a Connection. */
 class Link implements ClientHandler {
+  private readonly started = nowMs();
+  private readonly phases: Phases = { openMs: 0, readyMs: 0 };
+
   constructor(
     private readonly conn: Connection,
     private readonly recover: Position | null,
@@ -115,11 +124,17 @@ class Link implements ClientHandler {
   private finish(error: string | null, subscribeReply: SubscribeReply | null): void {
     const done = this.done;
     this.done = null;
-    done?.(error, subscribeReply);
+    done?.(error, subscribeReply, this.phases);
+  }
+
+  opened(): void {
+    this.phases.openMs = nowMs() - this.started;
   }
 
   ready(): void {
-    if (this.conn.link === this) this.conn.client?.subscribe(this.conn.room, this.recover);
+    if (this.conn.link !== this) return;
+    this.phases.readyMs = nowMs() - this.started;
+    this.conn.client?.subscribe(this.conn.room, this.recover);
   }
 
   subscribed(subscribeReply: SubscribeReply): void {
@@ -161,6 +176,8 @@ interface BatchResult {
   failed: number;
   firstError: string;
   times: number[];
+  openMs: number[];
+  readyMs: number[];
   recovered: number;
   notRecovered: number;
   replayed: number;
@@ -168,7 +185,7 @@ interface BatchResult {
 
 /** Opens every connection, `concurrency` handshakes at a time, within timeoutMs. */
 function openAll(target: Endpoint, recover: boolean, concurrency: number, timeoutMs: number): Promise<BatchResult> {
-  const result: BatchResult = { ok: 0, failed: 0, firstError: '', times: [], recovered: 0, notRecovered: 0, replayed: 0 };
+  const result: BatchResult = { ok: 0, failed: 0, firstError: '', times: [], openMs: [], readyMs: [], recovered: 0, notRecovered: 0, replayed: 0 };
   return new Promise((resolve) => {
     let next = 0;
     let finished = 0;
@@ -186,12 +203,14 @@ function openAll(target: Endpoint, recover: boolean, concurrency: number, timeou
       const conn = connections[next++];
       if (conn === undefined) return;
       const started = nowMs();
-      conn.open(target, recover ? conn.saved : null, (error, subscribeReply) => {
+      conn.open(target, recover ? conn.saved : null, (error, subscribeReply, phases) => {
         if (settled) return;
         finished++;
         if (error === null) {
           result.ok++;
           result.times.push(nowMs() - started);
+          result.openMs.push(phases.openMs);
+          result.readyMs.push(phases.readyMs);
           if (subscribeReply?.recovered) result.recovered++;
           else result.notRecovered++;
           result.replayed += subscribeReply?.replayed ?? 0;
@@ -280,6 +299,8 @@ async function reconnect(concurrency: number, timeoutMs: number): Promise<void> 
   reply({
     type: 'recovery',
     timesMs: result.times,
+    openMs: result.openMs,
+    readyMs: result.readyMs,
     recovered: result.recovered,
     notRecovered: result.notRecovered,
     failed: result.failed,

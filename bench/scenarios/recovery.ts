@@ -1,5 +1,6 @@
 import { quantileOf } from '../metrics.js';
 import { sleep } from '../net.js';
+import { listenOverflows } from '../procstat.js';
 import type { RecoveryRound, RecoveryScenarioResult, RecoveryTargetResult, ScenarioId } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
@@ -62,13 +63,17 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     await sleep(spec.beforeMs);
     const dropped = await group.drop();
     await sleep(spec.downMs);
+    const overflows0 = listenOverflows();
     const reports = await group.reconnect(RECONNECT_TIMEOUT_MS);
+    const overflows1 = listenOverflows();
     const done = await run.done;
     const expected = done.sent * spec.clients;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && (await group.poll()).unique < expected) await sleep(100);
     const stats = await group.end();
     const times = reports.flatMap((r) => r.timesMs);
+    const openMs = reports.flatMap((r) => r.openMs);
+    const readyMs = reports.flatMap((r) => r.readyMs);
     const recovered = reports.reduce((n, r) => n + r.recovered, 0);
     const replayed = reports.reduce((n, r) => n + r.replayed, 0);
     const result: RecoveryRound = {
@@ -82,6 +87,11 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       p50Ms: quantileOf(times, 0.5),
       p99Ms: quantileOf(times, 0.99),
       maxMs: quantileOf(times, 1),
+      openP50Ms: quantileOf(openMs, 0.5),
+      openP99Ms: quantileOf(openMs, 0.99),
+      readyP50Ms: quantileOf(readyMs, 0.5),
+      readyP99Ms: quantileOf(readyMs, 0.99),
+      listenOverflows: overflows0 === null || overflows1 === null ? null : overflows1 - overflows0,
       expected,
       loss: expected - (stats.received - stats.duplicates),
       duplicates: stats.duplicates,
@@ -89,7 +99,7 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     };
     const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(1));
     log(
-      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, loss ${result.loss}, dup ${result.duplicates}`,
+      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, loss ${result.loss}, dup ${result.duplicates}`,
     );
     return result;
   } finally {
