@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JsonText } from '../core/json.js';
 import type { ClientInfo, Publication } from '../core/publication.js';
+import { RelaisError } from '../core/errors.js';
 import type { Broker, BrokerEventHandler, ControlMessage, PresenceManager, PublishOptions } from './broker.js';
 
 export interface BrokerUnderTest {
@@ -19,6 +20,11 @@ export interface BrokerContractSetup {
   reset(): void;
   /** Whether two nodes from `node()` share a bus (false for memory). */
   readonly distributed: boolean;
+  /**
+   * False for a broker that refuses pattern subscriptions by contract (Redis in sharded
+   * pub/sub mode): the suite then checks the refusal instead. Default true.
+   */
+  readonly patterns?: boolean;
 }
 
 /** Collects what a broker delivers to its node. */
@@ -82,6 +88,7 @@ const json = (value: unknown): JsonText => JSON.stringify(value) as JsonText;
 const withHistory: PublishOptions = { historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 3_600_000 };
 const noHistory: PublishOptions = { historySize: 0, historyTtlMs: 0, historyMetaTtlMs: 0 };
 const alice: ClientInfo = { user: 'alice', client: 'c-alice', connInfo: json({ name: 'Alice' }) };
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function describeBrokerContract(name: string, setup: BrokerContractSetup): void {
   describe(`Broker contract: ${name}`, () => {
@@ -272,6 +279,148 @@ export function describeBrokerContract(name: string, setup: BrokerContractSetup)
       expect(Object.keys(await p.get('chat:p'))).toEqual(['c-alice']);
       expect(await p.stats('chat:p')).toEqual({ numClients: 1, numUsers: 1 });
     });
+
+    /** Two nodes of one bus; for memory, one node twice (its one process is the whole bus). */
+    async function publisherAndSubscriber(): Promise<{ pub: Broker; sub: BrokerUnderTest; events: RecordingHandler }> {
+      const b = await startNode();
+      if (!setup.distributed) return { pub: b.node.broker, sub: b.node, events: b.events };
+      const a = await startNode();
+      return { pub: a.node.broker, sub: b.node, events: b.events };
+    }
+
+    if (setup.patterns ?? true) {
+      it('delivers publications, joins and leaves of channels matching a pattern once subscribed', async () => {
+        const { pub, sub, events } = await publisherAndSubscriber();
+        await pub.publish('chat:early', json('before'), withHistory);
+        await sub.broker.subscribePattern('chat:*');
+        // Literal brackets, braces, `%` and a backslash; `?` over a character of several UTF-8 bytes.
+        await sub.broker.subscribePattern('room:[{%\\}]?');
+        await pub.publish('chat:early', json('after'), withHistory);
+        await pub.publish('chat:a', json(1), withHistory);
+        await pub.publish('chat:a', json(2), withHistory);
+        await pub.publish('chat:live', json('live'), noHistory);
+        await pub.publish('room:[{%\\}]é', json('odd'), withHistory);
+        await pub.publishJoin('chat:a', alice);
+        await pub.publishLeave('chat:a', alice);
+        await events.until(
+          () =>
+            events.pubsOf('chat:a').length === 2 &&
+            events.pubsOf('chat:live').length === 1 &&
+            events.pubsOf('room:[{%\\}]é').length === 1 &&
+            events.pubsOf('chat:early').some((p) => p.offset === 2) &&
+            events.joins.length === 1 &&
+            events.leaves.length === 1,
+        );
+        await sleep(200);
+        expect(events.pubsOf('chat:a').map((p) => p.offset)).toEqual([1, 2]);
+        expect(events.pubsOf('chat:live').map((p) => p.offset)).toEqual([0]);
+        expect(events.pubsOf('room:[{%\\}]é').map((p) => JSON.parse(p.data) as unknown)).toEqual(['odd']);
+        // On a bus, a node hears nothing of a channel before it has some interest in it.
+        if (setup.distributed) expect(events.pubsOf('chat:early').map((p) => p.offset)).toEqual([2]);
+        expect(events.joins).toEqual([{ channel: 'chat:a', info: expect.objectContaining({ user: 'alice', client: 'c-alice' }) as unknown }]);
+        expect(events.leaves).toEqual([{ channel: 'chat:a', info: expect.objectContaining({ user: 'alice' }) as unknown }]);
+      });
+
+      it('delivers a channel matched by a subscription and by patterns once', async () => {
+        const { pub, sub, events } = await publisherAndSubscriber();
+        await sub.broker.subscribe(['chat:both']);
+        await sub.broker.subscribePattern('chat:*');
+        await sub.broker.subscribePattern('chat:*'); // idempotent
+        await sub.broker.subscribePattern('chat:b?th');
+        await sub.broker.subscribePattern('*');
+        for (let i = 1; i <= 3; i++) await pub.publish('chat:both', json(i), withHistory);
+        await pub.publish('chat:both', json('same'), noHistory);
+        await pub.publish('chat:both', json('same'), noHistory);
+        // Identical events back to back are two events, not copies of one.
+        await pub.publishJoin('chat:both', alice);
+        await pub.publishJoin('chat:both', alice);
+        await pub.publishLeave('chat:both', alice);
+        // Matched by patterns only, several of them.
+        await pub.publish('chat:bath', json('b'), withHistory);
+        await pub.publishJoin('chat:bath', alice);
+        await pub.publishJoin('chat:bath', alice);
+        const expected = (): boolean =>
+          events.pubsOf('chat:both').length >= 5 && events.pubsOf('chat:bath').length >= 1 && events.joins.length >= 4 && events.leaves.length >= 1;
+        await events.until(expected);
+        // The exact subscription goes; the patterns still want the channel.
+        await sub.broker.unsubscribe(['chat:both']);
+        await pub.publish('chat:both', json(4), withHistory);
+        await events.until(() => events.pubsOf('chat:both').length >= 6);
+        await sleep(300);
+        expect(events.pubsOf('chat:both').map((p) => p.offset)).toEqual([1, 2, 3, 0, 0, 4]);
+        expect(events.pubsOf('chat:bath').map((p) => p.offset)).toEqual([1]);
+        expect(events.joins.map((j) => j.channel)).toEqual(['chat:both', 'chat:both', 'chat:bath', 'chat:bath']);
+        expect(events.leaves.map((l) => l.channel)).toEqual(['chat:both']);
+      });
+
+      it('delivers each publication once while subscriptions of a pattern-matched channel come and go', async () => {
+        const { pub, sub, events } = await publisherAndSubscriber();
+        await sub.broker.subscribePattern('chat:*');
+        let publishing = true;
+        const toggling = (async () => {
+          while (publishing) {
+            await sub.broker.subscribe(['chat:flip']);
+            await sleep(3);
+            await sub.broker.unsubscribe(['chat:flip']);
+            await sleep(3);
+          }
+        })();
+        try {
+          for (let i = 1; i <= 60; i++) {
+            await pub.publish('chat:flip', json(i), withHistory);
+            if (i % 3 === 0) await pub.publish('chat:flip', json(i), noHistory);
+            if (i % 4 === 0) await sleep(5);
+          }
+        } finally {
+          publishing = false;
+          await toggling;
+        }
+        await events.until(() => events.pubsOf('chat:flip').length >= 80);
+        await sleep(300);
+        const pubs = events.pubsOf('chat:flip');
+        expect(pubs.filter((p) => p.offset > 0).map((p) => p.offset)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+        expect(pubs.filter((p) => p.offset === 0)).toHaveLength(20);
+      });
+
+      it('stops pattern delivery on unsubscribePattern, keeping subscriptions and other patterns', async () => {
+        const { pub, sub, events } = await publisherAndSubscriber();
+        await sub.broker.subscribe(['chat:kept']);
+        await sub.broker.subscribePattern('chat:*');
+        await sub.broker.subscribePattern('chat:*');
+        await sub.broker.subscribePattern('news:*');
+        await pub.publish('chat:gone', json(1), withHistory);
+        await pub.publish('chat:kept', json(1), withHistory);
+        await pub.publish('news:on', json(1), withHistory);
+        await events.until(() => [events.pubsOf('chat:gone'), events.pubsOf('chat:kept'), events.pubsOf('news:on')].every((p) => p.length === 1));
+        // Not reference-counted: one unsubscribePattern ends it.
+        await sub.broker.unsubscribePattern('chat:*');
+        await sub.broker.unsubscribePattern('never:*');
+        await pub.publish('chat:gone', json(2), withHistory);
+        await pub.publish('chat:kept', json(2), withHistory);
+        await pub.publish('news:on', json(2), withHistory);
+        await pub.publishJoin('chat:gone', alice);
+        await events.until(() => events.pubsOf('chat:kept').length === 2 && events.pubsOf('news:on').length === 2);
+        await sleep(200);
+        expect(events.pubsOf('chat:kept').map((p) => p.offset)).toEqual([1, 2]);
+        expect(events.pubsOf('news:on').map((p) => p.offset)).toEqual([1, 2]);
+        if (setup.distributed) {
+          expect(events.pubsOf('chat:gone').map((p) => p.offset)).toEqual([1]);
+          expect(events.joins).toEqual([]);
+        }
+      });
+    } else {
+      it('refuses pattern subscriptions with NOT_AVAILABLE', async () => {
+        const { node } = await startNode();
+        const err: unknown = await node.broker.subscribePattern('chat:*').then(
+          () => new Error('resolved instead of rejecting'),
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(RelaisError);
+        expect((err as RelaisError).code).toBe('NOT_AVAILABLE');
+        expect((err as RelaisError).temporary).toBe(false);
+        await node.broker.unsubscribePattern('chat:*');
+      });
+    }
 
     if (setup.distributed) {
       it('fans out between nodes with the same offsets, in order', async () => {

@@ -64,17 +64,22 @@ export interface NodeInfo {
   readonly uptimeSeconds: number;
 }
 
-/** Receives what the broker delivers to this node. Handlers must not throw. */
+/**
+ * Receives what the broker delivers to this node. Handlers must not throw.
+ * Channel events come for channels subscribed exactly or matched by a subscribed pattern,
+ * each one once per node however many of these subscriptions match its channel; possibly
+ * also for other channels (see `Broker.subscribePattern`), which the handler ignores.
+ */
 export interface BrokerEventHandler {
-  /** A publication of a channel this node subscribed to; per channel in offset order. */
+  /** A publication; per channel in offset order. */
   handlePublication(channel: string, publication: Publication): void;
   handleJoin(channel: string, info: ClientInfo): void;
   handleLeave(channel: string, info: ClientInfo): void;
   handleControl(message: ControlMessage): void;
   /**
    * The broker lost its connection and may have missed publications of subscribed
-   * channels (none for the memory broker). The node sends its positioned subscribers back
-   * through recovery.
+   * channels and patterns (none for the memory broker). The node sends its positioned
+   * subscribers back through recovery.
    */
   handleResync(): void;
 }
@@ -113,6 +118,33 @@ export interface Broker {
    */
   subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channels: readonly string[]): Promise<void>;
+
+  /**
+   * This node's interest in every channel matching a glob: `*` any run of characters (none
+   * included), `?` exactly one, everything else literal (compileGlob's reading). After
+   * `subscribePattern` resolves, every publication, join and leave of a matching channel
+   * made later reaches the handler, publications per channel in offset order, as for
+   * `subscribe`. A broker may also deliver channels the pattern does not match (one whose
+   * bus cannot select that finely): the handler filters with its own matcher.
+   *
+   * Idempotent per pattern, without reference counts (the node keeps them): one
+   * `unsubscribePattern` ends it. A channel wanted through several subscriptions (exact and
+   * patterns, or overlapping patterns) is still delivered once: no publication, join or
+   * leave reaches the handler twice on one node because more than one subscription matches
+   * its channel, including while those subscriptions come and go.
+   *
+   * Rejects with BROKER_UNAVAILABLE (temporary) when the bus is down, and with NOT_AVAILABLE
+   * (permanent) when this broker cannot subscribe to patterns at all (Redis in sharded
+   * pub/sub mode).
+   */
+  subscribePattern(pattern: string): Promise<void>;
+
+  /**
+   * Stops delivery through `pattern`. Channels subscribed exactly, or matched by another
+   * subscribed pattern, keep being delivered without a gap. A pattern not subscribed is a
+   * no-op.
+   */
+  unsubscribePattern(pattern: string): Promise<void>;
 
   /** Reads history; see HistoryQuery. Always returns the stream's current position. */
   history(channel: string, query: HistoryQuery): Promise<HistoryResult>;

@@ -16,14 +16,17 @@ export interface RetryingBrokerOptions {
  * A broker that starts degraded: when the bus is unreachable at boot, `start` resolves
  * anyway and the broker keeps trying in the background. Until a start succeeds every
  * operation fails with BROKER_UNAVAILABLE (temporary) — nothing is accepted that could be
- * lost — and `ping` fails, so the node reports not ready. Channels subscribed meanwhile are
- * subscribed on the bus once it is up, and the node is told to resync.
+ * lost — and `ping` fails, so the node reports not ready. Channels and patterns subscribed
+ * meanwhile are subscribed on the bus once it is up, and the node is told to resync. A
+ * pattern the started broker refuses for good (NOT_AVAILABLE: Redis sharded pub/sub) is
+ * dropped from that interest rather than failing the start.
  */
 export class RetryingBroker implements Broker {
   readonly kind: Broker['kind'];
   private inner: Broker | undefined;
   private handler: BrokerEventHandler | undefined;
   private readonly interest = new Set<string>();
+  private readonly patternInterest = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private attempts = 0;
@@ -44,6 +47,14 @@ export class RetryingBroker implements Broker {
     try {
       await candidate.start(this.handler);
       if (this.interest.size > 0) await candidate.subscribe([...this.interest]);
+      for (const pattern of [...this.patternInterest]) {
+        try {
+          await candidate.subscribePattern(pattern);
+        } catch (err) {
+          if (!isRefusal(err)) throw err;
+          this.patternInterest.delete(pattern);
+        }
+      }
     } catch (err) {
       await candidate.close().catch(() => undefined);
       this.options.onRetryFailure?.(err, this.attempts);
@@ -95,6 +106,23 @@ export class RetryingBroker implements Broker {
     if (this.inner) await this.inner.unsubscribe(channels);
   }
 
+  async subscribePattern(pattern: string): Promise<void> {
+    this.patternInterest.add(pattern);
+    if (!this.inner) throw new RelaisError('BROKER_UNAVAILABLE', 'message bus not connected yet, retry');
+    try {
+      await this.inner.subscribePattern(pattern);
+    } catch (err) {
+      // Refused for good: remembering it would only fail every later start.
+      if (isRefusal(err)) this.patternInterest.delete(pattern);
+      throw err;
+    }
+  }
+
+  async unsubscribePattern(pattern: string): Promise<void> {
+    this.patternInterest.delete(pattern);
+    if (this.inner) await this.inner.unsubscribePattern(pattern);
+  }
+
   history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     return this.call(() => this.broker.history(channel, query));
   }
@@ -125,4 +153,9 @@ export class RetryingBroker implements Broker {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
+}
+
+/** An error that retrying cannot fix (a RelaisError whose code is not temporary). */
+function isRefusal(err: unknown): boolean {
+  return err instanceof RelaisError && !err.temporary;
 }

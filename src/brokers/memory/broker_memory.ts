@@ -137,6 +137,15 @@ export class MemoryBroker implements Broker {
     return Promise.resolve();
   }
 
+  // Every channel already reaches the handler, once: the hub matches patterns itself.
+  subscribePattern(_pattern: string): Promise<void> {
+    return Promise.resolve();
+  }
+
+  unsubscribePattern(_pattern: string): Promise<void> {
+    return Promise.resolve();
+  }
+
   history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     const stream = this.stream(channel);
     const position = stream.position;

@@ -185,6 +185,32 @@ if (!available && process.env.CI === 'true') {
       expect(a.events.pubsOf('chat:late').map((p) => JSON.parse(p.data) as unknown)).toEqual(['one', 'two (fan-out)', 'three']);
     });
 
+    it('orders a channel first received through a pattern, waiting for a crossed predecessor', async () => {
+      const testPrefix = newPrefix();
+      const [a] = await nodes(1, testPrefix, { reorderHoldMs: 300 });
+      if (!a) throw new Error('no node');
+      await a.broker.subscribePattern('chat:*');
+      const names = natsNames(testPrefix);
+      const nc = await connect({ servers: NATS_URL });
+      try {
+        // Fan-outs of two other nodes' publishes that crossed: 6 arrives before 5.
+        const fanOut = (channel: string, offset: number): void =>
+          nc.publish(names.fanOutSubject(channel), encodeFanOut({ type: 'pub', publication: { offset, epoch: 'e1', time: Date.now(), data: json(offset) } }));
+        fanOut('chat:cross', 6);
+        await nc.flush();
+        await new Promise((r) => setTimeout(r, 50));
+        fanOut('chat:cross', 5);
+        fanOut('chat:cross', 7);
+        fanOut('news:other', 1); // on the pattern subject too, but matched by no pattern
+        await nc.flush();
+      } finally {
+        await nc.close();
+      }
+      await a.events.until(() => a.events.pubsOf('chat:cross').length === 3, 3000);
+      expect(a.events.pubsOf('chat:cross').map((p) => p.offset)).toEqual([5, 6, 7]);
+      expect(a.events.pubsOf('news:other')).toEqual([]);
+    });
+
     it('starts new lineages when the history stream is lost, and recreates it', async () => {
       const testPrefix = newPrefix();
       const [a, b] = await nodes(2, testPrefix);
@@ -366,6 +392,8 @@ describe.skipIf(!nativeServer && process.env.CI !== 'true')('NatsBroker when NAT
     await broker.start(events);
     cleanups.push(() => broker.close());
     await broker.subscribe(['chat:f']);
+    // chat:f is matched as well as subscribed: still delivered once, before and after.
+    await broker.subscribePattern('chat:*');
     const before = [];
     for (let i = 1; i <= 3; i++) before.push(await broker.publish('chat:f', json(i), withHistory));
     expect(before.map((p) => p.offset)).toEqual([1, 2, 3]);
@@ -383,6 +411,10 @@ describe.skipIf(!nativeServer && process.env.CI !== 'true')('NatsBroker when NAT
     const after = await broker.publish('chat:f', json(4), withHistory);
     expect(after).toEqual({ offset: 4, epoch });
     await events.until(() => events.pubsOf('chat:f').some((p) => p.offset === 4));
+    // The pattern is back too, for a channel nobody subscribed to.
+    const other = await broker.publish('chat:other', json('o'), withHistory);
+    await events.until(() => events.pubsOf('chat:other').length === 1);
+    expect(events.pubsOf('chat:other')[0]?.offset).toBe(other.offset);
     expect(events.pubsOf('chat:f').map((p) => p.offset)).toEqual([1, 2, 3, 4]);
     const history = await broker.history('chat:f', { limit: 10 });
     expect(history.publications.map((p) => JSON.parse(p.data) as unknown)).toEqual([1, 2, 3, 4]);

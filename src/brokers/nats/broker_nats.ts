@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { connect, Events, type Msg, type NatsConnection, type NatsError, type Subscription } from 'nats';
-import { compileGlob } from '../../core/channel.js';
+import { compileGlob, type GlobMatcher } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
 import type { JsonText } from '../../core/json.js';
 import type { ClientInfo, Publication, StreamPosition } from '../../core/publication.js';
@@ -74,6 +75,11 @@ interface Connection {
 const RESYNC_CONCURRENCY = 32;
 const MAX_HELD_PER_CHANNEL = 1000;
 const DRAIN_TIMEOUT_MS = 5000;
+/** A channel received only through a pattern keeps its ordering state while it has traffic within this, ms. */
+const PATTERN_CHANNEL_IDLE_MS = 5 * 60_000;
+/** Channels received only through patterns whose ordering state is kept at most; the oldest go first. */
+const MAX_PATTERN_CHANNELS = 100_000;
+const PATTERN_SWEEP_INTERVAL_MS = 60_000;
 const CONTROL_TYPES: ReadonlySet<string> = new Set(['disconnect', 'subscribe', 'unsubscribe', 'message', 'node', 'survey', 'survey_reply']);
 
 /**
@@ -94,6 +100,23 @@ const CONTROL_TYPES: ReadonlySet<string> = new Set(['disconnect', 'subscribe', '
  * - After a reconnect, each subscribed channel's position is re-read and
  *   `handleResync` is called: publications missed while disconnected come from recovery.
  * - Join, leave and control messages are core NATS only: at most once, no history.
+ * - Patterns: core NATS wildcards match whole tokens and a channel is one escaped token,
+ *   so no subject narrower than `<prefix>.pub.*` holds a glob's channels. A node with any
+ *   pattern subscription subscribes to that (once, whatever its number of patterns), decodes
+ *   each message's subject and drops, before reading the payload, the channels that no
+ *   pattern matches (compileGlob) and that are not subscribed. The cost: such a node
+ *   receives the fan-out of every channel of the deployment, network and CPU in proportion
+ *   to the whole cluster's traffic rather than to its own interest.
+ * - Every fan-out subscription of a node (its channels and its pattern subject) is in one
+ *   queue group of its own: NATS hands each message to only one of them, so a channel both
+ *   subscribed and matched by a pattern arrives once, and its publications go through one
+ *   ordering. Unsubscribing drains rather than drops, so that a message NATS already handed
+ *   to the subscription being removed still reaches whichever interest remains.
+ * - A channel first received through a pattern has no position to start ordering from: its
+ *   arrivals are held for `reorderHoldMs` (a predecessor whose fan-out crossed may still
+ *   come), then ordering starts at the lowest; an arrival at offset 1 starts it at once. Its
+ *   ordering state is forgotten after `PATTERN_CHANNEL_IDLE_MS` without traffic, and at a
+ *   reconnect (the node then resyncs its pattern subscribers through recovery).
  */
 export class NatsBroker implements Broker {
   readonly kind = 'nats';
@@ -108,9 +131,18 @@ export class NatsBroker implements Broker {
   private connected = false;
   private readonly subs = new Map<string, Subscription>();
   private readonly order: OrderedDelivery;
+  /** Queue group of all this node's fan-out subscriptions; see the class comment. */
+  private readonly queue: string;
+  private readonly patterns = new Map<string, GlobMatcher>();
+  /** The subscription to every channel's fan-out, while there are patterns. */
+  private wide: Subscription | undefined;
+  /** Channels ordered because a pattern matched them (not subscribed) -> when one last arrived. */
+  private readonly patternChannels = new Map<string, number>();
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: NatsBrokerOptions) {
     this.names = natsNames(options.prefix);
+    this.queue = `${options.prefix}_node_${randomBytes(8).toString('hex')}`;
     this.servers = typeof options.servers === 'string' ? [options.servers] : [...options.servers];
     this.logger = options.logger ?? silentLogger;
     this.settings = {
@@ -187,6 +219,8 @@ export class NatsBroker implements Broker {
     this.handler = handler;
     this.connected = true;
     this.state = 'started';
+    this.sweepTimer = setInterval(() => this.sweepPatternChannels(), PATTERN_SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
     void this.watchStatus(nc);
   }
 
@@ -237,21 +271,30 @@ export class NatsBroker implements Broker {
   async subscribe(channels: readonly string[]): Promise<void> {
     const conn = this.usable();
     const added: string[] = [];
+    const toPosition: string[] = [];
     for (const channel of new Set(channels)) {
       if (this.subs.has(channel)) continue;
-      const sub = conn.nc.subscribe(this.names.fanOutSubject(channel), { callback: (err, msg) => this.onFanOut(channel, err, msg) });
+      const sub = conn.nc.subscribe(this.names.fanOutSubject(channel), {
+        queue: this.queue,
+        callback: (err, msg) => this.onFanOut(channel, err, msg),
+      });
       this.subs.set(channel, sub);
-      this.order.track(channel);
       added.push(channel);
+      // Already ordered from a pattern's arrivals, with nothing missed: restarting from a
+      // position read now would drop arrivals held meanwhile.
+      if (this.patternChannels.delete(channel)) continue;
+      this.order.track(channel);
+      toPosition.push(channel);
     }
     if (added.length === 0) return;
     try {
       // Once the server has the subscription, every later publication's fan-out reaches us;
       // the position read after that tells where ordering starts.
       await withTimeout(conn.nc.flush(), this.settings.requestTimeoutMs, 'NATS flush');
-      await forEachLimit(added, RESYNC_CONCURRENCY, async (channel) => {
+      await forEachLimit(toPosition, RESYNC_CONCURRENCY, async (channel) => {
         const position = await conn.history.position(channel);
-        if (this.subs.has(channel)) this.order.start(channel, position);
+        // A pattern wanted this channel before: what arrived meanwhile is not to be dropped.
+        if (this.subs.has(channel)) this.order.start(channel, position, this.matchesPattern(channel));
       });
     } catch (err) {
       for (const channel of added) this.dropSubscription(channel);
@@ -261,6 +304,28 @@ export class NatsBroker implements Broker {
 
   unsubscribe(channels: readonly string[]): Promise<void> {
     for (const channel of channels) this.dropSubscription(channel);
+    return Promise.resolve();
+  }
+
+  async subscribePattern(pattern: string): Promise<void> {
+    const conn = this.usable();
+    const added = !this.patterns.has(pattern);
+    if (added) this.patterns.set(pattern, compileGlob(pattern));
+    this.wide ??= conn.nc.subscribe(this.names.fanOutWildcard, {
+      queue: this.queue,
+      callback: (err, msg) => this.onWideFanOut(err, msg),
+    });
+    try {
+      // Even when the pattern was there already: its first call may not have been flushed yet.
+      await withTimeout(conn.nc.flush(), this.settings.requestTimeoutMs, 'NATS flush');
+    } catch (err) {
+      if (added) this.dropPattern(pattern);
+      throw unavailable(err, 'pattern subscription not established on NATS');
+    }
+  }
+
+  unsubscribePattern(pattern: string): Promise<void> {
+    this.dropPattern(pattern);
     return Promise.resolve();
   }
 
@@ -301,6 +366,10 @@ export class NatsBroker implements Broker {
     this.conn = undefined;
     this.handler = undefined;
     this.subs.clear();
+    this.patterns.clear();
+    this.patternChannels.clear();
+    this.wide = undefined;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (!conn) return;
     await conn.history.settle();
     try {
@@ -359,12 +428,33 @@ export class NatsBroker implements Broker {
 
   // --- receiving -------------------------------------------------------------
 
+  /** A message of a subscribed channel's own subject. */
   private onFanOut(channel: string, err: NatsError | null, msg: Msg): void {
     if (err) {
       this.logger.warn({ err, channel }, 'NATS subscription error');
       return;
     }
-    if (!this.subs.has(channel)) return;
+    // Past an unsubscribe, a message still drained from the subscription is for the patterns.
+    const subscribed = this.subs.has(channel);
+    if (!subscribed && !this.matchesPattern(channel)) return;
+    this.receive(channel, subscribed, msg);
+  }
+
+  /** A message of any channel, through the pattern subscription. */
+  private onWideFanOut(err: NatsError | null, msg: Msg): void {
+    if (err) {
+      this.logger.warn({ err }, 'NATS pattern subscription error');
+      return;
+    }
+    const channel = this.names.channelOfFanOutSubject(msg.subject);
+    if (channel === undefined) return;
+    const subscribed = this.subs.has(channel);
+    if (!subscribed && !this.matchesPattern(channel)) return;
+    this.receive(channel, subscribed, msg);
+  }
+
+  /** A fan-out message of a wanted channel; NATS gave it to one subscription of this node only. */
+  private receive(channel: string, subscribed: boolean, msg: Msg): void {
     let message;
     try {
       message = decodeFanOut(msg.data);
@@ -375,12 +465,50 @@ export class NatsBroker implements Broker {
     const handler = this.handler;
     if (!handler) return;
     try {
-      if (message.type === 'pub') this.order.push(channel, message.publication);
-      else if (message.type === 'join') handler.handleJoin(channel, message.info);
+      if (message.type === 'pub') {
+        if (!subscribed && message.publication.offset > 0) this.notePatternChannel(channel);
+        this.order.push(channel, message.publication);
+      } else if (message.type === 'join') handler.handleJoin(channel, message.info);
       else handler.handleLeave(channel, message.info);
     } catch (handlerErr) {
       this.logger.error({ err: handlerErr, channel }, 'broker event handler threw');
     }
+  }
+
+  private matchesPattern(channel: string): boolean {
+    for (const match of this.patterns.values()) if (match(channel)) return true;
+    return false;
+  }
+
+  /** A positioned publication of a channel received through a pattern only: keeps it ordered. */
+  private notePatternChannel(channel: string): void {
+    if (!this.patternChannels.has(channel)) {
+      if (this.patternChannels.size >= MAX_PATTERN_CHANNELS) {
+        const oldest = this.patternChannels.keys().next();
+        if (!oldest.done) this.forgetPatternChannel(oldest.value);
+      }
+      this.order.trackFromArrivals(channel);
+    }
+    this.patternChannels.set(channel, Date.now());
+  }
+
+  private forgetPatternChannel(channel: string): void {
+    if (this.patternChannels.delete(channel)) this.order.untrack(channel);
+  }
+
+  private sweepPatternChannels(): void {
+    const idleSince = Date.now() - PATTERN_CHANNEL_IDLE_MS;
+    for (const [channel, lastArrival] of this.patternChannels) if (lastArrival < idleSince) this.forgetPatternChannel(channel);
+  }
+
+  private dropPattern(pattern: string): void {
+    if (!this.patterns.delete(pattern)) return;
+    for (const channel of this.patternChannels.keys()) if (!this.matchesPattern(channel)) this.forgetPatternChannel(channel);
+    const wide = this.wide;
+    if (this.patterns.size > 0 || !wide) return;
+    this.wide = undefined;
+    // Drained: what NATS handed it for a subscribed channel (one queue group) still arrives.
+    wide.drain().catch(() => undefined);
   }
 
   private deliver(channel: string, pub: Publication): void {
@@ -454,6 +582,8 @@ export class NatsBroker implements Broker {
     const conn = this.conn;
     if (!conn) return;
     conn.history.forgetPositions();
+    // Nothing to re-read for these: they start again from their next arrivals.
+    for (const channel of [...this.patternChannels.keys()]) this.forgetPatternChannel(channel);
     const channels = [...this.subs.keys()];
     for (const channel of channels) this.order.track(channel);
     await forEachLimit(channels, RESYNC_CONCURRENCY, async (channel) => {
@@ -477,8 +607,17 @@ export class NatsBroker implements Broker {
     const sub = this.subs.get(channel);
     if (!sub) return;
     this.subs.delete(channel);
-    this.order.untrack(channel);
-    sub.unsubscribe();
+    if (this.matchesPattern(channel) && this.order.has(channel)) {
+      // Still wanted through a pattern: its ordering goes on (started now if its position
+      // read was still in flight, which would otherwise never start it).
+      this.patternChannels.set(channel, Date.now());
+      this.order.startAtFirstArrival(channel);
+    } else {
+      this.order.untrack(channel);
+    }
+    // Drained, not just unsubscribed: a message NATS handed to this subscription rather than
+    // to the pattern one (one queue group) still arrives, for the patterns to take.
+    sub.drain().catch(() => undefined);
   }
 
   private usable(): Connection {

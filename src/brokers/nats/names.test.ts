@@ -49,6 +49,10 @@ describe('natsNames', () => {
     expect(names.historySubject('chat:a')).toBe('relais.hist.chat=3Aa');
     expect(names.channelOfHistorySubject('relais.hist.chat=3Aa')).toBe('chat:a');
     expect(names.channelOfHistorySubject('other.hist.chat=3Aa')).toBeUndefined();
+    expect(names.fanOutWildcard).toBe('relais.pub.*');
+    expect(names.channelOfFanOutSubject('relais.pub.chat=3Aa')).toBe('chat:a');
+    expect(names.channelOfFanOutSubject('relais.hist.chat=3Aa')).toBeUndefined();
+    expect(names.channelOfFanOutSubject('relais.pub.a.b')).toBeUndefined();
     expect(names.historyStream).toBe('relais_HISTORY');
     expect(names.historySubjects).toBe('relais.hist.>');
     expect(names.controlSubject).toBe('relais.control');

@@ -4,6 +4,7 @@
  *
  * Subjects (core NATS unless noted):
  * - `<prefix>.pub.<token>`   fan-out of one channel: publications, joins, leaves
+ * - `<prefix>.pub.*`         what a node with pattern subscriptions listens to: every channel
  * - `<prefix>.control`       control messages to every node
  * - `<prefix>.hist.<token>`  history of one channel, captured by the JetStream stream
  *                            `<prefix>_HISTORY`; never subscribed to with core NATS
@@ -83,6 +84,10 @@ export interface NatsNames {
   readonly idempotencyBucket: string;
   readonly presenceBucket: string;
   fanOutSubject(channel: string): string;
+  /** Every channel's fan-out subject: a channel is one token, so no narrower wildcard matches a glob. */
+  readonly fanOutWildcard: string;
+  /** The channel a fan-out subject belongs to, or undefined for a foreign subject. */
+  channelOfFanOutSubject(subject: string): string | undefined;
   historySubject(channel: string): string;
   /** The channel a history subject belongs to, or undefined for a foreign subject. */
   channelOfHistorySubject(subject: string): string | undefined;
@@ -93,6 +98,7 @@ export function natsNames(prefix: string): NatsNames {
     throw new Error(`NATS prefix "${prefix}" must be 1 to 64 characters among letters, digits, _ and -`);
   }
   const histPrefix = `${prefix}.hist.`;
+  const pubPrefix = `${prefix}.pub.`;
   return {
     prefix,
     controlSubject: `${prefix}.control`,
@@ -100,7 +106,9 @@ export function natsNames(prefix: string): NatsNames {
     historySubjects: `${prefix}.hist.>`,
     idempotencyBucket: `${prefix}_IDEMPOTENCY`,
     presenceBucket: `${prefix}_PRESENCE`,
-    fanOutSubject: (channel) => `${prefix}.pub.${encodeToken(channel)}`,
+    fanOutSubject: (channel) => pubPrefix + encodeToken(channel),
+    fanOutWildcard: `${pubPrefix}*`,
+    channelOfFanOutSubject: (subject) => (subject.startsWith(pubPrefix) ? decodeToken(subject.slice(pubPrefix.length)) : undefined),
     historySubject: (channel) => histPrefix + encodeToken(channel),
     channelOfHistorySubject: (subject) => (subject.startsWith(histPrefix) ? decodeToken(subject.slice(histPrefix.length)) : undefined),
   };

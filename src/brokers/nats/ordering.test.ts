@@ -124,4 +124,40 @@ describe('OrderedDelivery', () => {
     expect(h.offsets()).toEqual([]);
     expect(h.fetches).toEqual([]);
   });
+
+  it('starts a channel met mid-stream at the lowest arrival within the hold', () => {
+    vi.useFakeTimers();
+    const h = harness([], 50);
+    h.order.trackFromArrivals('c');
+    h.order.push('c', pub(7));
+    h.order.push('c', pub(6)); // its fan-out crossed 7's
+    expect(h.offsets()).toEqual([]);
+    vi.advanceTimersByTime(50);
+    expect(h.offsets()).toEqual([6, 7]);
+    h.order.push('c', pub(6));
+    h.order.push('c', pub(8));
+    expect(h.offsets()).toEqual([6, 7, 8]);
+    h.order.trackFromArrivals('c'); // already tracked: no restart
+    h.order.push('c', pub(9));
+    expect(h.offsets()).toEqual([6, 7, 8, 9]);
+  });
+
+  it('starts a channel met mid-stream at once from offset 1', () => {
+    vi.useFakeTimers();
+    const h = harness([], 50);
+    h.order.trackFromArrivals('c');
+    h.order.push('c', pub(1));
+    h.order.push('c', pub(2));
+    expect(h.offsets()).toEqual([1, 2]);
+  });
+
+  it('keeps arrivals below the starting position when asked to', () => {
+    const h = harness();
+    h.order.track('c');
+    h.order.push('c', pub(3));
+    h.order.push('c', pub(4));
+    h.order.start('c', { offset: 4, epoch: 'e1' }, true);
+    h.order.push('c', pub(5));
+    expect(h.offsets()).toEqual([3, 4, 5]);
+  });
 });

@@ -25,6 +25,8 @@ interface ChannelOrder {
   next: number | undefined;
   /** The position could not be read: continue from whatever arrives first. */
   adoptFirst: boolean;
+  /** No position to wait for (see `trackFromArrivals`): `timer` ends the hold. */
+  awaitingArrivals: boolean;
   /** Publications that arrived ahead of `next`, by offset. */
   readonly held: Map<number, Publication>;
   timer: NodeJS.Timeout | undefined;
@@ -67,6 +69,7 @@ export class OrderedDelivery {
         retiredEpoch: undefined,
         next: undefined,
         adoptFirst: false,
+        awaitingArrivals: false,
         held: new Map(),
         timer: undefined,
         filling: false,
@@ -77,20 +80,51 @@ export class OrderedDelivery {
     this.clearTimer(st);
     st.next = undefined;
     st.adoptFirst = false;
+    st.awaitingArrivals = false;
     st.generation++;
+  }
+
+  /**
+   * Starts ordering for a channel met mid-stream, without a position to start from (a
+   * channel received through a pattern subscription). A predecessor whose fan-out crossed
+   * the first arrival may still come, so arrivals are held for `holdMs`, then ordering
+   * starts at the lowest of them. An arrival at offset 1 has no predecessor: it starts
+   * ordering at once. No-op for a channel already tracked.
+   */
+  trackFromArrivals(channel: string): void {
+    if (this.channels.has(channel)) return;
+    this.track(channel);
+    const st = this.channels.get(channel);
+    if (!st) return;
+    st.awaitingArrivals = true;
+    st.timer = setTimeout(() => {
+      st.timer = undefined;
+      if (this.channels.get(channel) === st && st.awaitingArrivals) this.startAtFirstArrival(channel);
+    }, this.options.holdMs);
+    st.timer.unref();
+  }
+
+  has(channel: string): boolean {
+    return this.channels.has(channel);
   }
 
   /**
    * The stream's position read after the subscription was active: everything after it
    * reaches this node through the fan-out. Undefined when the channel has no stream yet.
+   * Arrivals held meanwhile at or below the position are dropped (published before the
+   * subscription), unless `keepArrivals`: then ordering starts at the lowest of them, for
+   * a channel whose arrivals were already wanted (a pattern matched it before).
    */
-  start(channel: string, position: StreamPosition | undefined): void {
+  start(channel: string, position: StreamPosition | undefined, keepArrivals = false): void {
     const st = this.channels.get(channel);
     if (!st || st.next !== undefined) return;
     st.next = position ? position.offset + 1 : 1;
     if (position && position.epoch !== '') {
       if (st.epoch !== undefined && st.epoch !== position.epoch) st.retiredEpoch = st.epoch;
       st.epoch = position.epoch;
+    }
+    if (keepArrivals) {
+      for (const pub of st.held.values()) if (pub.offset < st.next && (st.epoch === undefined || pub.epoch === st.epoch)) st.next = pub.offset;
     }
     const early = [...st.held.values()].sort((a, b) => a.offset - b.offset);
     st.held.clear();
@@ -105,6 +139,10 @@ export class OrderedDelivery {
   startAtFirstArrival(channel: string): void {
     const st = this.channels.get(channel);
     if (!st || st.next !== undefined) return;
+    if (st.awaitingArrivals) {
+      st.awaitingArrivals = false;
+      this.clearTimer(st);
+    }
     const early = [...st.held.values()].sort((a, b) => a.offset - b.offset);
     st.held.clear();
     st.adoptFirst = true;
@@ -134,6 +172,11 @@ export class OrderedDelivery {
 
   private accept(channel: string, st: ChannelOrder, pub: Publication): void {
     if (st.next === undefined) {
+      if (st.awaitingArrivals && pub.offset === 1) {
+        st.held.set(pub.offset, pub);
+        this.startAtFirstArrival(channel);
+        return;
+      }
       if (!st.adoptFirst) {
         // Still reading the starting position: `start` sorts these out.
         st.held.set(pub.offset, pub);

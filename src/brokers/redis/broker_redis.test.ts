@@ -115,6 +115,7 @@ if (!reachable) {
     let nodes = 0;
     describeBrokerContract(sharded ? 'redis (sharded pub/sub)' : 'redis', {
       distributed: true,
+      patterns: !sharded,
       node: () => {
         const nodeId = `node-${++nodes}`;
         return Promise.resolve({
@@ -270,11 +271,13 @@ if (!reachable) {
       expect(b.events.pubsOf('chat:s1').map((p) => p.offset)).toEqual([1, 2]);
     });
 
-    it('resubscribes and resyncs when its subscriber connection is killed', async () => {
+    it('resubscribes channels and patterns and resyncs when its subscriber connection is killed', async () => {
       const prefix = newPrefix();
       const { broker, events } = await startBroker({ prefix, nodeId: 'victim' });
       const other = await startBroker({ prefix });
       await broker.subscribe(['chat:kill']);
+      await broker.subscribePattern('chat:*');
+      await broker.subscribePattern('room:*');
       const clients = await admin.client('LIST');
       const id = /id=(\d+) [^\n]* name=([^ ]+)/g;
       const victims = [...String(clients).matchAll(id)].filter((m) => m[2] === `${prefix}:victim:sub`).map((m) => m[1] ?? '');
@@ -282,8 +285,43 @@ if (!reachable) {
       await admin.client('KILL', 'ID', victims[0] ?? '');
       await events.until(() => events.resyncs === 1, 10_000);
       await other.broker.publish('chat:kill', json('after'), withHistory);
-      await events.until(() => events.pubsOf('chat:kill').length === 1);
+      await other.broker.publish('room:kill', json('after'), withHistory);
+      await events.until(() => events.pubsOf('chat:kill').length === 1 && events.pubsOf('room:kill').length === 1);
+      await sleep(100);
+      expect(events.pubsOf('chat:kill')).toHaveLength(1); // subscribed and matched: once
       expect(events.controls).toEqual([]);
+    });
+
+    it('subscribes a pattern with one PSUBSCRIBE whose matches are checked with the glob', async () => {
+      const prefix = newPrefix();
+      const keys = new RedisKeys(prefix);
+      expect(keys.busPattern('chat:a?[x]*')).toBe(`${prefix}.{chat:a*\\[x\\]*}.pub`);
+      expect(keys.busPattern('x{%}')).toBe(`${prefix}.{x%7B%25%7D}.pub`);
+      expect(keys.channelOfBus(keys.bus('room:{%}'))).toBe('room:{%}');
+      expect(keys.channelOfBus(`${prefix}.control`)).toBeUndefined();
+      const { broker, events } = await startBroker({ prefix, nodeId: 'pat' });
+      const psubCount = async (): Promise<string | undefined> =>
+        / psub=(\d+) /.exec(
+          String(await admin.client('LIST'))
+            .split('\n')
+            .find((line) => line.includes(` name=${prefix}:pat:sub `)) ?? '',
+        )?.[1];
+      await broker.subscribePattern('chat:a?');
+      expect(await psubCount()).toBe('1');
+      // The PSUBSCRIBE (`chat:a*`) also covers chat:abc; the glob does not.
+      await broker.publish('chat:abc', json('wider'), withHistory);
+      await broker.publish('chat:ab', json('matched'), withHistory);
+      await events.until(() => events.pubsOf('chat:ab').length === 1);
+      await broker.subscribePattern('chat:a*'); // the same PSUBSCRIBE
+      await broker.unsubscribePattern('chat:a?'); // chat:a* keeps it
+      expect(await psubCount()).toBe('1');
+      await broker.publish('chat:abc', json('now matched'), withHistory);
+      await events.until(() => events.pubsOf('chat:abc').length === 1);
+      await sleep(100);
+      expect(events.publications.map((p) => p.channel)).toEqual(['chat:ab', 'chat:abc']);
+      expect(events.pubsOf('chat:abc')[0]?.offset).toBe(2);
+      await broker.unsubscribePattern('chat:a*');
+      expect(await psubCount()).toBe('0');
     });
 
     it('batches concurrent subscribes into few commands and delivers to all of them', async () => {

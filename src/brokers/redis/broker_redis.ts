@@ -12,6 +12,7 @@ import type {
   HistoryResult,
   PublishOptions,
 } from '../broker.js';
+import { BusCopies } from './bus_copies.js';
 import {
   decodeBusMessage,
   decodeControl,
@@ -47,7 +48,8 @@ export interface RedisBrokerOptions {
   /**
    * SPUBLISH / SSUBSCRIBE (Redis 7) instead of PUBLISH / SUBSCRIBE: on a Cluster, a
    * publication then travels only within its channel's shard instead of to every node of
-   * the Cluster. Every node of a deployment must use the same mode.
+   * the Cluster. Every node of a deployment must use the same mode. Redis has no sharded
+   * pattern subscription: `subscribePattern` then rejects with NOT_AVAILABLE.
    */
   readonly shardedPubSub?: boolean;
   /** Longest a command may wait for its reply, ms; default 5000. */
@@ -83,7 +85,14 @@ function newEpoch(): string {
  * - Both connections reconnect by themselves. When the subscriber connection comes back,
  *   the broker resubscribes every channel, then calls `handleResync` so that the node sends
  *   its positioned subscribers through recovery (publications sent while it was away are
- *   not delivered live, but are in history).
+ *   not delivered live, but are in history). Patterns are resubscribed with the channels.
+ * - Patterns (classic pub/sub only): one PSUBSCRIBE of `<prefix>.{<glob>}.pub` per pattern
+ *   (keys.ts `busPattern`), whose matches are checked with compileGlob before delivery.
+ *   Redis matches every PUBLISH against every pattern of every connection, a cost per
+ *   publish that grows with the patterns subscribed cluster-wide. A channel both subscribed
+ *   and matched is sent by Redis once per subscription, back to back: BusCopies hands only
+ *   one copy to the handler. In sharded mode `subscribePattern` rejects with NOT_AVAILABLE:
+ *   there is no SPSUBSCRIBE, and a pattern cannot name one shard.
  * - `start` rejects with BROKER_UNAVAILABLE when Redis does not answer within
  *   `connectTimeoutMs`.
  */
@@ -100,6 +109,7 @@ export class RedisBroker implements Broker {
   private subscriber: Redis | undefined;
   private handler: BrokerEventHandler | undefined;
   private readonly subscriptions: BusSubscriptions;
+  private readonly copies = new BusCopies();
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
   private stopHealthChecks: (() => void)[] = [];
 
@@ -129,6 +139,7 @@ export class RedisBroker implements Broker {
     watchConnection(subscriber, 'subscriber', url, this.logger);
     subscriber.on('message', this.onMessage);
     subscriber.on('smessage', this.onMessage);
+    subscriber.on('pmessage', this.onPmessage);
     try {
       // The socket's own connect timeout covers a silent host; this deadline also covers a
       // Redis that accepts the connection but never answers the ready check.
@@ -216,6 +227,27 @@ export class RedisBroker implements Broker {
       await this.subscriptions.unsubscribe(channels.map((channel) => this.keys.bus(channel)));
     } catch (err) {
       throw unavailable('unsubscribe', err);
+    }
+  }
+
+  async subscribePattern(pattern: string): Promise<void> {
+    if (this.sharded) {
+      throw new RelaisError('NOT_AVAILABLE', 'redis sharded pub/sub has no pattern subscription: use classic pub/sub for glob subscriptions');
+    }
+    this.running('subscribePattern');
+    try {
+      await this.subscriptions.subscribePattern(pattern, this.keys.busPattern(pattern));
+    } catch (err) {
+      throw unavailable('subscribePattern', err);
+    }
+  }
+
+  async unsubscribePattern(pattern: string): Promise<void> {
+    if (this.state !== 'running') return;
+    try {
+      await this.subscriptions.unsubscribePattern(pattern);
+    } catch (err) {
+      throw unavailable('unsubscribePattern', err);
     }
   }
 
@@ -328,12 +360,16 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** After a reconnect of the subscriber: wanted channels back first, then the node resyncs. */
+  /** After a reconnect of the subscriber: wanted channels and patterns back first, then the node resyncs. */
   private async resubscribe(): Promise<void> {
     const subscriber = this.subscriber;
     if (this.state !== 'running' || !subscriber) return;
+    this.copies.reset();
     try {
-      await this.subscriptions.send('subscribe', [this.keys.control, ...this.subscriptions.busChannels]);
+      await Promise.all([
+        this.subscriptions.send('subscribe', [this.keys.control, ...this.subscriptions.busChannels]),
+        this.subscriptions.send('psubscribe', this.subscriptions.busPatterns),
+      ]);
     } catch (err) {
       if (this.state !== 'running' || subscriber.status !== 'ready') return; // the next `ready` retries
       // Connected but not resubscribed: drop the link so that the next `ready` tries again,
@@ -349,18 +385,26 @@ export class RedisBroker implements Broker {
     }
   }
 
-  // An arrow property: registered as an ioredis listener, which must never throw into
-  // ioredis' reply parser.
-  private readonly onMessage = (busChannel: string, text: string): void => {
+  // Arrow properties: registered as ioredis listeners, which must never throw into ioredis'
+  // reply parser.
+  private readonly onMessage = (busChannel: string, text: string): void => this.receive(undefined, busChannel, text);
+  private readonly onPmessage = (pattern: string, busChannel: string, text: string): void => this.receive(pattern, busChannel, text);
+
+  /** One bus message, or one copy of it (`pattern` set: it came through that PSUBSCRIBE). */
+  private receive(pattern: string | undefined, busChannel: string, text: string): void {
     const handler = this.handler;
     if (!handler) return;
     try {
       if (busChannel === this.keys.control) {
-        handler.handleControl(decodeControl(text));
+        // No copy of a channel's message ever comes after this one: copies are back to back.
+        this.copies.reset();
+        if (pattern === undefined) handler.handleControl(decodeControl(text));
         return;
       }
-      const channel = this.subscriptions.channelOf(busChannel);
-      if (channel === undefined) return; // unsubscribed while the message was in flight
+      if (this.copies.isHandledCopy(pattern, busChannel, text)) return;
+      const channel = this.wantedChannel(busChannel);
+      if (channel === undefined) return; // unsubscribed while the message was in flight, or not matched
+      this.copies.markHandled();
       const message = decodeBusMessage(text);
       if (message.type === 'pub') handler.handlePublication(channel, message.publication);
       else if (message.type === 'join') handler.handleJoin(channel, message.info);
@@ -368,7 +412,15 @@ export class RedisBroker implements Broker {
     } catch (err) {
       this.logger.warn({ err, busChannel }, 'dropped a bus message that could not be handled');
     }
-  };
+  }
+
+  /** The channel of a bus channel this node wants, subscribed or matched by a wanted pattern. */
+  private wantedChannel(busChannel: string): string | undefined {
+    const subscribed = this.subscriptions.channelOf(busChannel);
+    if (subscribed !== undefined || !this.subscriptions.hasPatterns) return subscribed;
+    const channel = this.keys.channelOfBus(busChannel);
+    return channel !== undefined && this.subscriptions.matchesPattern(channel) ? channel : undefined;
+  }
 }
 
 /** `{offset, epoch, ...}` from a script reply. */

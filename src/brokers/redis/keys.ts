@@ -6,7 +6,8 @@
  *   <prefix>.{<channel>}.idem.<key>      string "<offset>:<epoch>" - an idempotent publish's result
  *   <prefix>.{<channel>}.presence        hash clientId -> ClientInfo JSON
  *   <prefix>.{<channel>}.presence.exp    sorted set clientId -> expiry (Redis clock, ms)
- *   <prefix>.{<channel>}.pub             pub/sub (or sharded pub/sub) channel of its publications, joins, leaves
+ *   <prefix>.{<channel>}.pub             pub/sub (or sharded pub/sub) channel of its publications, joins, leaves;
+ *                                        pattern subscriptions PSUBSCRIBE `<prefix>.{<glob>}.pub` (classic mode only)
  *   <prefix>.control                     pub/sub channel every node listens to
  *
  * Every key of a channel carries the channel as its Redis Cluster hash tag, so a channel's
@@ -80,6 +81,23 @@ export class RedisKeys {
   }
 
   /**
+   * PSUBSCRIBE pattern covering the bus channels of every channel matching `channelGlob`
+   * (compileGlob's `*` and `?`). It may cover more, never less: `?` widens to `*`, because
+   * Redis matches bytes (one `?` would not match a multi-byte character, nor an encoded
+   * `{`); receivers check the channel with compileGlob. Everything else is literal:
+   * encoded as in `bus`, with Redis' own metacharacters escaped.
+   */
+  busPattern(channelGlob: string): string {
+    const glob = encodeChannel(channelGlob).replace(/[[\]\\]/g, '\\$&').replace(/\?/g, '*');
+    return `${escapeRedisGlob(this.metaPrefix)}${glob}}.pub`;
+  }
+
+  /** The channel whose bus channel this is, or undefined for any other pub/sub channel. */
+  channelOfBus(busChannel: string): string | undefined {
+    return this.channelOfSuffixed(busChannel, '}.pub');
+  }
+
+  /**
    * SCAN MATCH pattern for the meta keys of channels matching `channelGlob` (`*` and `?`
    * only, as compileGlob reads them). Redis globs are looser (`*` also crosses `}`), so
    * callers check each key with `channelOfMeta` and the channel with compileGlob.
@@ -91,10 +109,13 @@ export class RedisKeys {
 
   /** The channel whose meta key this is, or undefined for any other key. */
   channelOfMeta(key: string): string | undefined {
-    const suffix = '}.meta';
-    if (!key.startsWith(this.metaPrefix) || !key.endsWith(suffix)) return undefined;
-    const encoded = key.slice(this.metaPrefix.length, key.length - suffix.length);
-    // An encoded channel never holds `}`: anything else ending in `}.meta` is not a meta key.
+    return this.channelOfSuffixed(key, '}.meta');
+  }
+
+  private channelOfSuffixed(name: string, suffix: string): string | undefined {
+    if (!name.startsWith(this.metaPrefix) || !name.endsWith(suffix)) return undefined;
+    const encoded = name.slice(this.metaPrefix.length, name.length - suffix.length);
+    // An encoded channel never holds `}`: anything else ending in the suffix is not one of ours.
     if (encoded === '' || encoded.includes('}')) return undefined;
     return decodeChannel(encoded);
   }

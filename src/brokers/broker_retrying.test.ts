@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { RelaisError } from '../core/errors.js';
+import type { BrokerEventHandler } from './broker.js';
+import { RecordingHandler } from './broker.contract.js';
+import { RetryingBroker } from './broker_retrying.js';
+import { MemoryBroker } from './memory/broker_memory.js';
+
+/** A memory broker whose start fails while `down`, recording the interest it is given. */
+class FlakyBroker extends MemoryBroker {
+  readonly channels: string[] = [];
+  readonly patterns: string[] = [];
+
+  constructor(
+    private readonly down: () => boolean,
+    private readonly refusePatterns = false,
+  ) {
+    super();
+  }
+
+  override start(handler: BrokerEventHandler): Promise<void> {
+    if (this.down()) return Promise.reject(new RelaisError('BROKER_UNAVAILABLE', 'down'));
+    return super.start(handler);
+  }
+
+  override subscribe(channels: readonly string[]): Promise<void> {
+    this.channels.push(...channels);
+    return Promise.resolve();
+  }
+
+  override subscribePattern(pattern: string): Promise<void> {
+    if (this.refusePatterns) return Promise.reject(new RelaisError('NOT_AVAILABLE', 'no patterns here'));
+    this.patterns.push(pattern);
+    return Promise.resolve();
+  }
+}
+
+async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function retrying(options: { refusePatterns?: boolean } = {}) {
+  let down = true;
+  const created: FlakyBroker[] = [];
+  const broker = new RetryingBroker({
+    kind: 'memory',
+    retryMs: 10,
+    create: () => {
+      const b = new FlakyBroker(() => down, options.refusePatterns);
+      created.push(b);
+      return b;
+    },
+  });
+  return { broker, created, up: () => (down = false) };
+}
+
+describe('RetryingBroker', () => {
+  it('remembers patterns subscribed while the bus is down and subscribes them once it is up', async () => {
+    const { broker, created, up } = retrying();
+    const events = new RecordingHandler();
+    await broker.start(events);
+    await expect(broker.subscribePattern('chat:*')).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE' });
+    await expect(broker.subscribePattern('news:*')).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE' });
+    await broker.unsubscribePattern('news:*');
+    await expect(broker.subscribe(['chat:a'])).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE' });
+    up();
+    await until(() => events.resyncs === 1);
+    const inner = created.at(-1);
+    expect(inner?.patterns).toEqual(['chat:*']);
+    expect(inner?.channels).toEqual(['chat:a']);
+    await broker.subscribePattern('room:*');
+    expect(inner?.patterns).toEqual(['chat:*', 'room:*']);
+    await broker.close();
+  });
+
+  it('drops a pattern the bus refuses for good instead of failing every start', async () => {
+    const { broker, created, up } = retrying({ refusePatterns: true });
+    const events = new RecordingHandler();
+    await broker.start(events);
+    await expect(broker.subscribePattern('chat:*')).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE' });
+    up();
+    await until(() => events.resyncs === 1);
+    await expect(broker.subscribePattern('chat:*')).rejects.toMatchObject({ code: 'NOT_AVAILABLE' });
+    expect(created.at(-1)?.patterns).toEqual([]);
+    await broker.close();
+  });
+});
