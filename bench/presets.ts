@@ -94,7 +94,8 @@ function scenarios(scale: 'smoke' | 'short' | 'full'): Record<ScenarioId, Scenar
       title: 'burst, several frames pending per connection',
       rooms: 1,
       subscribersPerRoom: pick(10, 100, 100),
-      rates: pick([200, 400], [2000, 4000, 6000, 8000, 10000, 15000, 20000], [2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000, 20000]),
+      // Issue 3 asks for 2,000 to 20,000; the lower steps find the peers' largest rate, which is below 2,000 here.
+      rates: pick([200, 400], [500, 1000, 2000, 4000, 8000, 14000, 20000], [250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 15000, 20000]),
       defaultTargets: SINGLE,
     },
   };
@@ -102,6 +103,6 @@ function scenarios(scale: 'smoke' | 'short' | 'full'): Record<ScenarioId, Scenar
 
 export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   smoke: { warmupMs: 300, measureMs: 1000, maxFailures: 99, scenarios: scenarios('smoke') },
-  short: { warmupMs: 1000, measureMs: 3000, maxFailures: 1, scenarios: scenarios('short') },
+  short: { warmupMs: 1000, measureMs: 3000, maxFailures: 2, scenarios: scenarios('short') },
   full: { warmupMs: 2000, measureMs: 8000, maxFailures: 2, scenarios: scenarios('full') },
 };

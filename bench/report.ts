@@ -128,7 +128,7 @@ function idle(s: IdleScenarioResult): string {
 
 function recovery(s: RecoveryScenarioResult): string {
   const rows = s.targets.flatMap((t) => {
-    const blank = [dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash];
+    const blank = [dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash];
     if (!t.applicable) return [[t.target, 'n/a', 'n/a (no recovery)', ...blank]];
     if (t.error && t.rounds.length === 0) return [[t.target, dash, `error: ${t.error.slice(0, 120)}`, ...blank]];
     return t.rounds.map((r, i) => [
@@ -146,6 +146,7 @@ function recovery(s: RecoveryScenarioResult): string {
       num(r.loss),
       num(r.duplicates),
       num(r.offsetGaps),
+      num(r.offsetDuplicates ?? null),
     ]);
   });
   return [
@@ -153,7 +154,7 @@ function recovery(s: RecoveryScenarioResult): string {
     '',
     `${s.rate} publications/s into one channel all along; every client drops at once, stays away ${s.downMs / 1000} s, reconnects at once and resubscribes with its offset and epoch. Time: from opening the new socket to the subscribe reply with the missed publications; the socket-open and connect-reply columns show how much of it went to TCP + upgrade and to the connect handshake. Listen overflows: SYNs the kernel dropped because an accept queue was full during the reconnect (machine-wide counter); each costs its client a 1 s SYN retransmit. Loss and duplicates over the whole round.`,
     '',
-    table(['target', 'round', 'recovered', 'not recovered', 'replayed per client', 'p50 ms', 'p99 ms', 'max ms', 'socket open p50 / p99', 'connect reply p50 / p99', 'listen overflows', 'loss', 'dup', 'offset gaps'], rows),
+    table(['target', 'round', 'recovered', 'not recovered', 'replayed per client', 'p50 ms', 'p99 ms', 'max ms', 'socket open p50 / p99', 'connect reply p50 / p99', 'listen overflows', 'loss', 'dup', 'offset gaps', 'offset dup'], rows),
   ].join('\n');
 }
 

@@ -120,6 +120,8 @@ export interface RecoveryRound {
   readonly loss: number;
   readonly duplicates: number;
   readonly offsetGaps: number;
+  /** Publications whose offset was not above the last one on that connection. */
+  readonly offsetDuplicates: number;
 }
 
 export interface RecoveryTargetResult {

@@ -23,8 +23,11 @@ export interface IdleSpec {
 
 /** Open files a process needs beyond its connections (stdio, epoll, libuv, Redis, log files). */
 const FD_HEADROOM = 256;
-/** Connections per source address: under the 28,232 ephemeral ports of one address. */
-const PER_ADDRESS = 20_000;
+/**
+ * Connections per source address: well under the 28,232 ephemeral ports of one address, since
+ * other programs on the machine use 127.0.0.1's ports too (20,000 there ran out of ports).
+ */
+const PER_ADDRESS = 10_000;
 const BASELINE_SETTLE_MS = 1500;
 
 async function measure(spec: IdleSpec, name: TargetName, requested: number, planned: number, note: string, log: Log): Promise<IdleStep> {

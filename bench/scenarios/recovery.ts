@@ -96,10 +96,11 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       loss: expected - (stats.received - stats.duplicates),
       duplicates: stats.duplicates,
       offsetGaps: stats.offsetGaps,
+      offsetDuplicates: stats.offsetDuplicates,
     };
     const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(1));
     log(
-      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, loss ${result.loss}, dup ${result.duplicates}`,
+      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, loss ${result.loss}, dup ${result.duplicates}, offset gaps ${result.offsetGaps}, offset dup ${result.offsetDuplicates}`,
     );
     return result;
   } finally {
