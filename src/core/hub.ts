@@ -111,6 +111,10 @@ export class Hub {
     return true;
   }
 
+  hasPattern(pattern: string): boolean {
+    return this.patterns.has(pattern);
+  }
+
   hasSubscribers(channel: string): boolean {
     return this.channels.has(channel);
   }
@@ -158,17 +162,25 @@ export class Hub {
   }
 
   handleJoin(channel: string, info: ClientInfo): void {
-    const entry = this.channels.get(channel);
-    if (!entry) return;
-    const frames = new FrameCache(channel, info);
-    for (const subscriber of entry.subscribers) subscriber.onJoin(frames);
+    this.presenceEvent(channel, info, 'onJoin');
   }
 
   handleLeave(channel: string, info: ClientInfo): void {
+    this.presenceEvent(channel, info, 'onLeave');
+  }
+
+  private presenceEvent(channel: string, info: ClientInfo, kind: 'onJoin' | 'onLeave'): void {
+    let frames: FrameCache<ClientInfo> | undefined;
     const entry = this.channels.get(channel);
-    if (!entry) return;
-    const frames = new FrameCache(channel, info);
-    for (const subscriber of entry.subscribers) subscriber.onLeave(frames);
+    if (entry) {
+      frames = new FrameCache(channel, info);
+      for (const subscriber of entry.subscribers) subscriber[kind](frames);
+    }
+    for (const pattern of this.patterns.values()) {
+      if (!pattern.matcher(channel)) continue;
+      frames ??= new FrameCache(channel, info);
+      for (const subscriber of pattern.subscribers) subscriber[kind](frames);
+    }
   }
 
   /** Every subscriber of every channel goes back through recovery (after a bus outage). */
@@ -200,6 +212,9 @@ export class Hub {
     }
     entry.lastOffset = pub.offset;
     for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
+    for (const pattern of this.patterns.values()) {
+      if (pattern.matcher(channel)) for (const subscriber of [...pattern.subscribers]) subscriber.onGap(channel);
+    }
     return false;
   }
 }

@@ -302,12 +302,29 @@ export class Node implements BrokerEventHandler {
     onJoined(result);
   }
 
-  attachPattern(pattern: string, subscriber: ChannelSubscriber): void {
+  /**
+   * Adds a local subscriber to every channel matching a glob and makes sure the broker
+   * delivers those channels to this node. Resolves once they reach the hub.
+   */
+  attachPattern(pattern: string, subscriber: ChannelSubscriber): Promise<void> {
     this.hub.addPattern(pattern, compileGlob(pattern), subscriber);
+    const key = `pattern\u0000${pattern}`;
+    if (this.busInterest.has(key)) return this.interestOps.get(key) ?? RESOLVED;
+    return this.queueInterest(key, async () => {
+      if (!this.hub.hasPattern(pattern) || this.busInterest.has(key)) return;
+      await this.broker.subscribePattern(pattern);
+      this.busInterest.add(key);
+    });
   }
 
   detachPattern(pattern: string, subscriber: ChannelSubscriber): void {
-    this.hub.removePattern(pattern, subscriber);
+    if (!this.hub.removePattern(pattern, subscriber)) return;
+    const key = `pattern\u0000${pattern}`;
+    this.queueInterest(key, async () => {
+      if (this.hub.hasPattern(pattern) || !this.busInterest.has(key)) return;
+      this.busInterest.delete(key);
+      await this.broker.unsubscribePattern(pattern);
+    }).catch((err: unknown) => this.logger.warn({ err, pattern }, 'broker pattern unsubscribe failed'));
   }
 
   // --- operations ----------------------------------------------------------

@@ -99,7 +99,15 @@ class SseStream implements Flushable {
   publication(channel: string, pub: Publication, data: string): void {
     if (pub.offset > 0) {
       const known = this.positions.get(channel);
-      if (known && known.epoch === pub.epoch && pub.offset <= known.offset) return;
+      if (known && known.epoch === pub.epoch) {
+        if (pub.offset <= known.offset) return;
+        // A glob channel the hub cannot check (no exact subscriber here) skipped offsets: end
+        // the stream, its Last-Event-ID recovers the missing ones from history.
+        if (pub.offset > known.offset + 1 && !this.joining) {
+          this.close();
+          return;
+        }
+      }
       this.setPosition(channel, { offset: pub.offset, epoch: pub.epoch });
     }
     if (pub.time > this.newestTime) this.newestTime = pub.time;
@@ -400,8 +408,8 @@ export class SseEndpoint {
   private async joinPattern(stream: SseStream, pattern: ResolvedPattern, cursor: StreamCursor | undefined): Promise<void> {
     if (stream.isClosed) return;
     const sub = new SseChannelSubscription(stream);
-    this.node.attachPattern(pattern.pattern, sub);
     stream.onClose(() => this.node.detachPattern(pattern.pattern, sub));
+    await this.node.attachPattern(pattern.pattern, sub);
     const replay: { channel: string; replay: GlobReplay }[] = [];
     if (cursor && keepsHistory(pattern.options)) {
       const names = new Set(await this.node.broker.streamChannels(pattern.pattern));
