@@ -12,30 +12,18 @@ import { MemoryPresenceManager } from '../brokers/memory/presence_memory.js';
 import { loadConfig } from '../config/load.js';
 import { DEV_TOKEN_SECRET } from '../config/defaults.js';
 import { JwtVerifier } from '../server/auth_jwt.js';
-import { Client, type ClientTransport } from './client.js';
-import type { Disconnect } from './errors.js';
+import { MemoryTransport } from '../../test/helpers/in_process.js';
+import { Client } from './client.js';
 import { Node } from './node.js';
 
-class MemoryTransport implements ClientTransport {
-  readonly name = 'websocket';
-  readonly written: string[] = [];
-  closedWith: Disconnect | undefined;
-  write(message: string | Buffer): void {
-    this.written.push(message.toString());
+/** Replies counted by command id. */
+function replyCounts(transport: MemoryTransport): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const message of transport.messages()) {
+    const id = message['id'];
+    if (typeof id === 'number') counts.set(id, (counts.get(id) ?? 0) + 1);
   }
-  close(disconnect: Disconnect): void {
-    this.closedWith = disconnect;
-  }
-  replies(): Map<number, number> {
-    const counts = new Map<number, number>();
-    for (const frame of this.written) {
-      for (const line of frame.split('\n')) {
-        const id = (JSON.parse(line) as { id?: number }).id;
-        if (id !== undefined) counts.set(id, (counts.get(id) ?? 0) + 1);
-      }
-    }
-    return counts;
-  }
+  return counts;
 }
 
 let node: Node;
@@ -101,7 +89,7 @@ describe('client command handling under random input', () => {
         if (oneFrame) client.handleFrame(lines.join('\n'));
         else for (const line of lines) client.handleFrame(line);
         await client.idle();
-        const replies = transport.replies();
+        const replies = replyCounts(transport);
         if (transport.closedWith === undefined) {
           for (let id = 1; id <= commands.length + 1; id++) {
             const method = commands[id - 2]?.[0];
@@ -135,7 +123,7 @@ describe('client command handling under random input', () => {
       client.handleFrame(JSON.stringify({ id: 1, connect: { token } }));
       client.handleFrame(frame);
       await client.idle();
-      expect(transport.closedWith !== undefined || transport.replies().size >= 1).toBe(true);
+      expect(transport.closedWith !== undefined || replyCounts(transport).size >= 1).toBe(true);
       client.disconnect({ code: 3000, reason: 'done' });
     }
     expect(unhandled).toEqual([]);

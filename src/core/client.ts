@@ -365,6 +365,7 @@ export class Client implements NodeClient {
         { recover, ...(recover ? { since: { offset: request?.offset ?? 0, epoch: request?.epoch ?? '' } } : {}) },
         (result) => {
           fields = subscribeReplyFields(channel, result, { recover, recoverable: true, positioned: true });
+          sub.startAt(result.position);
           if (push) {
             // A subscribe push carries no publications: replayed ones follow it as pushes.
             const { publications: _replayed, ...rest } = fields;

@@ -87,6 +87,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
       },
       (result) => {
         const fields = subscribeReplyFields(channel, result, { recover, recoverable, positioned });
+        sub.startAt(result.position);
         client.write(encodeResult(id, 'subscribe', { ...sub.expiry(), ...fields }));
       },
     );

@@ -14,7 +14,7 @@ import { Disconnects, RelaisError } from './errors.js';
 import type { FrameCache } from './hub.js';
 import type { JsonText } from './json.js';
 import type { JoinResult } from './node.js';
-import type { ClientInfo, Publication } from './publication.js';
+import type { ClientInfo, Publication, StreamPosition } from './publication.js';
 import { NodeStats } from './stats.js';
 import { StreamSubscriber } from './stream_subscriber.js';
 
@@ -60,6 +60,9 @@ export class ClientSubscription extends StreamSubscriber {
   private held: (string | Buffer)[] | null = null;
   private entered = false;
   private ended = false;
+  /** Position of the last publication sent on this subscription (channels with history). */
+  private offset = 0;
+  private epoch = '';
 
   constructor(
     readonly client: Client,
@@ -88,7 +91,22 @@ export class ClientSubscription extends StreamSubscriber {
     else this.client.write(frame);
   }
 
+  /** Where the subscribe reply left the client: live publications at or before it are not sent again. */
+  startAt(position: StreamPosition | undefined): void {
+    if (!position) return;
+    this.offset = position.offset;
+    this.epoch = position.epoch;
+  }
+
   protected deliverPublication(frames: FrameCache<Publication>): void {
+    const pub = frames.event;
+    if (pub.offset > 0) {
+      // History (on the bus) can be ahead of this node's live stream: a publication the
+      // subscribe reply already carried may still arrive live. It is not sent twice.
+      if (pub.offset <= this.offset && pub.epoch === this.epoch) return;
+      this.offset = pub.offset;
+      this.epoch = pub.epoch;
+    }
     this.client.node.stats.publicationsDelivered++;
     this.out(frames.get(pubPush));
   }

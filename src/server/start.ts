@@ -98,7 +98,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   });
   registerOpsRoutes(app, { node, metrics });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
-  await app.listen({ host: config.host, port: config.port });
+  // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
+  await app.listen({ host: config.host, port: config.port, backlog: 4096 });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;

@@ -1,0 +1,54 @@
+/** An in-process node and clients over a memory transport, for tests of the core without sockets. */
+import { pino } from 'pino';
+import { mintToken } from '../../client/token.js';
+import type { Broker } from '../../src/brokers/broker.js';
+import { MemoryPresenceManager } from '../../src/brokers/memory/presence_memory.js';
+import { DEV_TOKEN_SECRET } from '../../src/config/defaults.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { RelaisConfigInput } from '../../src/config/schema.js';
+import { Client, type ClientTransport } from '../../src/core/client.js';
+import type { Disconnect } from '../../src/core/errors.js';
+import { Node } from '../../src/core/node.js';
+import { JwtVerifier } from '../../src/server/auth_jwt.js';
+
+export class MemoryTransport implements ClientTransport {
+  readonly name = 'websocket';
+  readonly written: string[] = [];
+  closedWith: Disconnect | undefined;
+
+  write(message: string | Buffer): void {
+    this.written.push(message.toString());
+  }
+
+  close(disconnect: Disconnect): void {
+    this.closedWith = disconnect;
+  }
+
+  /** Every message written, parsed. */
+  messages(): Record<string, unknown>[] {
+    return this.written.flatMap((frame) => frame.split('\n')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+}
+
+export async function inProcessNode(broker: Broker, overrides: RelaisConfigInput = {}): Promise<Node> {
+  const { config } = loadConfig({ env: {}, overrides });
+  const node = new Node({
+    config,
+    broker,
+    presence: new MemoryPresenceManager(),
+    tokens: await JwtVerifier.create(config.token),
+    logger: pino({ level: 'silent' }),
+    version: 'test',
+  });
+  await node.start();
+  return node;
+}
+
+/** A connected client of `node` for `user`. */
+export async function inProcessClient(node: Node, user: string): Promise<{ client: Client; transport: MemoryTransport }> {
+  const transport = new MemoryTransport();
+  const client = new Client(node, transport, pino({ level: 'silent' }));
+  client.handleFrame(JSON.stringify({ id: 1, connect: { token: await mintToken(DEV_TOKEN_SECRET, { user }) } }));
+  await client.idle();
+  return { client, transport };
+}
