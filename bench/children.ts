@@ -33,6 +33,8 @@ export class Child {
   private readonly inbox: ChildMessage[] = [];
   private readonly waiters: Waiter[] = [];
   private exitInfo: string | null = null;
+  /** A fatal report from the child: every later wait fails with it at once. */
+  private fatal: Error | null = null;
   readonly exited: Promise<void>;
 
   constructor(options: SpawnOptions) {
@@ -54,7 +56,8 @@ export class Child {
     this.proc.on('message', (raw: unknown) => {
       if (!isChildMessage(raw)) return;
       if (raw.type === 'fatal') {
-        this.failAll(new Error(`${this.name}: ${raw.message}`));
+        this.fatal = new Error(`${this.name}: ${raw.message}`);
+        this.failAll(this.fatal);
         return;
       }
       const index = this.waiters.findIndex((w) => w.type === raw.type);
@@ -65,6 +68,10 @@ export class Child {
       } else {
         this.inbox.push(raw);
       }
+    });
+    this.proc.on('error', (err) => {
+      this.fatal = new Error(`${this.name}: ${err.message}`);
+      this.failAll(this.fatal);
     });
     this.exited = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
@@ -96,6 +103,7 @@ export class Child {
     const index = this.inbox.findIndex((m) => m.type === type);
     const queued = index >= 0 ? this.inbox.splice(index, 1)[0] : undefined;
     if (queued) return Promise.resolve(queued as Extract<ChildMessage, { type: K }>);
+    if (this.fatal !== null) return Promise.reject(this.fatal);
     if (this.exitInfo !== null) return Promise.reject(new Error(this.exitInfo));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

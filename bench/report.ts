@@ -74,7 +74,8 @@ function steppedDetail(s: SteppedScenarioResult): string {
       num(step.loadCpuPerDeliveryUs, 2),
       step.redisCpuPerDeliveryUs === null ? dash : num(step.redisCpuPerDeliveryUs, 2),
       mb(step.serverRssBytes),
-      step.ok ? 'yes' : step.closed > 0 ? `no (${step.closed} closed)` : step.publishErrors > 0 ? `no (${step.publishErrors} refused)` : 'no',
+      // Runs saved before the failure reason existed have none.
+      step.ok ? 'yes' : step.failure ? `no (${step.failure})` : 'no',
     ]),
   );
   return table(

@@ -44,6 +44,8 @@ export interface StepResult {
   readonly serverRssBytes: number | null;
   /** Loss 0, no duplicates, no dropped connection, no publish error, publisher on pace and p99 under the limit. */
   readonly ok: boolean;
+  /** Why the step is not sustained ("" when it is). */
+  readonly failure: string;
 }
 
 export interface SteppedTargetResult {

@@ -41,12 +41,13 @@ interface Paced {
 
 /**
  * Publishes `rate` per second for durationMs, from a timer: whatever is due is sent at each
- * tick, at most 20 ms worth at once, and nothing while the socket holds maxBuffered bytes.
+ * tick, at most 100 ms worth at once (a stalled timer catches up without one huge burst), and
+ * nothing while the socket holds maxBuffered bytes.
  */
 function pace(out: LeanClient, command: RunCommand, stepId: number, durationMs: number): Promise<Paced> {
   const seqs = new Uint32Array(command.rooms);
   const pad = 'x'.repeat(command.padBytes);
-  const maxPerTick = Math.max(1, Math.ceil(command.rate / 50));
+  const maxPerTick = Math.max(1, Math.ceil(command.rate / 10));
   const start = performance.now();
   let sent = 0;
   return new Promise((resolve) => {

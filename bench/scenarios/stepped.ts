@@ -84,14 +84,14 @@ export function stepResult(input: StepInputs): StepResult {
   const perDelivery = (us: number | null): number | null => (us === null || unique === 0 ? null : us / unique);
   const latencyMs = summarize(stats.latency);
   const loss = expected - unique;
-  const ok =
-    loss === 0 &&
-    stats.duplicates === 0 &&
-    stats.closed === 0 &&
-    input.errors === 0 &&
-    input.behind <= input.sent * PACE_TOLERANCE &&
-    latencyMs.p99 !== null &&
-    latencyMs.p99 < P99_LIMIT_MS;
+  const failures = [
+    stats.closed > 0 ? `${stats.closed} closed` : '',
+    input.errors > 0 ? `${input.errors} refused` : '',
+    loss > 0 ? 'loss' : '',
+    stats.duplicates > 0 ? 'duplicates' : '',
+    input.behind > input.sent * PACE_TOLERANCE ? 'publisher behind' : '',
+    latencyMs.p99 === null || latencyMs.p99 >= P99_LIMIT_MS ? 'p99' : '',
+  ].filter((f) => f !== '');
   return {
     rate: input.rate,
     actualRate: input.elapsedMs > 0 ? (input.sent * 1000) / input.elapsedMs : 0,
@@ -114,7 +114,8 @@ export function stepResult(input: StepInputs): StepResult {
     loadCpuPerDeliveryUs: perDelivery(input.loadCpuUs),
     redisCpuPerDeliveryUs: perDelivery(input.redisCpuUs),
     serverRssBytes: input.serverRssBytes,
-    ok,
+    ok: failures.length === 0,
+    failure: failures.join(', '),
   };
 }
 
@@ -122,7 +123,7 @@ function describe(step: StepResult): string {
   const p99 = step.latencyMs.p99 === null ? '-' : step.latencyMs.p99.toFixed(1);
   const cpu = step.serverCpuPerDeliveryUs === null ? '-' : step.serverCpuPerDeliveryUs.toFixed(2);
   const extra = step.closed > 0 ? ` closed=${step.closed} (${step.closeReason})` : step.publishErrors > 0 ? ` publish errors=${step.publishErrors} (${step.publishError})` : '';
-  return `${step.rate}/s -> ${Math.round(step.deliveredPerSec)} deliveries/s, loss ${step.loss}, dup ${step.duplicates}, p99 ${p99} ms, server ${cpu} µs/delivery ${step.ok ? 'ok' : 'FAIL'}${extra}`;
+  return `${step.rate}/s -> ${Math.round(step.deliveredPerSec)} deliveries/s, loss ${step.loss}, dup ${step.duplicates}, p99 ${p99} ms, server ${cpu} µs/delivery ${step.ok ? 'ok' : `FAIL (${step.failure})`}${extra}`;
 }
 
 async function runTarget(spec: SteppedSpec, name: TargetName, log: Log): Promise<SteppedTargetResult> {
