@@ -1,5 +1,6 @@
 import type { GlobMatcher } from './channel.js';
-import type { ClientInfo, Publication } from './publication.js';
+import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import { RecentPublications } from './recent.js';
 
 /**
  * Encodes a channel event once per node and per wire format: the first subscriber of a
@@ -50,6 +51,14 @@ interface ChannelEntry {
   /** Last offset delivered on this node, 0 while unknown; for gap detection. */
   lastOffset: number;
   epoch: string;
+  /** Latest publications received live, for channels with history. */
+  readonly recent: RecentPublications | undefined;
+}
+
+/** What a channel keeps in memory on a node: how many of its latest publications, and for how long. */
+export interface RecentOptions {
+  readonly size: number;
+  readonly ttlMs: number;
 }
 
 interface PatternEntry {
@@ -67,11 +76,16 @@ export class Hub {
   private numSubscriptions = 0;
 
   /** Adds a subscriber; true when it is the channel's first on this node. */
-  add(channel: string, subscriber: ChannelSubscriber): boolean {
+  add(channel: string, subscriber: ChannelSubscriber, recent?: RecentOptions): boolean {
     let entry = this.channels.get(channel);
     const first = entry === undefined;
     if (!entry) {
-      entry = { subscribers: new Set(), lastOffset: 0, epoch: '' };
+      entry = {
+        subscribers: new Set(),
+        lastOffset: 0,
+        epoch: '',
+        recent: recent && recent.size > 0 ? new RecentPublications(recent.size, recent.ttlMs) : undefined,
+      };
       this.channels.set(channel, entry);
     }
     if (!entry.subscribers.has(subscriber)) {
@@ -109,6 +123,20 @@ export class Hub {
     if (entry.subscribers.size > 0) return false;
     this.patterns.delete(pattern);
     return true;
+  }
+
+  /**
+   * What this node can tell from memory of a channel it follows: its position (the last
+   * publication received live) and, with `since`, the publications after it. Undefined when
+   * memory cannot answer (nothing received yet, or the range is not all there).
+   */
+  recent(channel: string, since: StreamPosition | undefined, max: number): { position: StreamPosition; publications: Publication[] } | undefined {
+    const entry = this.channels.get(channel);
+    if (!entry?.recent || entry.lastOffset === 0) return undefined;
+    const position = { offset: entry.lastOffset, epoch: entry.epoch };
+    if (!since) return { position, publications: [] };
+    const publications = entry.recent.since(since, position, max);
+    return publications && { position, publications };
   }
 
   hasPattern(pattern: string): boolean {
@@ -187,6 +215,7 @@ export class Hub {
   resyncAll(): void {
     for (const [channel, entry] of this.channels) {
       entry.lastOffset = 0;
+      entry.recent?.clear();
       for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
     }
     for (const pattern of this.patterns.values()) {
@@ -203,14 +232,17 @@ export class Hub {
     if (entry.epoch !== pub.epoch || entry.lastOffset === 0) {
       entry.epoch = pub.epoch;
       entry.lastOffset = pub.offset;
+      entry.recent?.push(pub, false);
       return true;
     }
     if (pub.offset <= entry.lastOffset) return false;
     if (pub.offset === entry.lastOffset + 1) {
       entry.lastOffset = pub.offset;
+      entry.recent?.push(pub, true);
       return true;
     }
     entry.lastOffset = pub.offset;
+    entry.recent?.clear();
     for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
     for (const pattern of this.patterns.values()) {
       if (pattern.matcher(channel)) for (const subscriber of [...pattern.subscribers]) subscriber.onGap(channel);

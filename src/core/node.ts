@@ -18,7 +18,7 @@ import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
 import { ChannelResolver, compileGlob, keepsHistory, type ResolvedChannel } from './channel.js';
 import { RelaisError, type Disconnect } from './errors.js';
-import { Hub, type ChannelSubscriber } from './hub.js';
+import { Hub, type ChannelSubscriber, type RecentOptions } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
 import { mergeRecovery } from './recovery.js';
@@ -224,8 +224,8 @@ export class Node implements BrokerEventHandler {
    * Adds a local subscriber and makes sure the broker delivers the channel to this node.
    * Resolves once publications of the channel reach the hub.
    */
-  attach(channel: string, subscriber: ChannelSubscriber): Promise<void> {
-    this.hub.add(channel, subscriber);
+  attach(channel: string, subscriber: ChannelSubscriber, recent?: RecentOptions): Promise<void> {
+    this.hub.add(channel, subscriber, recent);
     if (this.busInterest.has(channel)) return this.interestOps.get(channel) ?? RESOLVED;
     return this.queueInterest(channel, async () => {
       if (!this.hub.hasSubscribers(channel) || this.busInterest.has(channel)) return;
@@ -268,28 +268,42 @@ export class Node implements BrokerEventHandler {
     request: JoinRequest,
     onJoined: (result: JoinResult) => void,
   ): Promise<void> {
+    const history = keepsHistory(channel.options);
+    const max = channel.options.recovery_max_publications;
+    const recent = history ? { size: Math.min(channel.options.history_size, max), ttlMs: channel.options.history_ttl } : undefined;
     try {
-      await this.attach(channel.name, subscriber);
+      await this.attach(channel.name, subscriber, recent);
     } catch (err) {
       this.detach(channel.name, subscriber);
       throw new RelaisError('BROKER_UNAVAILABLE', 'cannot subscribe on the message bus', { cause: err });
     }
-    if (!keepsHistory(channel.options)) {
+    if (!history) {
       onJoined({ recovered: false, publications: subscriber.goLive().map((f) => f.event) });
+      return;
+    }
+    // A channel this node already follows answers from memory, in this very tick: what
+    // arrived while attaching is in that memory too (the hub records before it delivers).
+    const since = request.recover ? request.since : undefined;
+    const fromMemory = this.hub.recent(channel.name, since, max);
+    if (fromMemory && !subscriber.sawGap) {
+      const unpositioned = subscriber
+        .goLive()
+        .map((f) => f.event)
+        .filter((p) => p.offset === 0);
+      onJoined({ position: fromMemory.position, recovered: since !== undefined, publications: [...fromMemory.publications, ...unpositioned] });
       return;
     }
     let result: JoinResult;
     try {
-      const max = channel.options.recovery_max_publications;
       const query: HistoryQuery = request.recover && request.since ? { since: request.since, limit: max + 1 } : { limit: 0 };
-      const history = await this.readHistory(channel.name, query);
+      const read = await this.readHistory(channel.name, query);
       if (subscriber.sawGap) throw new RelaisError('BROKER_UNAVAILABLE', 'stream interrupted during subscribe, retry');
       // From here to onJoined nothing awaits: no publication can slip between.
       const outcome = mergeRecovery({
         recover: request.recover,
         ...(request.since ? { since: request.since } : {}),
         maxPublications: max,
-        history,
+        history: read,
         buffered: subscriber.goLive().map((f) => f.event),
       });
       if (!outcome.ok) throw new RelaisError('BROKER_UNAVAILABLE', `${outcome.reason}, retry`);
