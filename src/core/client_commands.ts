@@ -1,11 +1,11 @@
-import { RawJson, encodeClientInfo, encodePublication, encodeResult } from '../protocol/json_codec.js';
+import { RawJson, encodeClientInfo, encodeResult } from '../protocol/json_codec.js';
 import type { Command, HistoryRequest, PublishRequest, RpcRequest, SendRequest, SubscribeRequest } from '../protocol/types.js';
 import { assertCanPublish, assertCanSubscribe } from './access.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import type { Client } from './client.js';
 import { REPLIED } from './replied.js';
 import { NodeStats } from './stats.js';
-import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken } from './client_subscription.js';
+import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken, wirePublication } from './client_subscription.js';
 import { RelaisError } from './errors.js';
 import { toJsonText, type JsonText } from './json.js';
 import type { ClientInfo } from './publication.js';
@@ -132,7 +132,7 @@ async function history(client: Client, request: HistoryRequest): Promise<unknown
   const since = request.since ? { offset: request.since.offset ?? 0, epoch: request.since.epoch ?? '' } : undefined;
   const result = await client.node.history(channel, { limit, ...(since ? { since } : {}), ...(request.reverse ? { reverse: true } : {}) });
   return {
-    publications: result.publications.map((p) => new RawJson(encodePublication(p))),
+    publications: result.publications.map(wirePublication),
     epoch: result.position.epoch,
     offset: result.position.offset,
   };

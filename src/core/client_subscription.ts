@@ -23,6 +23,21 @@ const pubPush = (channel: string, pub: Publication): Buffer => Buffer.from(encod
 const joinPush = (channel: string, info: ClientInfo): string => encodeJoinPush(channel, info);
 const leavePush = (channel: string, info: ClientInfo): string => encodeLeavePush(channel, info);
 
+const encodedPublications = new WeakMap<Publication, RawJson>();
+
+/**
+ * A publication encoded for replies (subscribe, history), once per publication object: a
+ * thousand clients recovering the same missed publications share their encoding.
+ */
+export function wirePublication(pub: Publication): RawJson {
+  let encoded = encodedPublications.get(pub);
+  if (!encoded) {
+    encoded = new RawJson(encodePublication(pub));
+    encodedPublications.set(pub, encoded);
+  }
+  return encoded;
+}
+
 /** Fields of a SubscribeResult (or `subscribe` push) for a joined stream. */
 export function subscribeReplyFields(
   channel: ResolvedChannel,
@@ -41,7 +56,7 @@ export function subscribeReplyFields(
     fields['recovered'] = result.recovered;
   }
   if (result.publications.length > 0) {
-    fields['publications'] = result.publications.map((p) => new RawJson(encodePublication(p)));
+    fields['publications'] = result.publications.map(wirePublication);
   }
   return fields;
 }

@@ -63,6 +63,16 @@ describe('JwtVerifier', () => {
     expect(await reason(verifier.verifyConnection('a.b.c'))).toBe('invalid');
   });
 
+  it('remembers verified connection tokens until they expire', async () => {
+    const verifier = await JwtVerifier.create({ hmac_secret: SECRET });
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime(exp).sign(secretKey);
+    expect((await verifier.verifyConnection(token)).user).toBe('a');
+    expect((await verifier.verifyConnection(token)).user).toBe('a');
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 100));
+    expect(await reason(verifier.verifyConnection(token))).toBe('expired');
+  });
+
   it('keeps connection and subscription tokens apart', async () => {
     const verifier = await JwtVerifier.create({ hmac_secret: SECRET });
     const sub = await new SignJWT({ channel: 'secret:x', info: { role: 'r' } }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(secretKey);

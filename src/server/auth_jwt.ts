@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, webcrypto } from 'node:crypto';
 import {
   createRemoteJWKSet,
   decodeProtectedHeader,
@@ -20,6 +20,8 @@ interface KeyChoice {
   readonly algorithms: string[];
 }
 
+const VERIFIED_CACHE_SIZE = 10_000;
+
 const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'];
 
 /**
@@ -28,6 +30,9 @@ const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', '
  * `alg: none` and HS/RS confusion are refused whatever the token header says.
  */
 export class JwtVerifier implements TokenVerifier {
+  /** Connection tokens verified lately, oldest first; a token's claims are fixed by its signature. */
+  private readonly verified = new Map<string, ConnectionClaims>();
+
   private constructor(
     private readonly hmac: KeyChoice | undefined,
     private readonly asymmetric: KeyChoice | undefined,
@@ -35,7 +40,13 @@ export class JwtVerifier implements TokenVerifier {
   ) {}
 
   static async create(config: RelaisConfig['token']): Promise<JwtVerifier> {
-    const hmac = config.hmac_secret ? { key: new TextEncoder().encode(config.hmac_secret), algorithms: ['HS256'] } : undefined;
+    // Imported once: jose would otherwise import a raw secret on every verification.
+    const hmac = config.hmac_secret
+      ? {
+          key: await webcrypto.subtle.importKey('raw', new TextEncoder().encode(config.hmac_secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']),
+          algorithms: ['HS256'],
+        }
+      : undefined;
     let asymmetric: KeyChoice | undefined;
     if (config.public_key) {
       const kind = createPublicKey(config.public_key).asymmetricKeyType;
@@ -52,6 +63,21 @@ export class JwtVerifier implements TokenVerifier {
   }
 
   async verifyConnection(token: string): Promise<ConnectionClaims> {
+    const cached = this.verified.get(token);
+    if (cached) {
+      if (cached.expiresAt === undefined || cached.expiresAt > Date.now()) return cached;
+      this.verified.delete(token);
+      throw new TokenError('expired', 'token expired');
+    }
+    const claims = await this.verifyConnectionUncached(token);
+    // Clients present the same token on every reconnect: a burst of reconnections (a deploy,
+    // a network blip) then costs one signature check per token, not per connection.
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
+    this.verified.set(token, claims);
+    return claims;
+  }
+
+  private async verifyConnectionUncached(token: string): Promise<ConnectionClaims> {
     const payload = await this.verify(token);
     if (payload['channel'] !== undefined) throw new TokenError('invalid', 'a subscription token cannot open a connection');
     const claims: { -readonly [K in keyof ConnectionClaims]: ConnectionClaims[K] } = { user: subject(payload) };
