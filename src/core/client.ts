@@ -20,16 +20,30 @@ import { handleChannelCommand } from './client_commands.js';
 import { DisconnectError, Disconnects, RelaisError, toRelaisError, type Disconnect } from './errors.js';
 import type { JsonText } from './json.js';
 import type { Node, NodeClient } from './node.js';
-import type { ClientInfo } from './publication.js';
+import type { ClientInfo, Publication } from './publication.js';
 import { TokenBucket, type RateLimit } from './rate_limit.js';
 import { REPLIED } from './replied.js';
 import { NodeStats } from './stats.js';
 
+/**
+ * A publication push encoded once per node for one kind of transport and written to every
+ * subscriber of that kind: `text` is the protocol message; a transport may attach more
+ * (the WebSocket transport attaches the complete frame).
+ */
+export interface PreparedPush {
+  readonly text: Buffer;
+}
+
 /** Where a client's frames go: one WebSocket connection. */
 export interface ClientTransport {
   readonly name: 'websocket';
+  /**
+   * Encodes a publication push for this kind of transport. One function per kind, never a
+   * closure per connection: the hub's FrameCache encodes once per publication per function.
+   */
+  readonly preparePublication: (channel: string, pub: Publication) => PreparedPush;
   /** Queues one protocol message; the transport joins those of one tick into one frame. */
-  write(message: string | Buffer): void;
+  write(message: string | PreparedPush): void;
   /** Sends what is queued, then closes with the disconnect's code and reason. */
   close(disconnect: Disconnect): void;
 }
@@ -120,8 +134,12 @@ export class Client implements NodeClient {
     this.cleanup();
   }
 
-  write(message: string | Buffer): void {
+  write(message: string | PreparedPush): void {
     if (this.status !== 'closed') this.transport.write(message);
+  }
+
+  get preparePublication(): (channel: string, pub: Publication) => PreparedPush {
+    return this.transport.preparePublication;
   }
 
   disconnect(disconnect: Disconnect): void {

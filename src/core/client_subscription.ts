@@ -3,13 +3,12 @@ import {
   encodeJoinPush,
   encodeLeavePush,
   encodePublication,
-  encodePublicationPush,
   encodeUnsubscribePush,
 } from '../protocol/json_codec.js';
 import { UnsubscribeCode } from '../protocol/codes.js';
 import { TokenError, type SubscriptionClaims } from './auth.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
-import type { Client } from './client.js';
+import type { Client, PreparedPush } from './client.js';
 import { Disconnects, RelaisError } from './errors.js';
 import type { FrameCache } from './hub.js';
 import type { JsonText } from './json.js';
@@ -19,7 +18,6 @@ import { NodeStats } from './stats.js';
 import { StreamSubscriber } from './stream_subscriber.js';
 
 // Stable encoders: the hub's FrameCache encodes each event once per node with them.
-const pubPush = (channel: string, pub: Publication): Buffer => Buffer.from(encodePublicationPush(channel, pub));
 const joinPush = (channel: string, info: ClientInfo): string => encodeJoinPush(channel, info);
 const leavePush = (channel: string, info: ClientInfo): string => encodeLeavePush(channel, info);
 
@@ -72,7 +70,7 @@ export class ClientSubscription extends StreamSubscriber {
   expiresAt: number;
   readonly serverSide: boolean;
   readonly info: ClientInfo;
-  private held: (string | Buffer)[] | null = null;
+  private held: (string | PreparedPush)[] | null = null;
   private entered = false;
   private ended = false;
   /** Position of the last publication sent on this subscription (channels with history). */
@@ -101,7 +99,7 @@ export class ClientSubscription extends StreamSubscriber {
     if (held) for (const frame of held) this.client.write(frame);
   }
 
-  private out(frame: string | Buffer): void {
+  private out(frame: string | PreparedPush): void {
     if (this.held) this.held.push(frame);
     else this.client.write(frame);
   }
@@ -123,7 +121,7 @@ export class ClientSubscription extends StreamSubscriber {
       this.epoch = pub.epoch;
     }
     this.client.node.stats.publicationsDelivered++;
-    this.out(frames.get(pubPush));
+    this.out(frames.get(this.client.preparePublication));
   }
 
   protected deliverJoin(frames: FrameCache<ClientInfo>): void {
@@ -138,7 +136,7 @@ export class ClientSubscription extends StreamSubscriber {
 
   /** Writes publications of a join outside a reply (server-side subscribe push). */
   writePublications(publications: readonly Publication[]): void {
-    for (const pub of publications) this.out(pubPush(this.channel.name, pub));
+    for (const pub of publications) this.out(this.client.preparePublication(this.channel.name, pub));
   }
 
   /** The bus lost publications of this channel: the client recovers them by resubscribing. */

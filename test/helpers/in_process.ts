@@ -6,18 +6,25 @@ import { MemoryPresenceManager } from '../../src/brokers/memory/presence_memory.
 import { DEV_TOKEN_SECRET } from '../../src/config/defaults.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { RelaisConfigInput } from '../../src/config/schema.js';
-import { Client, type ClientTransport } from '../../src/core/client.js';
+import { Client, type ClientTransport, type PreparedPush } from '../../src/core/client.js';
+import type { Publication } from '../../src/core/publication.js';
+import { encodePublicationPush } from '../../src/protocol/json_codec.js';
 import type { Disconnect } from '../../src/core/errors.js';
 import { Node } from '../../src/core/node.js';
 import { JwtVerifier } from '../../src/server/auth_jwt.js';
+
+function preparePublication(channel: string, pub: Publication): PreparedPush {
+  return { text: Buffer.from(encodePublicationPush(channel, pub)) };
+}
 
 export class MemoryTransport implements ClientTransport {
   readonly name = 'websocket';
   readonly written: string[] = [];
   closedWith: Disconnect | undefined;
+  readonly preparePublication = preparePublication;
 
-  write(message: string | Buffer): void {
-    this.written.push(message.toString());
+  write(message: string | PreparedPush): void {
+    this.written.push(typeof message === 'string' ? message : message.text.toString());
   }
 
   close(disconnect: Disconnect): void {

@@ -2,7 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Client, type ClientTransport } from '../../core/client.js';
+import { Client, type ClientTransport, type PreparedPush } from '../../core/client.js';
+import type { Publication } from '../../core/publication.js';
+import { encodePublicationPush } from '../../protocol/json_codec.js';
 import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
@@ -12,20 +14,63 @@ const NEWLINE = Buffer.from('\n');
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
 const SLOW_CLOSE_GRACE_MS = 1000;
 
+/**
+ * A complete unmasked WebSocket text frame of `text` (RFC 6455 5.2: FIN + opcode 1, then
+ * the payload length in 7, 16 or 64 bits), encoded straight into its frame. Server frames
+ * are never masked, so one frame serves every connection: a publication is framed once per
+ * node, not once per subscriber.
+ */
+export function textFrame(text: string): { readonly frame: Buffer; readonly payload: Buffer } {
+  const length = Buffer.byteLength(text);
+  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
+  frame[0] = 0x81;
+  if (length < 126) {
+    frame[1] = length;
+  } else if (length < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  frame.write(text, headerLength);
+  return { frame, payload: frame.subarray(headerLength) };
+}
+
+/** A publication push as the WebSocket transport writes it: its text, inside its frame. */
+class PreparedFrame implements PreparedPush {
+  readonly frame: Buffer;
+  readonly text: Buffer;
+
+  constructor(json: string) {
+    const { frame, payload } = textFrame(json);
+    this.frame = frame;
+    this.text = payload;
+  }
+}
+
+function prepareWebSocketPublication(channel: string, pub: Publication): PreparedFrame {
+  return new PreparedFrame(encodePublicationPush(channel, pub));
+}
+
 /** One WebSocket connection under the Centrifugo JSON protocol. */
 class WebSocketTransport implements ClientTransport, Flushable {
   readonly name = 'websocket';
+  readonly preparePublication = prepareWebSocketPublication;
   client: Client | undefined;
-  private queue: (string | Buffer)[] = [];
+  private queue: (string | PreparedPush)[] = [];
   private closed = false;
 
   constructor(
     private readonly ws: WebSocket,
+    /** The upgraded socket, the one `ws` writes to: pre-framed pushes go to it directly. */
+    private readonly socket: Duplex,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
   ) {}
 
-  write(message: string | Buffer): void {
+  write(message: string | PreparedPush): void {
     if (this.closed) return;
     this.queue.push(message);
     if (this.queue.length === 1) this.scheduler.mark(this);
@@ -42,10 +87,14 @@ class WebSocketTransport implements ClientTransport, Flushable {
       return;
     }
     if (queue.length === 1) {
-      const only = queue[0] as string | Buffer;
-      this.ws.send(only, { binary: false });
+      const only = queue[0] as string | PreparedPush;
+      // The frame shared by every subscriber goes straight to the socket, in order with
+      // what ws writes there itself (no compression: ws never holds frames back).
+      if (only instanceof PreparedFrame) this.socket.write(only.frame);
+      else this.ws.send(typeof only === 'string' ? only : only.text, { binary: false });
       return;
     }
+    // Several messages this turn: one frame, messages separated by '\n'.
     if (queue.every((m) => typeof m === 'string')) {
       this.ws.send(queue.join('\n'), { binary: false });
       return;
@@ -53,7 +102,7 @@ class WebSocketTransport implements ClientTransport, Flushable {
     const parts: Buffer[] = [];
     for (const m of queue) {
       if (parts.length > 0) parts.push(NEWLINE);
-      parts.push(typeof m === 'string' ? Buffer.from(m) : m);
+      parts.push(typeof m === 'string' ? Buffer.from(m) : m.text);
     }
     this.ws.send(Buffer.concat(parts), { binary: false });
   }
@@ -110,11 +159,11 @@ export class WebSocketEndpoint {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket));
   }
 
-  private accept(ws: WebSocket): void {
-    const transport = new WebSocketTransport(ws, this.scheduler, this.node.config.client.max_queue_bytes);
+  private accept(ws: WebSocket, socket: Duplex): void {
+    const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
     const client = new Client(this.node, transport, this.logger);
     transport.client = client;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
