@@ -102,7 +102,8 @@ export class Node implements BrokerEventHandler {
   readonly breaker: CircuitBreaker;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
-  private readonly users = new Map<string, Set<NodeClient>>();
+  /** Connections by user: the connection itself for a user with one (the common case), else a Set. */
+  private readonly users = new Map<string, NodeClient | Set<NodeClient>>();
   private readonly busInterest = new Set<string>();
   private readonly interestOps = new Map<string, Promise<void>>();
   private readonly cluster: ClusterView;
@@ -165,21 +166,28 @@ export class Node implements BrokerEventHandler {
 
   registerClient(client: NodeClient): void {
     this.clients.set(client.id, client);
-    let set = this.users.get(client.user);
-    if (!set) {
-      set = new Set();
-      this.users.set(client.user, set);
-    }
-    set.add(client);
+    const current = this.users.get(client.user);
+    if (current === undefined) this.users.set(client.user, client);
+    else if (current instanceof Set) current.add(client);
+    else if (current !== client) this.users.set(client.user, new Set([current, client]));
   }
 
   unregisterClient(client: NodeClient): void {
     if (this.clients.get(client.id) === client) this.clients.delete(client.id);
-    const set = this.users.get(client.user);
-    if (set) {
-      set.delete(client);
-      if (set.size === 0) this.users.delete(client.user);
+    const current = this.users.get(client.user);
+    if (current === client) {
+      this.users.delete(client.user);
+    } else if (current instanceof Set) {
+      current.delete(client);
+      if (current.size === 1) this.users.set(client.user, current.values().next().value as NodeClient);
     }
+  }
+
+  /** The connections of a user on this node. */
+  private connectionsOf(user: string): NodeClient[] {
+    const current = this.users.get(user);
+    if (current === undefined) return [];
+    return current instanceof Set ? [...current] : [current];
   }
 
   /** Whether other nodes share this node's bus (anything but the memory broker). */
@@ -207,7 +215,8 @@ export class Node implements BrokerEventHandler {
 
   /** Connections of a user on this node. */
   userConnectionCount(user: string): number {
-    return this.users.get(user)?.size ?? 0;
+    const current = this.users.get(user);
+    return current === undefined ? 0 : current instanceof Set ? current.size : 1;
   }
 
   get clientCount(): number {
@@ -508,8 +517,7 @@ export class Node implements BrokerEventHandler {
       if (c && c.user === user) yield c;
       return;
     }
-    const set = this.users.get(user);
-    if (set) yield* [...set];
+    yield* this.connectionsOf(user);
   }
 
   // --- clocks --------------------------------------------------------------

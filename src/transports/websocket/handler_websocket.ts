@@ -59,7 +59,8 @@ class WebSocketTransport implements ClientTransport, Flushable {
   readonly name = 'websocket';
   readonly preparePublication = prepareWebSocketPublication;
   client: Client | undefined;
-  private queue: (string | PreparedPush)[] = [];
+  // Allocated while messages wait for the next flush only: idle connections hold no array.
+  private queue: (string | PreparedPush)[] | null = null;
   private closed = false;
 
   constructor(
@@ -72,14 +73,18 @@ class WebSocketTransport implements ClientTransport, Flushable {
 
   write(message: string | PreparedPush): void {
     if (this.closed) return;
-    this.queue.push(message);
-    if (this.queue.length === 1) this.scheduler.mark(this);
+    if (this.queue) {
+      this.queue.push(message);
+      return;
+    }
+    this.queue = [message];
+    this.scheduler.mark(this);
   }
 
   flush(): void {
     const queue = this.queue;
-    if (queue.length === 0) return;
-    this.queue = [];
+    if (!queue) return;
+    this.queue = null;
     if (this.ws.readyState !== WebSocket.OPEN) return;
     // A client that stops reading must not make the server's memory grow: past the bound it is dropped.
     if (this.ws.bufferedAmount > this.maxQueueBytes) {
@@ -111,12 +116,33 @@ class WebSocketTransport implements ClientTransport, Flushable {
     if (this.closed) return;
     if (disconnect.code !== Disconnects.slow.code) this.flush();
     this.closed = true;
-    this.queue = [];
+    this.queue = null;
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
       this.ws.close(disconnect.code, disconnect.reason);
       if (disconnect.code === Disconnects.slow.code) setTimeout(() => this.ws.terminate(), SLOW_CLOSE_GRACE_MS).unref();
     }
   }
+}
+
+// One set of listeners for every connection (ws calls them with the socket as `this`):
+// three closures per idle connection are memory that a hundred thousand of them notice.
+const clients = new WeakMap<WebSocket, Client>();
+
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  const client = clients.get(this);
+  if (!client) return;
+  if (isBinary) client.disconnect(Disconnects.badRequest);
+  else client.handleFrame(data.toString('utf8'));
+}
+
+function onClose(this: WebSocket): void {
+  clients.get(this)?.handleClose();
+}
+
+function onError(this: WebSocket, err: Error): void {
+  const client = clients.get(this);
+  client?.logger.debug({ err }, 'websocket error');
+  client?.handleClose();
 }
 
 export interface WebSocketEndpointOptions {
@@ -166,18 +192,10 @@ export class WebSocketEndpoint {
     const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
     const client = new Client(this.node, transport, this.logger);
     transport.client = client;
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) {
-        client.disconnect(Disconnects.badRequest);
-        return;
-      }
-      client.handleFrame(data.toString('utf8'));
-    });
-    ws.on('close', () => client.handleClose());
-    ws.on('error', (err) => {
-      client.logger.debug({ err }, 'websocket error');
-      client.handleClose();
-    });
+    clients.set(ws, client);
+    ws.on('message', onMessage);
+    ws.on('close', onClose);
+    ws.on('error', onError);
   }
 
   close(): void {
