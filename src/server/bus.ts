@@ -11,6 +11,8 @@ export interface Bus {
   readonly presence: PresenceManager;
   /** One line for the start-up log: which bus, and what it means. */
   readonly description: string;
+  /** The bus in a few words, for errors: "the Redis bus at redis://...". */
+  readonly label: string;
   /** Per-user rate limits shared by the instances, where the bus can hold them. */
   readonly userLimiter?: UserRateLimiter;
 }
@@ -50,6 +52,7 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
       broker: startable(config, logger, 'redis', () => new RedisBroker({ url, prefix: config.bus_prefix, nodeId, logger })),
       presence: new RedisPresenceManager({ url: config.redis_url, prefix: config.bus_prefix }),
       description: `cluster mode: Redis bus at ${redact(config.redis_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
+      label: `the Redis bus at ${redact(config.redis_url)}`,
     };
   }
   if (config.nats_url) {
@@ -68,11 +71,13 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
       ),
       presence: new NatsPresenceManager({ servers: config.nats_url, prefix: config.bus_prefix, logger }),
       description: `cluster mode: NATS JetStream bus at ${redact(config.nats_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
+      label: `the NATS bus at ${redact(config.nats_url)}`,
     };
   }
   return {
     broker: new MemoryBroker(),
     presence: new MemoryPresenceManager(),
     description: 'standalone mode: in-memory bus, one process (set REDIS_URL or NATS_URL to run several instances)',
+    label: 'the in-memory bus',
   };
 }

@@ -66,7 +66,9 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   try {
     await node.start();
   } catch (err) {
-    throw new Error(`${bus.description}: cannot start, the message bus is unreachable (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new Error(`Relais cannot start: ${bus.label} is unreachable (${err instanceof Error ? err.message : String(err)}); set bus_start: degraded to start anyway and retry`, {
+      cause: err,
+    });
   }
   logger.info(bus.description);
 
