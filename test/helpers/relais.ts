@@ -95,8 +95,8 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message: s
 
 let counter = 0;
 
-/** Starts a Relais process on a free port and resolves once it listens. */
-export async function startRelais(options: RelaisOptions = {}): Promise<RelaisProcess> {
+/** The environment (and config file) of a Relais process; env values override the test secrets. */
+function prepare(options: RelaisOptions): { env: Record<string, string>; secret: string; apiKey: string } {
   const dir = mkdtempSync(join(tmpdir(), 'relais-test-'));
   const secret = `test-secret-${process.pid}-${++counter}-0123456789`;
   const apiKey = `test-api-key-${process.pid}-${counter}`;
@@ -114,6 +114,43 @@ export async function startRelais(options: RelaisOptions = {}): Promise<RelaisPr
     writeFileSync(file, JSON.stringify(options.config));
     env['RELAIS_CONFIG'] = file;
   }
+  return { env, secret: env['RELAIS_TOKEN_SECRET'] ?? secret, apiKey: env['RELAIS_API_KEY'] ?? apiKey };
+}
+
+/** How a Relais process that was expected to exit on its own ended, with all it printed. */
+export interface RelaisExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly output: string;
+  readonly ms: number;
+}
+
+/**
+ * Runs `relais serve` until it exits by itself (a start-up refusal); SIGKILLs it and rejects
+ * when it is still running after `timeoutMs`.
+ */
+export async function runRelaisToExit(options: RelaisOptions = {}, timeoutMs = 20_000): Promise<RelaisExit> {
+  const { env } = prepare(options);
+  const started = Date.now();
+  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks: string[] = [];
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => chunks.push(chunk.toString()));
+  // 'close' comes after the process exited and its output streams ended: nothing is missed.
+  const closed = new Promise<RelaisExit>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, output: chunks.join(''), ms: Date.now() - started })),
+  );
+  try {
+    return await withTimeout(closed, timeoutMs, `relais still running after ${timeoutMs} ms`);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}; output:\n${chunks.join('')}`);
+  }
+}
+
+/** Starts a Relais process on a free port and resolves once it listens. */
+export async function startRelais(options: RelaisOptions = {}): Promise<RelaisProcess> {
+  const { env, secret, apiKey } = prepare(options);
   const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const port = await withTimeout(
