@@ -24,6 +24,23 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw err;
   }
   const server = await startServer(loaded);
+  if (process.stderr.isTTY) {
+    // The JSON logs are for machines; a person at a terminal gets the addresses in plain words.
+    const host = server.host === '0.0.0.0' || server.host === '::' ? 'localhost' : server.host;
+    console.error(
+      [
+        '',
+        `  Relais is running (${server.node.broker.kind === 'memory' ? 'standalone, in-memory bus' : `${server.node.broker.kind} bus`})`,
+        `  WebSocket  ws://${host}:${server.port}/connection/websocket`,
+        `  SSE        http://${host}:${server.port}/sse?channel=chat:general`,
+        `  HTTP API   http://${host}:${server.port}/api/<method>`,
+        `  Metrics    http://${host}:${server.port}/metrics`,
+        '',
+        '  Try: npm run -s relais -- chat --user alice --room general',
+        '',
+      ].join('\n'),
+    );
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
