@@ -47,26 +47,6 @@ const CONFIG = {
   },
 };
 
-/**
- * Relais bugs these tests found, not fixed yet: the tests that show them are skipped unless
- * RELAIS_KNOWN_BUGS=1 (run them so while fixing; drop the entry once fixed).
- */
-const KNOWN_BUGS = {
-  /** NatsBroker has no ping(): /readyz never checks NATS and stays 200 while it is down. */
-  readyzWithoutPing: { redis: false, nats: true },
-  /**
-   * NATS presence reads (src/brokers/nats/subject_reader.ts readSubject, last_per_subject)
-   * end once `num_pending` messages arrived; entries rewritten by a refresh during the read
-   * come twice and others not at all, so an answer can miss live clients.
-   */
-  presenceShortReads: { redis: false, nats: true },
-} as const satisfies Record<string, Record<BusKind, boolean>>;
-const RUN_KNOWN_BUGS = process.env['RELAIS_KNOWN_BUGS'] === '1';
-
-function itUnless(bug: keyof typeof KNOWN_BUGS, kind: BusKind): ReturnType<typeof it.skipIf> {
-  return it.skipIf(KNOWN_BUGS[bug][kind] && !RUN_KNOWN_BUGS);
-}
-
 const BUSES: readonly BusKind[] = ['redis', 'nats'];
 const services = await Promise.all(BUSES.map(async (kind) => ({ kind, service: await sharedBusAvailable(kind), binary: await serverBinaryAvailable(kind) })));
 
@@ -425,7 +405,7 @@ for (const { kind, service, binary } of services) {
       expect(problems).toEqual([]);
     }, 60_000);
 
-    itUnless('readyzWithoutPing', kind)('/readyz of an instance that publishes nothing is 503 while the bus is down, 200 once it is back', async () => {
+    it('/readyz of an instance that publishes nothing is 503 while the bus is down, 200 once it is back', async () => {
       const bus = run.on(await PrivateBus.reserve(kind), (b) => b.dispose());
       await bus.start();
       const node = await instance(bus.url);
@@ -500,7 +480,7 @@ for (const { kind, service, binary } of services) {
       await until(async () => (await Promise.all(others.map(presenceOn))).every((ids) => JSON.stringify([...ids].sort()) === JSON.stringify(expected)), 3000, 'presence of the surviving clients only');
     }, 90_000);
 
-    itUnless('presenceShortReads', kind)('presence answers list every live client while its instance refreshes the entries', async () => {
+    it('presence answers list every live client while its instance refreshes the entries', async () => {
       const channel = 'chat:steady';
       const [holder, reader] = await Promise.all([instance(), instance()]);
       const clients: LeanSubscriber[] = [];

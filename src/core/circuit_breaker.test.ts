@@ -26,6 +26,8 @@ describe('CircuitBreaker', () => {
       expect(await outcome(breaker.run(op))).toBe('BROKER_UNAVAILABLE');
       expect(op).not.toHaveBeenCalled();
       vi.advanceTimersByTime(30_001);
+      // Its time is up: it reads half-open before any call (readiness sees it at once).
+      expect(breaker.current).toBe('half-open');
       let release: () => void = () => undefined;
       const probe = breaker.run(() => new Promise<string>((resolve) => (release = () => resolve('ok'))));
       expect(await outcome(breaker.run(ok))).toBe('BROKER_UNAVAILABLE');

@@ -24,7 +24,12 @@ export class CircuitBreaker {
 
   constructor(private readonly options: CircuitBreakerOptions) {}
 
+  /**
+   * The state as a caller would meet it now: an open circuit whose time is up reads
+   * half-open (the next call probes), so readiness does not wait for a publish to notice.
+   */
   get current(): CircuitState {
+    if (this.state === 'open' && Date.now() - this.openedAt >= this.options.openMs) return 'half-open';
     return this.state;
   }
 

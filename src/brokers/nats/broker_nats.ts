@@ -357,6 +357,17 @@ export class NatsBroker implements Broker {
     }
   }
 
+  /** A round trip to the server (readiness probe): rejects while NATS is unreachable. */
+  async ping(): Promise<void> {
+    const conn = this.conn;
+    if (!conn || conn.nc.isClosed()) throw unavailable(new Error('not connected'), 'NATS not connected');
+    try {
+      await withTimeout(conn.nc.flush(), this.settings.requestTimeoutMs, 'NATS ping');
+    } catch (err) {
+      throw unavailable(err, 'NATS does not answer');
+    }
+  }
+
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';

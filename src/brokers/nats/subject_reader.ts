@@ -26,15 +26,16 @@ const INACTIVE_THRESHOLD_MS = 10_000;
  *
  * JetStream on nats-server 2.9 has no batch get (that came with 2.11), and a pull fetch
  * cannot end early without `no_wait` in the new nats.js consumer API. So this creates an
- * ephemeral push consumer (ack none, in memory) delivering to a private inbox: the create
- * response says how many messages match (`num_pending`), so the read ends exactly when
- * they have arrived, with no idle wait. Two round trips plus the transfer; the consumer is
- * deleted afterwards (and expires by itself if that fails).
+ * ephemeral push consumer (ack none, in memory) delivering to a private inbox. Each
+ * delivery says how many messages were still pending for the consumer; the read ends with
+ * the one that says none (or at once when the create response says nothing matches), so it
+ * covers every subject even while some are rewritten, with no idle wait. Last-per-subject
+ * reads keep the newest message of a subject delivered twice. Two round trips plus the
+ * transfer; the consumer is deleted afterwards (and expires by itself if that fails).
  */
 export async function readSubject(nc: NatsConnection, jsm: JetStreamManager, options: ReadSubjectOptions): Promise<SubjectMessage[]> {
   const inbox = createInbox();
   const received: Msg[] = [];
-  let expected: number | undefined;
   let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   const done = new Promise<void>((resolve, reject) => {
     settle = { resolve, reject };
@@ -50,7 +51,10 @@ export async function readSubject(nc: NatsConnection, jsm: JetStreamManager, opt
       // Status messages (heartbeats, flow control) are not configured; skip any anyway.
       if (msg.data.length === 0 && (msg.headers?.code ?? 0) > 0) return;
       received.push(msg);
-      if (expected !== undefined && received.length >= expected) settle?.resolve();
+      // Caught up with the stream: nothing left to deliver when this message was sent. (A
+      // count fixed at creation would end too early when a subject is rewritten meanwhile:
+      // the rewrite arrives as one more message and another subject goes unread.)
+      if (pendingOf(msg.reply) === 0) settle?.resolve();
     },
   });
   const timer = setTimeout(() => settle?.reject(new Error(`reading ${options.filter} timed out after ${options.timeoutMs} ms`)), options.timeoutMs);
@@ -66,21 +70,30 @@ export async function readSubject(nc: NatsConnection, jsm: JetStreamManager, opt
       inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
     });
     consumer = info.name;
-    // The create response is the consumer's state before its first delivery.
-    expected = info.num_pending + info.delivered.consumer_seq;
-    if (received.length >= expected) settle?.resolve();
+    // The create response is the consumer's state before its first delivery: nothing to wait for.
+    if (info.num_pending + info.delivered.consumer_seq === 0) settle?.resolve();
     await done;
-    return received.slice(0, expected).map((msg) => ({
-      subject: msg.subject,
-      seq: streamSeqOf(msg.reply),
-      data: msg.data,
-      headers: msg.headers,
-    }));
+    const messages = received.map((msg) => ({ subject: msg.subject, seq: streamSeqOf(msg.reply), data: msg.data, headers: msg.headers }));
+    if (options.deliver === 'all') return messages;
+    // Last per subject: a subject rewritten during the read came twice; its newest counts.
+    const latest = new Map<string, SubjectMessage>();
+    for (const message of messages) {
+      const known = latest.get(message.subject);
+      if (!known || message.seq > known.seq) latest.set(message.subject, message);
+    }
+    return [...latest.values()].sort((a, b) => a.seq - b.seq);
   } finally {
     clearTimeout(timer);
     sub.unsubscribe();
     if (consumer !== undefined) jsm.consumers.delete(options.stream, consumer).catch(() => undefined);
   }
+}
+
+/** Messages still pending for the consumer after this delivery (token after the time). */
+function pendingOf(reply: string | undefined): number {
+  const tokens = (reply ?? '').split('.');
+  const pending = Number(tokens[tokens.length === 9 ? 8 : 10]);
+  return Number.isSafeInteger(pending) ? pending : -1;
 }
 
 /**
