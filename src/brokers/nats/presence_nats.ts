@@ -3,8 +3,18 @@ import type { ClientInfo } from '../../core/publication.js';
 import type { PresenceManager, PresenceStats } from '../broker.js';
 import { parseClientInfo } from './codec.js';
 import { encodeToken, natsNames, type NatsNames } from './names.js';
-import { readSubject } from './subject_reader.js';
+import { readSubject, type SubjectMessage } from './subject_reader.js';
 import { isWrongLastSequence, silentLogger, unavailable, type NatsLogger } from './util.js';
+
+/** The newest message of each subject. */
+function newestPerSubject(messages: readonly SubjectMessage[]): SubjectMessage[] {
+  const latest = new Map<string, SubjectMessage>();
+  for (const message of messages) {
+    const known = latest.get(message.subject);
+    if (!known || message.seq > known.seq) latest.set(message.subject, message);
+  }
+  return [...latest.values()];
+}
 
 export interface NatsPresenceOptions {
   /** Names the KV bucket (`<prefix>_PRESENCE`); the same prefix as the node's NatsBroker. */
@@ -110,12 +120,20 @@ export class NatsPresenceManager implements PresenceManager {
     const bucket = this.names.presenceBucket;
     let msgs;
     try {
-      msgs = await this.withBucket(() => readSubject(nc, jsm, {
-        stream: `KV_${bucket}`,
-        filter: `$KV.${bucket}.${encodeToken(channel)}.*`,
-        deliver: 'last_per_subject',
-        timeoutMs: this.requestTimeoutMs,
-      }));
+      // Every message, not the last per subject: the bucket keeps one per key (history 1)
+      // anyway, and nats-server 2.9's last-per-subject start was seen leaving out keys
+      // rewritten at the moment the read began. Rewrites during the read come after, and
+      // the newest message of each key counts.
+      msgs = newestPerSubject(
+        await this.withBucket(() =>
+          readSubject(nc, jsm, {
+            stream: `KV_${bucket}`,
+            filter: `$KV.${bucket}.${encodeToken(channel)}.*`,
+            deliver: 'all',
+            timeoutMs: this.requestTimeoutMs,
+          }),
+        ),
+      );
     } catch (err) {
       throw unavailable(err, 'presence unavailable on NATS');
     }

@@ -18,6 +18,9 @@ export interface SubjectMessage {
   readonly headers: MsgHdrs | undefined;
 }
 
+/** Silence that ends a read which got everything it expected but no final pending of 0, ms. */
+const QUIET_MS = 25;
+
 /** Consumers left behind by a dead reader go away on their own after this, ms. */
 const INACTIVE_THRESHOLD_MS = 10_000;
 
@@ -26,16 +29,29 @@ const INACTIVE_THRESHOLD_MS = 10_000;
  *
  * JetStream on nats-server 2.9 has no batch get (that came with 2.11), and a pull fetch
  * cannot end early without `no_wait` in the new nats.js consumer API. So this creates an
- * ephemeral push consumer (ack none, in memory) delivering to a private inbox. Each
- * delivery says how many messages were still pending for the consumer; the read ends with
- * the one that says none (or at once when the create response says nothing matches), so it
- * covers every subject even while some are rewritten, with no idle wait. Last-per-subject
- * reads keep the newest message of a subject delivered twice. Two round trips plus the
+ * ephemeral push consumer (ack none, in memory) delivering to a private inbox. The read
+ * ends once as many messages as matched at creation arrived and a delivery says nothing is
+ * left pending, so it covers every subject even while some are rewritten, with no idle
+ * wait. Last-per-subject reads keep the newest message of a subject delivered twice. Two round trips plus the
  * transfer; the consumer is deleted afterwards (and expires by itself if that fails).
  */
 export async function readSubject(nc: NatsConnection, jsm: JetStreamManager, options: ReadSubjectOptions): Promise<SubjectMessage[]> {
   const inbox = createInbox();
   const received: Msg[] = [];
+  // Done when at least what matched at creation arrived AND the consumer says nothing is
+  // pending: the count alone ends too early when a subject is rewritten during the read
+  // (the rewrite comes as one more message, and another subject goes unread), and the
+  // pending count alone was seen at 0 before every subject had come.
+  let expected: number | undefined;
+  let lastPending = -1;
+  const caughtUp = (): boolean => expected !== undefined && received.length >= expected && (expected === 0 || lastPending === 0);
+  // Under heavy rewriting the server's pending count can stay above 0 (superseded messages
+  // still counted): once enough arrived, a short quiet spell ends the read as well.
+  let quiet: NodeJS.Timeout | undefined;
+  const quietThenDone = (): void => {
+    clearTimeout(quiet);
+    quiet = setTimeout(() => settle?.resolve(), QUIET_MS);
+  };
   let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   const done = new Promise<void>((resolve, reject) => {
     settle = { resolve, reject };
@@ -51,10 +67,9 @@ export async function readSubject(nc: NatsConnection, jsm: JetStreamManager, opt
       // Status messages (heartbeats, flow control) are not configured; skip any anyway.
       if (msg.data.length === 0 && (msg.headers?.code ?? 0) > 0) return;
       received.push(msg);
-      // Caught up with the stream: nothing left to deliver when this message was sent. (A
-      // count fixed at creation would end too early when a subject is rewritten meanwhile:
-      // the rewrite arrives as one more message and another subject goes unread.)
-      if (pendingOf(msg.reply) === 0) settle?.resolve();
+      lastPending = pendingOf(msg.reply);
+      if (caughtUp()) settle?.resolve();
+      else if (expected !== undefined && received.length >= expected) quietThenDone();
     },
   });
   const timer = setTimeout(() => settle?.reject(new Error(`reading ${options.filter} timed out after ${options.timeoutMs} ms`)), options.timeoutMs);
@@ -70,8 +85,9 @@ export async function readSubject(nc: NatsConnection, jsm: JetStreamManager, opt
       inactive_threshold: nanos(INACTIVE_THRESHOLD_MS),
     });
     consumer = info.name;
-    // The create response is the consumer's state before its first delivery: nothing to wait for.
-    if (info.num_pending + info.delivered.consumer_seq === 0) settle?.resolve();
+    // The create response is the consumer's state before its first delivery.
+    expected = info.num_pending + info.delivered.consumer_seq;
+    if (caughtUp()) settle?.resolve();
     await done;
     const messages = received.map((msg) => ({ subject: msg.subject, seq: streamSeqOf(msg.reply), data: msg.data, headers: msg.headers }));
     if (options.deliver === 'all') return messages;
@@ -84,6 +100,7 @@ export async function readSubject(nc: NatsConnection, jsm: JetStreamManager, opt
     return [...latest.values()].sort((a, b) => a.seq - b.seq);
   } finally {
     clearTimeout(timer);
+    clearTimeout(quiet);
     sub.unsubscribe();
     if (consumer !== undefined) jsm.consumers.delete(options.stream, consumer).catch(() => undefined);
   }
