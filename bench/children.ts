@@ -134,7 +134,7 @@ export class Child {
 }
 
 /** Extra node flags for the bench's own processes, e.g. BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
-function extraNodeFlags(): string[] {
+export function extraNodeFlags(): string[] {
   return (process.env['BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 }
 

@@ -117,6 +117,13 @@ export interface RecoveryRound {
   readonly readyP99Ms: number | null;
   /** SYNs dropped on full accept queues during the reconnect, machine-wide (null: unreadable). */
   readonly listenOverflows: number | null;
+  /**
+   * CPU the server processes and the load processes spent from the reconnect order to the
+   * last subscribe reply (null: a process vanished). The server's share is the work the burst
+   * costs Relais itself, whatever the clients sharing its cores cost.
+   */
+  readonly serverCpuMs: number | null;
+  readonly loadCpuMs: number | null;
   /** Over the whole round (live and replayed deliveries). */
   readonly expected: number;
   readonly loss: number;

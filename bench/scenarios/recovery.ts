@@ -4,7 +4,7 @@ import { listenOverflows } from '../procstat.js';
 import type { RecoveryRound, RecoveryScenarioResult, RecoveryTargetResult, ScenarioId } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
-import { errorMessage, type Log } from './common.js';
+import { cpuDelta, cpuSnapshot, errorMessage, type Log } from './common.js';
 import { Publisher, SubscriberGroup } from './load_group.js';
 
 export interface RecoverySpec {
@@ -27,6 +27,10 @@ export interface RecoverySpec {
 }
 
 const RECONNECT_TIMEOUT_MS = 30_000;
+
+function toMs(us: number | null): number | null {
+  return us === null ? null : us / 1000;
+}
 /** Only Relais keeps history and positions; the peers are listed as not applicable. */
 const RECOVERABLE: readonly TargetName[] = ['relais', 'relais-redis'];
 
@@ -63,8 +67,14 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     await sleep(spec.beforeMs);
     const dropped = await group.drop();
     await sleep(spec.downMs);
+    const serverPids = target.servers.map((s) => s.pid);
+    const loadPids = [...group.pids, publisher.child.pid];
     const overflows0 = listenOverflows();
+    const server0 = cpuSnapshot(serverPids);
+    const load0 = cpuSnapshot(loadPids);
     const reports = await group.reconnect(RECONNECT_TIMEOUT_MS);
+    const server1 = cpuSnapshot(serverPids);
+    const load1 = cpuSnapshot(loadPids);
     const overflows1 = listenOverflows();
     const done = await run.done;
     const expected = done.sent * spec.clients;
@@ -92,6 +102,8 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       readyP50Ms: quantileOf(readyMs, 0.5),
       readyP99Ms: quantileOf(readyMs, 0.99),
       listenOverflows: overflows0 === null || overflows1 === null ? null : overflows1 - overflows0,
+      serverCpuMs: toMs(cpuDelta(server0, server1)),
+      loadCpuMs: toMs(cpuDelta(load0, load1)),
       expected,
       loss: expected - (stats.received - stats.duplicates),
       duplicates: stats.duplicates,
@@ -100,7 +112,7 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     };
     const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(1));
     log(
-      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, loss ${result.loss}, dup ${result.duplicates}, offset gaps ${result.offsetGaps}, offset dup ${result.offsetDuplicates}`,
+      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, server CPU ${ms(result.serverCpuMs)} ms, load CPU ${ms(result.loadCpuMs)} ms, loss ${result.loss}, dup ${result.duplicates}, offset gaps ${result.offsetGaps}, offset dup ${result.offsetDuplicates}`,
     );
     return result;
   } finally {

@@ -2,7 +2,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Child, repoRoot } from '../children.js';
+import { Child, extraNodeFlags, repoRoot } from '../children.js';
 import { freePort, waitForPort } from '../net.js';
 import type { RunningTarget, TargetOptions } from './target.js';
 import { redisServerPid } from './redis_pid.js';
@@ -48,7 +48,7 @@ export async function startRelais(instances: 1 | 2, options: TargetOptions): Pro
     const urls: string[] = [];
     for (let i = 0; i < instances; i++) {
       const port = await freePort();
-      const server = new Child({ name: `relais#${i}`, nodeArgs: [RELAIS_MAIN, 'serve'], env: { ...env, PORT: String(port) }, ipc: false });
+      const server = new Child({ name: `relais#${i}`, nodeArgs: [...extraNodeFlags(), RELAIS_MAIN, 'serve'], env: { ...env, PORT: String(port) }, ipc: false });
       servers.push(server);
       await waitForPort(port, 20_000, () => server.gone());
       urls.push(`ws://127.0.0.1:${port}`);
