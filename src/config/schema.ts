@@ -122,6 +122,11 @@ export const relaisConfig = z
         presence_max_size: z.number().int().min(1).max(1_000_000).default(10_000),
         /** Connections one user may hold open (cluster-wide with a bus); 0: no limit. */
         max_connections_per_user: z.number().int().min(0).default(100),
+        /**
+         * How long a node keeps following a channel after its last local subscriber left,
+         * so that clients dropped together recover from memory; 0: stop at once.
+         */
+        channel_linger: duration.prefault('5s'),
       })
       .strict()
       .prefault({}),

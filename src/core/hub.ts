@@ -74,6 +74,8 @@ export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
   private readonly patterns = new Map<string, PatternEntry>();
   private numSubscriptions = 0;
+  /** Channels with at least one subscriber (the others linger: see Node.detach). */
+  private numActive = 0;
 
   /** Adds a subscriber; true when it is the channel's first on this node. */
   add(channel: string, subscriber: ChannelSubscriber, recent?: RecentOptions): boolean {
@@ -89,18 +91,29 @@ export class Hub {
       this.channels.set(channel, entry);
     }
     if (!entry.subscribers.has(subscriber)) {
+      if (entry.subscribers.size === 0) this.numActive++;
       entry.subscribers.add(subscriber);
       this.numSubscriptions++;
     }
     return first;
   }
 
-  /** Removes a subscriber; true when the channel has none left on this node. */
+  /**
+   * Removes a subscriber; true when the channel has none left on this node. The channel
+   * stays (its position and recent publications kept up to date) until `drop`.
+   */
   remove(channel: string, subscriber: ChannelSubscriber): boolean {
     const entry = this.channels.get(channel);
-    if (!entry) return false;
-    if (entry.subscribers.delete(subscriber)) this.numSubscriptions--;
+    if (!entry?.subscribers.delete(subscriber)) return false;
+    this.numSubscriptions--;
     if (entry.subscribers.size > 0) return false;
+    this.numActive--;
+    return true;
+  }
+
+  /** Forgets a channel that has no subscriber left; true when it did. */
+  drop(channel: string): boolean {
+    if (this.channels.get(channel)?.subscribers.size !== 0) return false;
     this.channels.delete(channel);
     return true;
   }
@@ -144,7 +157,7 @@ export class Hub {
   }
 
   hasSubscribers(channel: string): boolean {
-    return this.channels.has(channel);
+    return (this.channels.get(channel)?.subscribers.size ?? 0) > 0;
   }
 
   subscriberCount(channel: string): number {
@@ -155,21 +168,16 @@ export class Hub {
   channelCounts(): IterableIterator<[string, number]> {
     const entries = this.channels.entries();
     return (function* () {
-      for (const [channel, entry] of entries) yield [channel, entry.subscribers.size] as [string, number];
+      for (const [channel, entry] of entries) if (entry.subscribers.size > 0) yield [channel, entry.subscribers.size] as [string, number];
     })();
   }
 
   get channelCount(): number {
-    return this.channels.size;
+    return this.numActive;
   }
 
   get subscriptionCount(): number {
     return this.numSubscriptions;
-  }
-
-  /** Exact channels whose subscribers need positions: every channel with history. */
-  channelNames(): IterableIterator<string> {
-    return this.channels.keys();
   }
 
   handlePublication(channel: string, pub: Publication): void {
@@ -177,8 +185,10 @@ export class Hub {
     let frames: FrameCache<Publication> | undefined;
     if (entry) {
       if (pub.offset > 0 && !this.inSequence(channel, entry, pub)) return;
-      frames = new FrameCache(channel, pub);
-      for (const subscriber of entry.subscribers) subscriber.onPublication(frames);
+      if (entry.subscribers.size > 0) {
+        frames = new FrameCache(channel, pub);
+        for (const subscriber of entry.subscribers) subscriber.onPublication(frames);
+      }
     }
     if (this.patterns.size > 0) {
       for (const pattern of this.patterns.values()) {

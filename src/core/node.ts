@@ -106,6 +106,8 @@ export class Node implements BrokerEventHandler {
   private readonly users = new Map<string, NodeClient | Set<NodeClient>>();
   private readonly busInterest = new Set<string>();
   private readonly interestOps = new Map<string, Promise<void>>();
+  /** Channels left without local subscribers, still followed until the time given (client.channel_linger). */
+  private readonly lingering = new Map<string, number>();
   private readonly cluster: ClusterView;
   private readonly timers: NodeJS.Timeout[] = [];
   private closing = false;
@@ -235,6 +237,7 @@ export class Node implements BrokerEventHandler {
    */
   attach(channel: string, subscriber: ChannelSubscriber, recent?: RecentOptions): Promise<void> {
     this.hub.add(channel, subscriber, recent);
+    this.lingering.delete(channel);
     if (this.busInterest.has(channel)) return this.interestOps.get(channel) ?? RESOLVED;
     return this.queueInterest(channel, async () => {
       if (!this.hub.hasSubscribers(channel) || this.busInterest.has(channel)) return;
@@ -243,8 +246,21 @@ export class Node implements BrokerEventHandler {
     });
   }
 
+  /**
+   * Removes a local subscriber. The node follows a channel left without subscribers a little
+   * longer: when many clients drop at once (a network blip, a deploy) and come back, they
+   * recover from this node's memory instead of each reading history from the bus.
+   */
   detach(channel: string, subscriber: ChannelSubscriber): void {
     if (!this.hub.remove(channel, subscriber)) return;
+    const linger = this.config.client.channel_linger;
+    if (linger > 0 && !this.closing) this.lingering.set(channel, Date.now() + linger);
+    else this.release(channel);
+  }
+
+  /** Stops following a channel that has no local subscriber. */
+  private release(channel: string): void {
+    if (!this.hub.drop(channel)) return;
     this.queueInterest(channel, async () => {
       if (this.hub.hasSubscribers(channel) || !this.busInterest.has(channel)) return;
       this.busInterest.delete(channel);
@@ -531,6 +547,11 @@ export class Node implements BrokerEventHandler {
   private tick(): void {
     const now = Date.now();
     for (const client of this.clients.values()) client.tick(now);
+    for (const [channel, until] of this.lingering) {
+      if (until > now) continue;
+      this.lingering.delete(channel);
+      this.release(channel);
+    }
   }
 
   private async refreshPresence(): Promise<void> {
