@@ -18,7 +18,8 @@ beforeAll(async () => {
     config: {
       rate_limit: {
         connection: { burst: CONNECTION_BURST, per_second: 2 },
-        user: { burst: USER_BURST, per_second: 2 },
+        // Slow enough that no user token comes back between two bursts of one test.
+        user: { burst: USER_BURST, per_second: 0.5 },
         disconnect_after: DISCONNECT_AFTER,
       },
       client: { max_channels_per_connection: 3, channel_max_length: 32, history_max_limit: 5, presence_max_size: 2 },
