@@ -1,7 +1,7 @@
 /**
  * The four manual tests of seed 004 ("Test du système Pub/Sub") as end-to-end tests: real
  * `relais chat` processes driven through stdin/stdout against a real Relais process. Then
- * `relais publish` and `relais subscribe` against the same server.
+ * `relais publish`, `relais subscribe` and `relais token` against the same server.
  *
  * Every step waits for the output it depends on ("* you joined", a message line) before the
  * next one, with a deadline; every child process is killed after each test.
@@ -295,5 +295,39 @@ describe('relais subscribe', () => {
     const { code } = await sub.waitExit(30_000);
     expect(code).toBe(1);
     expect(sub.stderr.join('\n')).toMatch(/unsubscribed from user:someone-else: .*\(code 103\)/);
+  });
+});
+
+describe('relais token', () => {
+  it('mints a connection token the server accepts, whose user and info reach the publications', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const minted = await runCli(['token', '--user', 'alice', '--info', '{"name":"Alice"}'], cliEnv(relais));
+    expect(minted.code).toBe(0);
+    expect(minted.stdout).toHaveLength(1);
+    const token = minted.stdout[0] ?? '';
+    expect(token.split('.')).toHaveLength(3);
+
+    const reader = await sdkClient(relais, 'reader');
+    sdkClients.push(reader);
+    await reader.subscribe('chat:cli-token').ready(10_000);
+    const alice = await sdkClient(relais, 'ignored', { token });
+    sdkClients.push(alice);
+    await alice.centrifuge.publish('chat:cli-token', { text: 'signed by the CLI' });
+    await waitFor(() => reader.pubs('chat:cli-token').length === 1, 10_000, 'the publication');
+    const info = reader.pubs('chat:cli-token')[0]?.info;
+    expect(info?.user).toBe('alice');
+    expect(info?.connInfo).toEqual({ name: 'Alice' });
+  });
+
+  it('refuses a token signed with another secret, and fails with a message without --user or with bad --info', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const foreign = await runCli(['token', '--user', 'mallory'], cliEnv(relais, { RELAIS_TOKEN_SECRET: 'not-the-server-secret' }));
+    expect(foreign.code).toBe(0);
+    await expect(sdkClient(relais, 'ignored', { token: foreign.stdout[0] ?? '' })).rejects.toThrow();
+
+    const noUser = await runCli(['token'], cliEnv(relais));
+    expect(noUser.code).not.toBe(0);
+    expect(noUser.stderr.join('\n')).toMatch(/--user <id> is required/);
+    const badInfo = await runCli(['token', '--user', 'bob', '--info', '{nope'], cliEnv(relais));
+    expect(badInfo.code).not.toBe(0);
+    expect(badInfo.stderr.join('\n')).toMatch(/--info must be JSON/);
   });
 });
