@@ -27,12 +27,12 @@ export interface RecoverySpec {
 }
 
 const RECONNECT_TIMEOUT_MS = 30_000;
+/** Only Relais keeps history and positions; the peers are listed as not applicable. */
+const RECOVERABLE: readonly TargetName[] = ['relais', 'relais-redis'];
 
 function toMs(us: number | null): number | null {
   return us === null ? null : us / 1000;
 }
-/** Only Relais keeps history and positions; the peers are listed as not applicable. */
-const RECOVERABLE: readonly TargetName[] = ['relais', 'relais-redis'];
 
 async function round(spec: RecoverySpec, target: RunningTarget, index: number, log: Log): Promise<RecoveryRound> {
   let group: SubscriberGroup | null = null;
