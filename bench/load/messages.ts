@@ -46,8 +46,7 @@ export type ToSubscriber =
   | { readonly type: 'reconnect'; readonly concurrency: number; readonly timeoutMs: number };
 
 /** Counts of one measured step in one subscriber process. */
-export interface SubscriberStats {
-  readonly type: 'stats';
+export interface StepCounts {
   /** Deliveries of the measured step, duplicates included. */
   readonly received: number;
   /** Deliveries whose room sequence was not above the last one seen on that connection. */
@@ -66,6 +65,15 @@ export interface SubscriberStats {
   readonly closeReason: string;
   readonly firstRecvAt: number;
   readonly lastRecvAt: number;
+}
+
+/** Zero counts, to start a step or a merge from. */
+export function emptyStepCounts(): { -readonly [K in keyof StepCounts]: StepCounts[K] } {
+  return { received: 0, duplicates: 0, gaps: 0, stale: 0, malformed: 0, offsetGaps: 0, offsetDuplicates: 0, closed: 0, closeReason: '', firstRecvAt: 0, lastRecvAt: 0 };
+}
+
+export interface SubscriberStats extends StepCounts {
+  readonly type: 'stats';
   readonly latency: HistogramData;
 }
 

@@ -6,7 +6,7 @@
 import { Histogram } from '../metrics.js';
 import { openLeanClient } from './clients.js';
 import type { ClientHandler, LeanClient, Payload, SubscribeReply } from './lean_client.js';
-import { nowMs, type ConnectCommand, type Endpoint, type FromSubscriber, type Position, type ToSubscriber } from './messages.js';
+import { emptyStepCounts, nowMs, type ConnectCommand, type Endpoint, type FromSubscriber, type Position, type ToSubscriber } from './messages.js';
 
 function reply(message: FromSubscriber): void {
   process.send?.(message);
@@ -14,22 +14,11 @@ function reply(message: FromSubscriber): void {
 
 const NO_STEP = Number.NaN;
 
-/** Counters of the measured step, shared by every connection of the process. */
-const step = {
-  id: NO_STEP,
-  received: 0,
-  duplicates: 0,
-  gaps: 0,
-  stale: 0,
-  malformed: 0,
-  offsetGaps: 0,
-  offsetDuplicates: 0,
-  closed: 0,
-  closeReason: '',
-  firstRecvAt: 0,
-  lastRecvAt: 0,
-  lastAnyRecvAt: 0,
-};
+/** The measured step, and its counts, shared by every connection of the process. */
+let stepId = NO_STEP;
+let counts = emptyStepCounts();
+/** Last delivery of any step, for the parent's wait for quiet. */
+let lastAnyRecvAt = 0;
 const latency = new Histogram();
 let dropping = false;
 
@@ -81,30 +70,30 @@ class Connection {
 
   onPublication(payload: Payload | null, offset: number, fromRecovery: boolean): void {
     const now = nowMs();
-    step.lastAnyRecvAt = now;
+    lastAnyRecvAt = now;
     if (offset >= 0) {
       if (this.lastOffset >= 0) {
-        if (offset <= this.lastOffset) step.offsetDuplicates++;
-        else if (offset > this.lastOffset + 1) step.offsetGaps += offset - this.lastOffset - 1;
+        if (offset <= this.lastOffset) counts.offsetDuplicates++;
+        else if (offset > this.lastOffset + 1) counts.offsetGaps += offset - this.lastOffset - 1;
       }
       if (offset > this.lastOffset) this.lastOffset = offset;
     }
     if (payload === null) {
-      step.malformed++;
+      counts.malformed++;
       return;
     }
-    if (payload.s !== step.id) {
-      step.stale++;
+    if (payload.s !== stepId) {
+      counts.stale++;
       return;
     }
-    step.received++;
-    if (step.firstRecvAt === 0) step.firstRecvAt = now;
-    step.lastRecvAt = now;
+    counts.received++;
+    if (counts.firstRecvAt === 0) counts.firstRecvAt = now;
+    counts.lastRecvAt = now;
     if (!fromRecovery) latency.recordMs(now - payload.ts);
     if (payload.q <= this.lastSeq) {
-      step.duplicates++;
+      counts.duplicates++;
     } else {
-      if (payload.q > this.lastSeq + 1) step.gaps += payload.q - this.lastSeq - 1;
+      if (payload.q > this.lastSeq + 1) counts.gaps += payload.q - this.lastSeq - 1;
       this.lastSeq = payload.q;
     }
   }
@@ -162,8 +151,8 @@ class Link implements ClientHandler {
       return;
     }
     if (!dropping) {
-      step.closed++;
-      if (step.closeReason === '') step.closeReason = reason;
+      counts.closed++;
+      if (counts.closeReason === '') counts.closeReason = reason;
     }
   }
 }
@@ -241,42 +230,16 @@ async function connect(command: ConnectCommand): Promise<void> {
 }
 
 function begin(id: number): void {
-  Object.assign(step, {
-    id,
-    received: 0,
-    duplicates: 0,
-    gaps: 0,
-    stale: 0,
-    malformed: 0,
-    offsetGaps: 0,
-    offsetDuplicates: 0,
-    closed: 0,
-    closeReason: '',
-    firstRecvAt: 0,
-    lastRecvAt: 0,
-  });
+  stepId = id;
+  counts = emptyStepCounts();
   latency.reset();
   for (const conn of connections) conn.lastSeq = -1;
   reply({ type: 'begun' });
 }
 
 function end(): void {
-  reply({
-    type: 'stats',
-    received: step.received,
-    duplicates: step.duplicates,
-    gaps: step.gaps,
-    stale: step.stale,
-    malformed: step.malformed,
-    offsetGaps: step.offsetGaps,
-    offsetDuplicates: step.offsetDuplicates,
-    closed: step.closed,
-    closeReason: step.closeReason,
-    firstRecvAt: step.firstRecvAt,
-    lastRecvAt: step.lastRecvAt,
-    latency: latency.toData(),
-  });
-  step.id = NO_STEP;
+  reply({ type: 'stats', ...counts, latency: latency.toData() });
+  stepId = NO_STEP;
 }
 
 function drop(): void {
@@ -316,7 +279,7 @@ async function handle(message: ToSubscriber): Promise<void> {
     case 'begin':
       return begin(message.step);
     case 'poll':
-      return reply({ type: 'progress', unique: step.received - step.duplicates, lastAnyRecvAt: step.lastAnyRecvAt });
+      return reply({ type: 'progress', unique: counts.received - counts.duplicates, lastAnyRecvAt });
     case 'end':
       return end();
     case 'drop':

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { spawnBenchProcess, type Child } from '../children.js';
 import { Histogram } from '../metrics.js';
-import type { Endpoint, FromPublisher, RecoveryReport, RunCommand } from '../load/messages.js';
+import { emptyStepCounts, type Endpoint, type FromPublisher, type RecoveryReport, type RunCommand } from '../load/messages.js';
 
 const SUBSCRIBER = fileURLToPath(new URL('../load/subscriber.ts', import.meta.url));
 const PUBLISHER = fileURLToPath(new URL('../load/publisher.ts', import.meta.url));
@@ -23,18 +23,7 @@ export interface GroupSpec {
 }
 
 /** Step counts merged over the subscriber processes. */
-export interface MergedStats {
-  received: number;
-  duplicates: number;
-  gaps: number;
-  stale: number;
-  malformed: number;
-  offsetGaps: number;
-  offsetDuplicates: number;
-  closed: number;
-  closeReason: string;
-  firstRecvAt: number;
-  lastRecvAt: number;
+export interface MergedStats extends ReturnType<typeof emptyStepCounts> {
   readonly latency: Histogram;
 }
 
@@ -104,20 +93,7 @@ export class SubscriberGroup {
   async end(): Promise<MergedStats> {
     for (const child of this.children) child.send({ type: 'end' });
     const replies = await Promise.all(this.children.map((c) => c.next('stats', REPLY_TIMEOUT_MS)));
-    const merged: MergedStats = {
-      received: 0,
-      duplicates: 0,
-      gaps: 0,
-      stale: 0,
-      malformed: 0,
-      offsetGaps: 0,
-      offsetDuplicates: 0,
-      closed: 0,
-      closeReason: '',
-      firstRecvAt: 0,
-      lastRecvAt: 0,
-      latency: new Histogram(),
-    };
+    const merged: MergedStats = { ...emptyStepCounts(), latency: new Histogram() };
     for (const r of replies) {
       merged.received += r.received;
       merged.duplicates += r.duplicates;
