@@ -8,7 +8,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sdkClient, sleep, waitFor, type SdkClient } from './helpers/clients.js';
-import { CliProcess, cliEnv, runCli, unusedPort } from './helpers/cli.js';
+import { freePort } from './helpers/buses.js';
+import { CliProcess, cliEnv, runCli } from './helpers/cli.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 
 const TEST_TIMEOUT_MS = 90_000;
@@ -231,7 +232,7 @@ describe('relais publish', () => {
     expect(unknownNamespace.code).not.toBe(0);
     expect(unknownNamespace.stderr.join('\n')).toMatch(/error 102\): unknown namespace "nowhere"/);
 
-    const port = await unusedPort();
+    const port = await freePort();
     const unreachable = await runCli(['publish', 'chat:cli-publish', '{}', '--url', `http://127.0.0.1:${port}`], cliEnv(relais));
     expect(unreachable.code).not.toBe(0);
     expect(unreachable.stderr.join('\n')).toMatch(new RegExp(`cannot reach Relais at http://127.0.0.1:${port}: .*ECONNREFUSED`));

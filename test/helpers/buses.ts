@@ -176,6 +176,22 @@ export class PrivateBus {
     }
   }
 
+  /** Stops the server gracefully (SIGTERM, SIGKILL after 10 s), keeping its store. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Sends a signal to the running server: SIGSTOP freezes it, SIGCONT thaws it. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child?.kill(signal);
+  }
+
   /** Kills the server (SIGKILL, as a crash) and waits until it is gone. */
   async kill(): Promise<void> {
     const child = this.child;

@@ -3,7 +3,6 @@
  * test server, driven through stdin and read line by line from stdout and stderr.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { CLI, withTimeout, type RelaisProcess } from './relais.js';
 
@@ -127,12 +126,3 @@ export async function runCli(
   return { code, stdout: cli.stdout, stderr: cli.stderr };
 }
 
-/** A TCP port nothing listens on (bound, then released). */
-export async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}

@@ -4,12 +4,7 @@
  * afterwards; and against a nats-server child process of its own for the failure tests
  * (the shared server is never stopped).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from 'nats';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { JsonText } from '../../core/json.js';
@@ -20,6 +15,7 @@ import { encodeFanOut, encodeStoredEntry } from './codec.js';
 import { natsNames } from './names.js';
 import { NatsPresenceManager } from './presence_nats.js';
 import { deleteNatsPrefix } from './resources.js';
+import { freePort, PrivateBus, serverBinaryAvailable } from '../../../test/helpers/buses.js';
 
 const NATS_URL = process.env.NATS_TEST_URL ?? 'nats://127.0.0.1:4222';
 const json = (value: unknown): JsonText => JSON.stringify(value) as JsonText;
@@ -303,60 +299,7 @@ if (!available && process.env.CI === 'true') {
 
 // --- failure behaviour, against a nats-server of our own --------------------------------
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function startNatsServer(port: number, storeDir: string): Promise<ChildProcess> {
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: 'ignore' });
-  const exited = new Promise<never>((_, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`nats-server exited with ${code}`)));
-  });
-  exited.catch(() => undefined);
-  const deadline = Date.now() + 10_000;
-  while (!(await portOpen(port))) {
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`nats-server did not listen on ${port} within 10 s`);
-    }
-    await Promise.race([new Promise((r) => setTimeout(r, 50)), exited]);
-  }
-  return child;
-}
-
-async function stopNatsServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-const nativeServer = await new Promise<boolean>((resolve) => {
-  const probe = spawn('nats-server', ['--version'], { stdio: 'ignore' });
-  probe.once('error', () => resolve(false));
-  probe.once('exit', (code) => resolve(code === 0));
-});
+const nativeServer = await serverBinaryAvailable('nats');
 
 describe.skipIf(!nativeServer && process.env.CI !== 'true')('NatsBroker when NATS goes away', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -374,14 +317,12 @@ describe.skipIf(!nativeServer && process.env.CI !== 'true')('NatsBroker when NAT
   });
 
   it('rejects publishes while NATS is down, then reconnects, resyncs and continues the offsets', async () => {
-    const port = await freePort();
-    const storeDir = await mkdtemp(join(tmpdir(), 'relais-nats-'));
-    cleanups.push(() => rm(storeDir, { recursive: true, force: true }));
-    let server = await startNatsServer(port, storeDir);
-    cleanups.push(() => stopNatsServer(server));
+    const bus = await PrivateBus.reserve('nats');
+    cleanups.push(() => bus.dispose());
+    await bus.start();
 
     const broker = new NatsBroker({
-      servers: `nats://127.0.0.1:${port}`,
+      servers: bus.url,
       prefix: 'failover',
       nodeId: 'n1',
       reconnectTimeWaitMs: 200,
@@ -400,13 +341,13 @@ describe.skipIf(!nativeServer && process.env.CI !== 'true')('NatsBroker when NAT
     const epoch = before[0]?.epoch;
     await events.until(() => events.pubsOf('chat:f').length === 3);
 
-    await stopNatsServer(server);
+    await bus.stop();
     const attempt = Date.now();
     await expect(broker.publish('chat:f', json('lost'), withHistory)).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE' });
     expect(Date.now() - attempt).toBeLessThan(3000);
     await expect(broker.history('chat:f', { limit: 10 })).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE' });
 
-    server = await startNatsServer(port, storeDir);
+    await bus.start();
     await events.until(() => events.resyncs >= 1, 15_000);
     const after = await broker.publish('chat:f', json(4), withHistory);
     expect(after).toEqual({ offset: 4, epoch });

@@ -3,9 +3,7 @@
  * key prefix, cleaned up afterwards; and against a private redis-server this file starts
  * and kills to show the failure behaviour. With CI=true an unreachable Redis fails the run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +15,7 @@ import { RedisBroker, type RedisBrokerOptions } from './broker_redis.js';
 import type { RedisLogger } from './connection.js';
 import { RedisKeys } from './keys.js';
 import { RedisPresenceManager } from './presence_redis.js';
+import { freePort, PrivateBus } from '../../../test/helpers/buses.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const json = (value: unknown): JsonText => JSON.stringify(value) as JsonText;
@@ -365,16 +364,15 @@ if (!reachable) {
   });
 
   describe('Redis broker against a Redis that dies and comes back', () => {
-    let port = 0;
-    let server: ChildProcess | undefined;
-    const url = (): string => `redis://127.0.0.1:${port}`;
+    let bus: PrivateBus | undefined;
+    const url = (): string => bus?.url ?? '';
 
     beforeAll(async () => {
-      port = await freePort();
-      server = await startRedisServer(port);
+      bus = await PrivateBus.reserve('redis');
+      await bus.start();
     });
     afterAll(async () => {
-      if (server) await stopRedisServer(server);
+      await bus?.dispose();
     });
 
     it('rejects publishes at once while Redis is down, then resubscribes, resyncs and publishes again', async () => {
@@ -397,8 +395,7 @@ if (!reachable) {
 
         // Publications in flight when Redis dies settle (either way) instead of hanging.
         const inFlight = Promise.allSettled(Array.from({ length: 50 }, (_, i) => a.publish('chat:flight', json(i), withHistory)));
-        if (server) await stopRedisServer(server);
-        server = undefined;
+        await bus?.kill();
         await within(3000, inFlight, 'publications in flight');
         for (const options of [withHistory, noHistory, { ...withHistory, idempotencyKey: 'k' }]) {
           const t0 = Date.now();
@@ -410,7 +407,7 @@ if (!reachable) {
         await expectUnavailable(new RedisBroker({ url: url(), prefix, nodeId: 'c', connectTimeoutMs: 1000 }).start(new RecordingHandler()));
         await sleep(300); // a few reconnect attempts fail meanwhile
 
-        server = await startRedisServer(port);
+        await bus?.start();
         await eventsA.until(() => eventsA.resyncs === 1, 10_000);
         await eventsB.until(() => eventsB.resyncs === 1, 10_000);
         // Nothing persisted: the stream starts a new lineage, which recovery will tell clients.
@@ -433,16 +430,15 @@ if (!reachable) {
       const broker = new RedisBroker({ url: url(), prefix, nodeId: 'f', commandTimeoutMs: 500, healthCheckIntervalMs: 200 });
       const events = new RecordingHandler();
       await broker.start(events);
-      const frozen = server;
       try {
         await broker.subscribe(['chat:z']);
         const before = await broker.publish('chat:z', json('before'), withHistory);
-        frozen?.kill('SIGSTOP');
+        bus?.signal('SIGSTOP');
         const t0 = Date.now();
         await expectUnavailable(broker.publish('chat:z', json('while frozen'), withHistory));
         expect(Date.now() - t0).toBeLessThan(1500);
         await sleep(1000); // long enough for the health check to drop the silent connections
-        frozen?.kill('SIGCONT');
+        bus?.signal('SIGCONT');
         await events.until(() => events.resyncs >= 1, 10_000);
         const after = await within(5000, publishWhenReady(broker, 'chat:z', json('after')), 'publish after thaw');
         // The frozen publish may still have run once Redis read it: its outcome is unknown.
@@ -450,7 +446,7 @@ if (!reachable) {
         expect(after.offset).toBeGreaterThan(before.offset);
         await events.until(() => events.pubsOf('chat:z').some((p) => p.offset === after.offset));
       } finally {
-        frozen?.kill('SIGCONT');
+        bus?.signal('SIGCONT');
         await broker.close();
       }
     });
@@ -469,42 +465,3 @@ async function publishWhenReady(broker: RedisBroker, channel: string, data: Json
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedisServer(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
-    stdio: 'ignore',
-  });
-  const exited = new Promise<never>((_, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
-  });
-  exited.catch(() => undefined);
-  const deadline = Date.now() + 5000;
-  while (!(await Promise.race([redisReachable(`redis://127.0.0.1:${port}`), exited]))) {
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`redis-server on port ${port} not ready within 5 s`);
-    }
-    await sleep(50);
-  }
-  return child;
-}
-
-/** Kills the server (as a crash would) and waits for it to be gone. */
-async function stopRedisServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGKILL');
-  await within(5000, exited, 'redis-server exit');
-}
