@@ -3,9 +3,8 @@
  * NATS) and the per-user rate limit (Redis). Real processes on the machine's services.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deleteNatsPrefix } from '../src/brokers/nats/resources.js';
+import { busEnv, deletePrefix, SHARED_URL } from './helpers/buses.js';
 import { RawClient } from './helpers/clients.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 
@@ -16,23 +15,12 @@ afterAll(async () => {
 });
 
 async function cluster(bus: 'redis' | 'nats', prefix: string, config: Record<string, unknown>): Promise<[RelaisProcess, RelaisProcess]> {
-  const env: Record<string, string> = bus === 'redis' ? { REDIS_URL: 'redis://127.0.0.1:6379' } : { NATS_URL: 'nats://127.0.0.1:4222' };
-  const first = await startRelais({ env: { ...env, RELAIS_BUS_PREFIX: prefix }, config });
+  const env = busEnv(bus, SHARED_URL[bus], prefix);
+  const first = await startRelais({ env, config });
   // Same secrets for both: one deployment.
-  const second = await startRelais({ env: { ...env, RELAIS_BUS_PREFIX: prefix, RELAIS_TOKEN_SECRET: first.secret, RELAIS_API_KEY: first.apiKey }, config });
+  const second = await startRelais({ env: { ...env, RELAIS_TOKEN_SECRET: first.secret, RELAIS_API_KEY: first.apiKey }, config });
   started.push(first, second);
   return [first, second];
-}
-
-async function dropRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis('redis://127.0.0.1:6379');
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}.*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
 }
 
 for (const bus of ['redis', 'nats'] as const) {
@@ -42,8 +30,7 @@ for (const bus of ['redis', 'nats'] as const) {
     afterAll(async () => {
       // Stop the instances first: a running one would write its presence entries again.
       for (const r of started.splice(0)) await r.stop().catch(() => undefined);
-      if (bus === 'redis') await dropRedisPrefix(prefix);
-      else await deleteNatsPrefix('nats://127.0.0.1:4222', prefix);
+      await deletePrefix(bus, prefix);
     });
 
     it('counts a user connections on every instance', async () => {
@@ -91,7 +78,7 @@ for (const bus of ['redis', 'nats'] as const) {
         onA.close();
         onB.close();
         for (const r of started.splice(0)) await r.stop().catch(() => undefined);
-        await dropRedisPrefix(`${prefix}-rl`);
+        await deletePrefix('redis', `${prefix}-rl`);
       });
     }
   });

@@ -4,22 +4,10 @@
  * and resumes from its Last-Event-ID on a third instance. Redis and NATS.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deleteNatsPrefix } from '../src/brokers/nats/resources.js';
+import { busEnv, deletePrefix, SHARED_URL } from './helpers/buses.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 import { RawSseStream } from './helpers/sse.js';
-
-async function dropRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis('redis://127.0.0.1:6379');
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}.*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
-}
 
 for (const bus of ['redis', 'nats'] as const) {
   describe(`SSE globs across instances (${bus})`, () => {
@@ -30,15 +18,14 @@ for (const bus of ['redis', 'nats'] as const) {
     afterAll(async () => {
       for (const s of streams) await s.close();
       for (const n of nodes) await n.stop().catch(() => undefined);
-      if (bus === 'redis') await dropRedisPrefix(prefix);
-      else await deleteNatsPrefix('nats://127.0.0.1:4222', prefix);
+      await deletePrefix(bus, prefix);
     });
 
     it('delivers every channel of a glob published anywhere, and resumes elsewhere', async () => {
-      const env: Record<string, string> = bus === 'redis' ? { REDIS_URL: 'redis://127.0.0.1:6379' } : { NATS_URL: 'nats://127.0.0.1:4222' };
-      const a = await startRelais({ env: { ...env, RELAIS_BUS_PREFIX: prefix } });
+      const env = busEnv(bus, SHARED_URL[bus], prefix);
+      const a = await startRelais({ env });
       nodes.push(a);
-      const shared = { ...env, RELAIS_BUS_PREFIX: prefix, RELAIS_TOKEN_SECRET: a.secret, RELAIS_API_KEY: a.apiKey };
+      const shared = { ...env, RELAIS_TOKEN_SECRET: a.secret, RELAIS_API_KEY: a.apiKey };
       const b = await startRelais({ env: shared });
       const c = await startRelais({ env: shared });
       nodes.push(b, c);
