@@ -13,7 +13,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-function tryConnect(port: number, host: string): Promise<boolean> {
+/** Whether host:port accepts a TCP connection now (within a second). */
+export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ port, host });
     const done = (ok: boolean): void => {
@@ -37,7 +38,7 @@ export async function waitForPort(port: number, timeoutMs: number, gone: () => s
   while (Date.now() < deadline) {
     const reason = gone();
     if (reason !== null) throw new Error(reason);
-    if (await tryConnect(port, '127.0.0.1')) return;
+    if (await portOpen(port)) return;
     await sleep(100);
   }
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);

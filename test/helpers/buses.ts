@@ -6,13 +6,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
 import { deleteNatsPrefix } from '../../src/brokers/nats/resources.js';
+import { freePort, portOpen } from '../../bench/net.js';
 import { withTimeout } from './relais.js';
+
+export { freePort };
 
 export type BusKind = 'redis' | 'nats';
 
@@ -43,10 +45,15 @@ export async function sharedBusAvailable(kind: BusKind): Promise<boolean> {
       redis.disconnect();
     }
   }
+  return natsWithJetStream(SHARED_URL.nats, 2000);
+}
+
+/** Whether NATS answers at `url` with JetStream enabled, each step within timeoutMs. */
+export async function natsWithJetStream(url: string, timeoutMs: number): Promise<boolean> {
   try {
-    const nc = await connect({ servers: SHARED_URL.nats, timeout: 2000 });
+    const nc = await connect({ servers: url, timeout: timeoutMs });
     try {
-      await nc.jetstreamManager({ timeout: 2000 });
+      await nc.jetstreamManager({ timeout: timeoutMs });
       return true;
     } finally {
       await nc.close();
@@ -86,27 +93,6 @@ export async function deletePrefix(kind: BusKind, prefix: string): Promise<numbe
   return deleted;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /**
  * A bus server of the test's own on a fixed port: stopped (as a crash: SIGKILL) and started
@@ -163,17 +149,7 @@ export class PrivateBus {
   private async ready(): Promise<boolean> {
     if (!(await portOpen(this.port))) return false;
     if (this.kind === 'redis') return true;
-    try {
-      const nc = await connect({ servers: this.url, timeout: 1000 });
-      try {
-        await nc.jetstreamManager({ timeout: 1000 });
-        return true;
-      } finally {
-        await nc.close();
-      }
-    } catch {
-      return false;
-    }
+    return natsWithJetStream(this.url, 1000);
   }
 
   /** Stops the server gracefully (SIGTERM, SIGKILL after 10 s), keeping its store. */

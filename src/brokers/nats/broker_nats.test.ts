@@ -15,7 +15,7 @@ import { encodeFanOut, encodeStoredEntry } from './codec.js';
 import { natsNames } from './names.js';
 import { NatsPresenceManager } from './presence_nats.js';
 import { deleteNatsPrefix } from './resources.js';
-import { freePort, PrivateBus, serverBinaryAvailable } from '../../../test/helpers/buses.js';
+import { freePort, natsWithJetStream, PrivateBus, serverBinaryAvailable } from '../../../test/helpers/buses.js';
 
 const NATS_URL = process.env.NATS_TEST_URL ?? 'nats://127.0.0.1:4222';
 const json = (value: unknown): JsonText => JSON.stringify(value) as JsonText;
@@ -25,22 +25,7 @@ function newPrefix(): string {
   return `relais_test_${randomBytes(5).toString('hex')}`;
 }
 
-/** Whether NATS with JetStream answers, within a bounded time. */
-async function natsWithJetStream(url: string): Promise<boolean> {
-  try {
-    const nc = await connect({ servers: url, timeout: 2000 });
-    try {
-      await nc.jetstreamManager({ timeout: 2000 });
-      return true;
-    } finally {
-      await nc.close();
-    }
-  } catch {
-    return false;
-  }
-}
-
-const available = await natsWithJetStream(NATS_URL);
+const available = await natsWithJetStream(NATS_URL, 2000);
 
 if (!available && process.env.CI === 'true') {
   describe('NATS broker', () => {

@@ -6,6 +6,7 @@
  */
 import type { JsonText } from '../../core/json.js';
 import type { ClientInfo, Publication } from '../../core/publication.js';
+import { nonNegativeInt, str } from '../wire_fields.js';
 
 const NEWLINE = 0x0a;
 const encoder = new TextEncoder();
@@ -133,15 +134,6 @@ function split(bytes: Uint8Array): { header: Record<string, unknown>; data: Json
   return { header: parsed as Record<string, unknown>, data };
 }
 
-function nonNegativeInt(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new Error(`bad ${field}`);
-  return value;
-}
-
-function str(value: unknown, field: string): string {
-  if (typeof value !== 'string') throw new Error(`bad ${field}`);
-  return value;
-}
 
 function clientInfo(value: unknown): ClientInfo {
   if (typeof value !== 'object' || value === null) throw new Error('bad client info');

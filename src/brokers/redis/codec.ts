@@ -20,6 +20,7 @@
 import type { JsonText } from '../../core/json.js';
 import type { ClientInfo, Publication } from '../../core/publication.js';
 import type { ControlMessage } from '../broker.js';
+import { nonNegativeInt, str } from '../wire_fields.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -120,14 +121,4 @@ function decodeTags(value: unknown): Record<string, string> {
 function objectOf(value: unknown, what: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${what} is not an object`);
   return value as Record<string, unknown>;
-}
-
-function nonNegativeInt(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new Error(`bad ${field}`);
-  return value;
-}
-
-function str(value: unknown, field: string): string {
-  if (typeof value !== 'string') throw new Error(`bad ${field}`);
-  return value;
 }
