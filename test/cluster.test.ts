@@ -9,9 +9,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SubscriptionState } from 'centrifuge';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, expect, it } from 'vitest';
 import { TcpBalancer } from './helpers/balancer.js';
-import { busEnv, deletePrefix, PrivateBus, serverBinaryAvailable, sharedBusAvailable, SHARED_URL, type BusKind } from './helpers/buses.js';
+import { busEnv, deletePrefix, describeWithBus, PrivateBus, serverBinaryAvailable, sharedBusAvailable, SHARED_URL, type BusKind } from './helpers/buses.js';
 import { sleep } from './helpers/clients.js';
 import { LeanSubscriber } from './helpers/lean_subscriber.js';
 import {
@@ -29,7 +29,6 @@ import { runRelaisToExit, startRelais, withTimeout, type RelaisProcess } from '.
 import { SdkSubscriber } from './helpers/sdk_subscriber.js';
 import { EventSourceClient, RawSseStream } from './helpers/sse.js';
 
-const CI = process.env['CI'] === 'true';
 
 /** Short timings so that expiry and breaker behaviour fit in a test; history for every test's volume. */
 const CONFIG = {
@@ -56,22 +55,7 @@ for (const { kind, service, binary } of services) {
     : !binary
       ? `no ${kind === 'redis' ? 'redis-server' : 'nats-server'} binary to run a private bus`
       : undefined;
-  if (missing !== undefined && CI) {
-    describe(`cluster on ${kind}`, () => {
-      it(`needs ${kind}`, () => {
-        throw new Error(`${missing}: CI must provide it`);
-      });
-    });
-    continue;
-  }
-  if (missing !== undefined) {
-    describe.skip(`cluster on ${kind}: skipped, ${missing}`, () => {
-      it('runs against a real bus', () => undefined);
-    });
-    continue;
-  }
-
-  describe(`cluster on ${kind}`, () => {
+  describeWithBus(`cluster on ${kind}`, missing, () => {
     const prefix = `relais-cluster-${kind}-${randomBytes(4).toString('hex')}`;
     const secrets = { RELAIS_TOKEN_SECRET: `cluster-secret-${randomBytes(8).toString('hex')}`, RELAIS_API_KEY: `cluster-key-${randomBytes(8).toString('hex')}` };
     const run = new Resources();

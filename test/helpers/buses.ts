@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { connect } from 'nats';
+import { describe, it } from 'vitest';
 import { deleteNatsPrefix } from '../../src/brokers/nats/resources.js';
 import { freePort, portOpen } from '../../bench/net.js';
 import { withTimeout } from './relais.js';
@@ -46,6 +47,26 @@ export async function sharedBusAvailable(kind: BusKind): Promise<boolean> {
     }
   }
   return natsWithJetStream(SHARED_URL.nats, 2000);
+}
+
+/**
+ * Declares a suite that needs a bus. When `missing` says what is not there, the suite is a
+ * failing test under CI=true (CI must provide the service) and a skipped suite elsewhere.
+ */
+export function describeWithBus(name: string, missing: string | undefined, body: () => void): void {
+  if (missing === undefined) {
+    describe(name, body);
+  } else if (process.env['CI'] === 'true') {
+    describe(name, () => {
+      it('needs its bus', () => {
+        throw new Error(`${missing}: CI must provide it`);
+      });
+    });
+  } else {
+    describe.skip(`${name}: skipped, ${missing}`, () => {
+      it('runs against a real bus', () => undefined);
+    });
+  }
 }
 
 /** Whether NATS answers at `url` with JetStream enabled, each step within timeoutMs. */

@@ -1,7 +1,8 @@
 /** Real `centrifuge` SDK clients (and raw WebSocket clients) for integration tests. */
-import { Centrifuge, type PublicationContext, type Subscription, type SubscriptionOptions } from 'centrifuge';
+import type { Centrifuge, PublicationContext, Subscription, SubscriptionOptions } from 'centrifuge';
 import WebSocket from 'ws';
 import type { RelaisProcess } from './relais.js';
+import { NEWEST_SDK, type SdkRelease } from './sdk_versions.js';
 
 /** Resolves once `check` holds, polling every 10 ms; rejects after `timeoutMs`. */
 export async function waitFor(check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
@@ -26,9 +27,9 @@ export interface SdkClient {
 }
 
 /** A `centrifuge` client connected with a token for `user`. */
-export async function sdkClient(relais: RelaisProcess, user: string, options: { token?: string; url?: string } = {}): Promise<SdkClient> {
+export async function sdkClient(relais: RelaisProcess, user: string, options: { token?: string; url?: string; sdk?: SdkRelease } = {}): Promise<SdkClient> {
   const token = options.token ?? (await relais.token(user));
-  const centrifuge = new Centrifuge(options.url ?? relais.wsUrl, {
+  const centrifuge = new (options.sdk ?? NEWEST_SDK).Centrifuge(options.url ?? relais.wsUrl, {
     websocket: WebSocket,
     token,
     minReconnectDelay: 50,

@@ -55,6 +55,8 @@ export class LeanSubscriber {
   readonly closes: { at: number; code: number; reason: string }[] = [];
   readonly unsubscribes: { at: number; code: number }[] = [];
   readonly errors: { at: number; code: number; message: string }[] = [];
+  /** WebSocket frames that carried more than one protocol message (Relais sends one per frame). */
+  multiMessageFrames = 0;
   clientId = '';
   private ws: WebSocket | undefined;
   private nextId = 1;
@@ -130,9 +132,9 @@ export class LeanSubscriber {
       this.send({ id: this.connectId, connect: { token: this.options.token, name: 'lean' } });
     });
     ws.on('message', (data: Buffer) => {
-      for (const line of data.toString().split('\n')) {
-        if (line.trim() !== '') this.handle(JSON.parse(line) as Frame);
-      }
+      const lines = data.toString().split('\n').filter((line) => line.trim() !== '');
+      if (lines.length > 1) this.multiMessageFrames++;
+      for (const line of lines) this.handle(JSON.parse(line) as Frame);
     });
     ws.on('error', () => undefined);
     ws.on('close', (code, reason) => {

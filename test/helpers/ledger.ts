@@ -45,8 +45,10 @@ export interface PublishLoopOptions {
   readonly retryForMs?: number;
   /** Idempotency keys `<prefix>-<n>`; without it no key is sent. */
   readonly idempotencyPrefix?: string;
-  /** Pause of each worker between publications, ms. */
-  readonly paceMs?: number;
+  /** Pause of each worker between publications, ms; a function gives each pause its own. */
+  readonly paceMs?: number | (() => number);
+  /** The `n` of each publication; 1, 2, ... by default. Several loops share one source to keep `n` unique. */
+  readonly numbers?: () => number;
 }
 
 /**
@@ -56,7 +58,7 @@ export interface PublishLoopOptions {
  */
 export class PublishLoop {
   readonly outcomes: Outcome[] = [];
-  private next = 1;
+  private started = 0;
   private stopping = false;
   private running: Promise<void> | undefined;
 
@@ -65,12 +67,14 @@ export class PublishLoop {
   /** Starts publishing up to `count` publications (Infinity: until stopped). */
   start(count = Number.POSITIVE_INFINITY): this {
     const workers = Array.from({ length: this.options.concurrency }, async () => {
-      while (!this.stopping && this.next <= count) {
-        const n = this.next++;
+      while (!this.stopping && this.started < count) {
+        const n = this.options.numbers?.() ?? this.started + 1;
+        this.started++;
         const outcome: Outcome = { n, attempts: [] };
         this.outcomes.push(outcome);
         await this.publish(outcome);
-        if (this.options.paceMs) await sleep(this.options.paceMs);
+        const pace = typeof this.options.paceMs === 'function' ? this.options.paceMs() : this.options.paceMs;
+        if (pace) await sleep(pace);
       }
     });
     this.running = Promise.all(workers).then(() => undefined);
@@ -178,9 +182,13 @@ export interface DeliveryCheck {
 /**
  * Checks one subscriber against the publications of one epoch, `expected[offset - 1]` being
  * the `n` published at `offset`: it must receive offsets 1..expected.length exactly once, in
- * order, each with its own data.
+ * order, each with its own data. A subscriber that came and went checks a window instead:
+ * `from` (the position it subscribed at: it must get from + 1 on) to `to` (the last offset
+ * it must have).
  */
-export function checkDelivery(delivery: Delivery, expected: readonly number[]): DeliveryCheck {
+export function checkDelivery(delivery: Delivery, expected: readonly number[], window: { from?: number; to?: number } = {}): DeliveryCheck {
+  const from = window.from ?? 0;
+  const to = window.to ?? expected.length;
   const seen = new Uint8Array(expected.length + 1);
   let duplicated = 0;
   let outOfOrder = 0;
@@ -189,11 +197,11 @@ export function checkDelivery(delivery: Delivery, expected: readonly number[]): 
   const note = (problem: string): void => {
     firstProblem ??= `${delivery.name}: ${problem}${describeSubscribes(delivery)}`;
   };
-  let previous = 0;
+  let previous = from;
   for (let i = 0; i < delivery.offsets.length; i++) {
     const offset = delivery.offsets[i] ?? 0;
     const value = delivery.values[i];
-    if (offset < 1 || offset > expected.length) {
+    if (offset <= from || offset > expected.length) {
       wrongData++;
       note(`offset ${offset} at position ${i} was never acknowledged`);
       continue;
@@ -216,7 +224,7 @@ export function checkDelivery(delivery: Delivery, expected: readonly number[]): 
     }
   }
   let lost = 0;
-  for (let offset = 1; offset <= expected.length; offset++) {
+  for (let offset = from + 1; offset <= to; offset++) {
     if (!seen[offset]) {
       lost++;
       if (lost === 1) note(`offset ${offset} never received`);
@@ -229,8 +237,8 @@ export function checkDelivery(delivery: Delivery, expected: readonly number[]): 
  * The acknowledged publications of one epoch as `expected` for checkDelivery: index
  * offset - 1 holds the `n` published there. Fails when the offsets are not exactly 1..N.
  */
-export function expectedSequence(loop: PublishLoop): { epoch: string; expected: number[] } {
-  const acked = loop.acked;
+export function expectedSequence(loops: PublishLoop | readonly PublishLoop[]): { epoch: string; expected: number[] } {
+  const acked = (Array.isArray(loops) ? loops : [loops]).flatMap((loop: PublishLoop) => loop.acked);
   const epochs = new Set(acked.map((o) => o.ack?.epoch));
   if (epochs.size > 1) throw new Error(`acknowledged publications span ${epochs.size} epochs`);
   const expected: number[] = new Array<number>(acked.length).fill(-1);

@@ -4,9 +4,10 @@
  * `subscribed` event), every `subscribed` event (recovered or not) and every reconnection
  * with its code. The SDK is unmodified; its reconnect and recovery are what is tested.
  */
-import { Centrifuge, type Subscription } from 'centrifuge';
+import type { Centrifuge, Subscription } from 'centrifuge';
 import WebSocket from 'ws';
 import { waitFor } from './clients.js';
+import { NEWEST_SDK, type SdkRelease } from './sdk_versions.js';
 
 export interface SdkSubscribed {
   readonly at: number;
@@ -35,8 +36,9 @@ export class SdkSubscriber {
     url: string,
     token: string,
     readonly channel: string,
+    readonly sdk: SdkRelease,
   ) {
-    this.centrifuge = new Centrifuge(url, { websocket: WebSocket, token, minReconnectDelay: 50, maxReconnectDelay: 500, timeout: 5000 });
+    this.centrifuge = new sdk.Centrifuge(url, { websocket: WebSocket, token, minReconnectDelay: 50, maxReconnectDelay: 500, timeout: 5000 });
     this.centrifuge.on('connecting', (ctx) => this.reconnects.push({ at: Date.now(), code: ctx.code, reason: ctx.reason }));
     this.subscription = this.centrifuge.newSubscription(channel, { minResubscribeDelay: 50, maxResubscribeDelay: 500 });
     this.subscription.on('subscribing', (ctx) => this.resubscribes.push({ at: Date.now(), code: ctx.code }));
@@ -61,8 +63,8 @@ export class SdkSubscriber {
   }
 
   /** Connects to `url` (an instance or a load balancer) and subscribes; resolves once subscribed. */
-  static async open(name: string, url: string, token: string, channel: string, timeoutMs = 10_000): Promise<SdkSubscriber> {
-    const subscriber = new SdkSubscriber(name, url, token, channel);
+  static async open(name: string, url: string, token: string, channel: string, timeoutMs = 10_000, sdk: SdkRelease = NEWEST_SDK): Promise<SdkSubscriber> {
+    const subscriber = new SdkSubscriber(name, url, token, channel, sdk);
     subscriber.subscription.subscribe();
     subscriber.centrifuge.connect();
     try {
