@@ -42,7 +42,10 @@ export interface ClientTransport {
    * closure per connection: the hub's FrameCache encodes once per publication per function.
    */
   readonly preparePublication: (channel: string, pub: Publication) => PreparedPush;
-  /** Queues one protocol message; the transport joins those of one tick into one frame. */
+  /**
+   * Queues one protocol message. Each message leaves in a frame of its own, in the order
+   * written; a transport may gather the frames of one tick into one socket write.
+   */
   write(message: string | PreparedPush): void;
   /** Sends what is queued, then closes with the disconnect's code and reason. */
   close(disconnect: Disconnect): void;
