@@ -1,41 +1,45 @@
 /**
  * The real, unmodified `centrifuge` SDK against a real Relais process: connect, subscribe,
  * publish, history, presence, join/leave, recovery after a forced disconnect, private
- * messages, token refresh, subscription tokens and server-side subscriptions.
+ * messages, token refresh, subscription tokens and server-side subscriptions. Run for every
+ * release of the compatibility matrix: the newest, the oldest 5.x, and 5.7.4 (the last one
+ * before the frame dispatch fix).
  */
-import { Centrifuge, type SubscribedContext } from 'centrifuge';
+import type { SubscribedContext } from 'centrifuge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { sdkClient, sleep, waitFor, type SdkClient } from './helpers/clients.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
+import { SDK_5_0, SDK_MATRIX } from './helpers/sdk_versions.js';
 
-let relais: RelaisProcess;
-const clients: SdkClient[] = [];
+describe.each(SDK_MATRIX)('centrifuge SDK $version against Relais', (sdk) => {
+  const { Centrifuge } = sdk;
+  let relais: RelaisProcess;
+  const clients: SdkClient[] = [];
 
-async function client(user: string, options: { token?: string } = {}): Promise<SdkClient> {
-  const c = await sdkClient(relais, user, options);
-  clients.push(c);
-  return c;
-}
+  async function client(user: string, options: { token?: string } = {}): Promise<SdkClient> {
+    const c = await sdkClient(relais, user, { ...options, sdk });
+    clients.push(c);
+    return c;
+  }
 
-beforeAll(async () => {
-  relais = await startRelais({
-    config: {
-      namespaces: {
-        small: { history_size: 10, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated', allow_publish: 'authenticated' },
-        secret: { history_size: 10, history_ttl: '1h', allow_subscribe: 'token', allow_publish: 'server-only' },
-        feed: { history_size: 1000, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated' },
+  beforeAll(async () => {
+    relais = await startRelais({
+      config: {
+        namespaces: {
+          small: { history_size: 10, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated', allow_publish: 'authenticated' },
+          secret: { history_size: 10, history_ttl: '1h', allow_subscribe: 'token', allow_publish: 'server-only' },
+          feed: { history_size: 1000, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated' },
+        },
       },
-    },
+    });
   });
-});
 
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await relais.stop();
-});
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await relais.stop();
+  });
 
-describe('centrifuge SDK against Relais', () => {
   it('connects, subscribes, publishes, reads history and presence, sees join and leave', async () => {
     const alice = await client('alice');
     const bob = await client('bob');
@@ -100,7 +104,8 @@ describe('centrifuge SDK against Relais', () => {
     const again = subscribed[1];
     expect(again?.wasRecovering).toBe(true);
     expect(again?.recovered).toBe(true);
-    expect(again?.hasRecoveredPublications).toBe(true);
+    // 5.0 does not report it yet (the field came in a later 5.x).
+    expect(again?.hasRecoveredPublications).toBe(sdk === SDK_5_0 ? undefined : true);
     expect(values).toEqual(Array.from({ length: 101 }, (_, i) => i));
     expect(offsets).toEqual(Array.from({ length: 101 }, (_, i) => i + 1));
   });
