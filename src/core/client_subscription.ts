@@ -114,9 +114,15 @@ export class ClientSubscription extends StreamSubscriber {
   protected deliverPublication(frames: FrameCache<Publication>): void {
     const pub = frames.event;
     if (pub.offset > 0) {
-      // History (on the bus) can be ahead of this node's live stream: a publication the
-      // subscribe reply already carried may still arrive live. It is not sent twice.
-      if (pub.offset <= this.offset && pub.epoch === this.epoch) return;
+      if (pub.epoch === this.epoch) {
+        // History (on the bus) can be ahead of this node's live stream: a publication the
+        // subscribe reply already carried may still arrive live. It is not sent twice.
+        if (pub.offset <= this.offset) return;
+        if (pub.offset !== this.offset + 1) return this.outOfSequence();
+      } else if (this.epoch !== '') {
+        // Another lineage under a live subscription: only recovery can tell the client.
+        return this.outOfSequence();
+      }
       this.offset = pub.offset;
       this.epoch = pub.epoch;
     }
@@ -137,6 +143,16 @@ export class ClientSubscription extends StreamSubscriber {
   /** Writes publications of a join outside a reply (server-side subscribe push). */
   writePublications(publications: readonly Publication[]): void {
     for (const pub of publications) this.out(this.client.preparePublication(this.channel.name, pub));
+  }
+
+  /**
+   * The last guard before the wire: whatever let it through (a bug, a bus anomaly the node
+   * did not see), a subscriber never gets an offset that is not the next one. It goes back
+   * through recovery instead, and the metric shows that it happened.
+   */
+  private outOfSequence(): void {
+    NodeStats.inc(this.client.node.stats.outOfSequence, 'subscriber');
+    this.handleGap();
   }
 
   /** The bus lost publications of this channel: the client recovers them by resubscribing. */

@@ -1,6 +1,7 @@
 import type { GlobMatcher } from './channel.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
 import { RecentPublications } from './recent.js';
+import { NodeStats } from './stats.js';
 
 /**
  * Encodes a channel event once per node and per wire format: the first subscriber of a
@@ -76,6 +77,8 @@ export class Hub {
   private numSubscriptions = 0;
   /** Channels with at least one subscriber (the others linger: see Node.detach). */
   private numActive = 0;
+
+  constructor(private readonly stats: NodeStats = new NodeStats()) {}
 
   /** Adds a subscriber; true when it is the channel's first on this node. */
   add(channel: string, subscriber: ChannelSubscriber, recent?: RecentOptions): boolean {
@@ -253,6 +256,7 @@ export class Hub {
     }
     entry.lastOffset = pub.offset;
     entry.recent?.clear();
+    NodeStats.inc(this.stats.outOfSequence, 'channel');
     for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
     for (const pattern of this.patterns.values()) {
       if (pattern.matcher(channel)) for (const subscriber of [...pattern.subscribers]) subscriber.onGap(channel);

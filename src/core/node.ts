@@ -90,7 +90,6 @@ export class Node implements BrokerEventHandler {
   readonly name: string;
   readonly config: Readonly<RelaisConfig>;
   readonly channels: ChannelResolver;
-  readonly hub = new Hub();
   readonly broker: Broker;
   readonly presence: PresenceManager;
   readonly tokens: TokenVerifier;
@@ -98,6 +97,7 @@ export class Node implements BrokerEventHandler {
   readonly version: string;
   readonly rpc: RpcHandler | undefined;
   readonly stats = new NodeStats();
+  readonly hub = new Hub(this.stats);
   readonly userLimiter: UserRateLimiter;
   readonly breaker: CircuitBreaker;
   private readonly startedAt = Date.now();

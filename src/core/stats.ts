@@ -17,6 +17,13 @@ export class NodeStats {
   readonly brokerErrors = new Map<string, number>();
   /** Open connections, by transport. */
   readonly activeConnections = new Map<string, number>();
+  /**
+   * Publications that arrived out of sequence and sent subscribers through recovery instead
+   * of being delivered, by scope: `channel` (the node's stream of a channel skipped offsets:
+   * the bus lost messages) or `subscriber` (one subscription was about to skip an offset or
+   * cross into another epoch).
+   */
+  readonly outOfSequence = new Map<string, number>();
   publicationsDelivered = 0;
   slowConsumerDisconnects = 0;
   sseEvents = 0;

@@ -82,6 +82,13 @@ export function createMetrics(sources: MetricsSources): Registry {
 
   mirroredCounter(registry, 'relais_broker_errors_total', 'Message bus operations that failed, by operation', 'operation', () => stats.brokerErrors);
   mirroredCounter(registry, 'relais_rate_limited_total', 'Commands and requests refused by a rate limit, by scope', 'scope', () => stats.rateLimited);
+  mirroredCounter(
+    registry,
+    'relais_out_of_sequence_total',
+    'Publications that arrived out of sequence and sent subscribers through recovery instead of being delivered, by scope (channel: the bus lost messages; subscriber: one subscription)',
+    'scope',
+    () => stats.outOfSequence,
+  );
 
   new Counter({
     name: 'relais_slow_consumer_disconnects_total',

@@ -6,7 +6,7 @@ import type { FrameCache } from '../../core/hub.js';
 import type { JsonText } from '../../core/json.js';
 import type { NodeClient } from '../../core/node.js';
 import type { ClientInfo, Publication, StreamPosition } from '../../core/publication.js';
-import type { NodeStats } from '../../core/stats.js';
+import { NodeStats } from '../../core/stats.js';
 import { StreamSubscriber } from '../../core/stream_subscriber.js';
 import type { FlushScheduler, Flushable } from '../flush_scheduler.js';
 import { encodeEventId } from './event_id.js';
@@ -83,6 +83,7 @@ export class SseStream implements Flushable {
         // A glob channel the hub cannot check (no exact subscriber here) skipped offsets: end
         // the stream, its Last-Event-ID recovers the missing ones from history.
         if (pub.offset > known.offset + 1 && !this.joining) {
+          NodeStats.inc(this.stats.outOfSequence, 'subscriber');
           this.close();
           return;
         }
