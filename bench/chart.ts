@@ -8,6 +8,7 @@ const COLORS: Readonly<Record<TargetName, string>> = {
   'socketio-redis': '#7c3aed',
   relais: '#dc2626',
   'relais-redis': '#ea580c',
+  'relais-baseline': '#f59e0b',
 };
 
 const PANEL_W = 460;

@@ -32,6 +32,26 @@ export function cpuTimeUs(pid: number): number | null {
   return ((utime + stime) * 1e6) / clockTicksPerSecond();
 }
 
+/** What a process has written so far (every write syscall: sockets, pipes, files); null if unreadable. */
+export interface WriteCounts {
+  /** Bytes passed to write syscalls (`wchar`). */
+  readonly bytes: number;
+  /** Write syscalls (`syscw`: write, writev, send...). */
+  readonly calls: number;
+}
+
+export function writeCounts(pid: number): WriteCounts | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/io`, 'utf8');
+  } catch {
+    return null;
+  }
+  const bytes = Number(/^wchar:\s+(\d+)/m.exec(text)?.[1]);
+  const calls = Number(/^syscw:\s+(\d+)/m.exec(text)?.[1]);
+  return Number.isFinite(bytes) && Number.isFinite(calls) ? { bytes, calls } : null;
+}
+
 /** Resident set size of a process in bytes (VmRSS); null if it is gone. */
 export function rssBytes(pid: number): number | null {
   try {

@@ -45,7 +45,7 @@ function cpuPivot(s: SteppedScenarioResult): string {
   const cpuAt = (t: SteppedTargetResult | undefined, rate: number): number | null => t?.steps.find((step) => step.rate === rate)?.serverCpuPerDeliveryUs ?? null;
   const byName = new Map(s.targets.map((t) => [t.target, t]));
   const relais = byName.get(s.id === 'e' ? 'relais-redis' : 'relais');
-  const peerNames: readonly TargetName[] = s.id === 'e' ? ['socketio-redis'] : ['ws', 'socketio'];
+  const peerNames: readonly TargetName[] = s.id === 'e' ? ['socketio-redis'] : ['ws', 'socketio', 'relais-baseline'];
   const peers = peerNames.filter((p) => byName.has(p));
   const header = ['pubs/s', 'deliveries/s', ...s.targets.map((t) => t.target), ...(relais ? peers.map((p) => `${relais.target} / ${p}`) : [])];
   const rows = rates.map((rate) => [
@@ -74,12 +74,14 @@ function steppedDetail(s: SteppedScenarioResult): string {
       num(step.loadCpuPerDeliveryUs, 2),
       step.redisCpuPerDeliveryUs === null ? dash : num(step.redisCpuPerDeliveryUs, 2),
       mb(step.serverRssBytes),
+      num(step.serverWriteBytesPerDelivery, 1),
+      num(step.serverWritesPerDelivery, 3),
       // Runs saved before the failure reason existed have none.
       step.ok ? 'yes' : step.failure ? `no (${step.failure})` : 'no',
     ]),
   );
   return table(
-    ['target', 'pubs/s', 'sent/s', 'deliveries/s', 'loss', 'dup', 'p50 ms', 'p95 ms', 'p99 ms', 'server µs/deliv', 'server CPU %', 'load µs/deliv', 'redis µs/deliv', 'server RSS MB', 'sustained'],
+    ['target', 'pubs/s', 'sent/s', 'deliveries/s', 'loss', 'dup', 'p50 ms', 'p95 ms', 'p99 ms', 'server µs/deliv', 'server CPU %', 'load µs/deliv', 'redis µs/deliv', 'server RSS MB', 'server bytes written/deliv', 'server writes/deliv', 'sustained'],
     rows,
   );
 }

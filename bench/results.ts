@@ -42,6 +42,13 @@ export interface StepResult {
   /** Redis server CPU over unique deliveries, µs (multi-instance targets; Redis is shared). */
   readonly redisCpuPerDeliveryUs: number | null;
   readonly serverRssBytes: number | null;
+  /**
+   * What the server processes wrote during the step (every write syscall: mostly the
+   * subscribers' sockets), over unique deliveries. Absent from runs saved before it existed.
+   */
+  readonly serverWriteBytesPerDelivery?: number | null;
+  /** Write syscalls of the server processes during the step, over unique deliveries. */
+  readonly serverWritesPerDelivery?: number | null;
   /** Loss 0, no duplicates, no dropped connection, no publish error, publisher on pace and p99 under the limit. */
   readonly ok: boolean;
   /** Why the step is not sustained ("" when it is). */

@@ -25,7 +25,7 @@ const USAGE = `npm run bench -- [options]
        d reconnect with recovery: 1,000 clients drop and resubscribe from their offset
        e multi-instance fan-out over Redis (socketio-redis, relais-redis)
        f burst: 1 room x 100 subscribers, 2,000 to 20,000 publications/s
-  --targets ws,socketio,socketio-redis,relais,relais-redis
+  --targets ws,socketio,socketio-redis,relais,relais-redis,relais-baseline
                                (default: the scenario's own list)
   --preset smoke|short|full    sizes and durations (default short)
   --rates 25,50,100            publication rates of the stepped scenarios
@@ -34,6 +34,8 @@ const USAGE = `npm run bench -- [options]
   --warmup-ms <n> --measure-ms <n>
   --clients <n>                subscriber processes (default 2)
   --redis-url <url>            default redis://127.0.0.1:6379
+  --baseline <dir>             another checkout of Relais, built, run as target relais-baseline
+                               (compare a change with the revision before it in one run)
   --out <dir>                  results directory (default bench/results)
   --chart <file.svg>           also write the p99 chart there (e.g. docs/performance-p99.svg)
   --from <results.json>        no run: print the tables and write the chart of a saved run
@@ -67,6 +69,7 @@ const { values } = parseArgs({
     'measure-ms': { type: 'string' },
     clients: { type: 'string', default: '2' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
+    baseline: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     chart: { type: 'string' },
     from: { type: 'string' },
@@ -207,7 +210,11 @@ async function main(): Promise<void> {
     machine: machineInfo(),
     scenarios: [],
   };
-  const targetOptions: TargetOptions = { historySize: 100, redisUrl: values['redis-url'] };
+  const targetOptions: TargetOptions = {
+    historySize: 100,
+    redisUrl: values['redis-url'],
+    ...(values.baseline !== undefined ? { baselineRoot: resolve(values.baseline) } : {}),
+  };
   try {
     for (const id of ids) {
       const result = await runScenario(id, presetName, asked, targetOptions);

@@ -1,4 +1,4 @@
-import { cpuTimeUs, rssBytes, sumOver } from '../procstat.js';
+import { cpuTimeUs, rssBytes, sumOver, writeCounts, type WriteCounts } from '../procstat.js';
 
 /** Progress lines go to stderr so that stdout keeps the tables. */
 export type Log = (line: string) => void;
@@ -18,6 +18,23 @@ export function cpuSnapshot(pids: readonly number[]): CpuSnapshot {
 /** CPU microseconds between two snapshots; null when a process vanished. */
 export function cpuDelta(before: CpuSnapshot, after: CpuSnapshot): number | null {
   return before.us === null || after.us === null ? null : after.us - before.us;
+}
+
+/** Writes of a set of processes so far, summed; null when one is unreadable. */
+export function writeSnapshot(pids: readonly number[]): WriteCounts | null {
+  let bytes = 0;
+  let calls = 0;
+  for (const pid of pids) {
+    const counts = writeCounts(pid);
+    if (counts === null) return null;
+    bytes += counts.bytes;
+    calls += counts.calls;
+  }
+  return { bytes, calls };
+}
+
+export function writeDelta(before: WriteCounts | null, after: WriteCounts | null): WriteCounts | null {
+  return before === null || after === null ? null : { bytes: after.bytes - before.bytes, calls: after.calls - before.calls };
 }
 
 export function totalRss(pids: readonly number[]): number | null {

@@ -3,7 +3,8 @@ import { sleep } from '../net.js';
 import { P99_LIMIT_MS, type ScenarioId, type StepResult, type SteppedScenarioResult, type SteppedTargetResult } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
-import { cpuDelta, cpuSnapshot, errorMessage, sourceAddresses, totalRss, type Log } from './common.js';
+import type { WriteCounts } from '../procstat.js';
+import { cpuDelta, cpuSnapshot, errorMessage, sourceAddresses, totalRss, writeDelta, writeSnapshot, type Log } from './common.js';
 import { Publisher, SubscriberGroup, type MergedStats } from './load_group.js';
 
 export interface SteppedSpec {
@@ -74,6 +75,7 @@ interface StepInputs {
   readonly loadCpuUs: number | null;
   readonly redisCpuUs: number | null;
   readonly serverRssBytes: number | null;
+  readonly serverWrites: WriteCounts | null;
 }
 
 export function stepResult(input: StepInputs): StepResult {
@@ -114,6 +116,8 @@ export function stepResult(input: StepInputs): StepResult {
     loadCpuPerDeliveryUs: perDelivery(input.loadCpuUs),
     redisCpuPerDeliveryUs: perDelivery(input.redisCpuUs),
     serverRssBytes: input.serverRssBytes,
+    serverWriteBytesPerDelivery: input.serverWrites === null || unique === 0 ? null : input.serverWrites.bytes / unique,
+    serverWritesPerDelivery: input.serverWrites === null || unique === 0 ? null : input.serverWrites.calls / unique,
     ok: failures.length === 0,
     failure: failures.join(', '),
   };
@@ -168,11 +172,13 @@ async function runTarget(spec: SteppedSpec, name: TargetName, log: Log): Promise
       });
       const measuringAt = await run.measuring;
       const server0 = cpuSnapshot(serverPids);
+      const writes0 = writeSnapshot(serverPids);
       const load0 = cpuSnapshot(loadPids);
       const redis0 = cpuSnapshot(target.auxPids);
       const done = await run.done;
       await drain(group, done.sent * spec.subscribersPerRoom, spec.drainMs);
       const server1 = cpuSnapshot(serverPids);
+      const writes1 = writeSnapshot(serverPids);
       const load1 = cpuSnapshot(loadPids);
       const redis1 = cpuSnapshot(target.auxPids);
       const stats = await group.end();
@@ -191,6 +197,7 @@ async function runTarget(spec: SteppedSpec, name: TargetName, log: Log): Promise
         loadCpuUs: cpuDelta(load0, load1),
         redisCpuUs: cpuDelta(redis0, redis1),
         serverRssBytes: totalRss(serverPids),
+        serverWrites: writeDelta(writes0, writes1),
       });
       steps.push(step);
       log(`  ${name}: ${describe(step)}`);

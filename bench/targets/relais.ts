@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Child, extraNodeFlags, repoRoot } from '../children.js';
 import { freePort, waitForPort } from '../net.js';
-import type { RunningTarget, TargetOptions } from './target.js';
+import type { RunningTarget, TargetName, TargetOptions } from './target.js';
 import { redisServerPid } from './redis_pid.js';
 
 export const RELAIS_MAIN = join(repoRoot, 'dist/src/cli/main.js');
@@ -24,9 +24,9 @@ function benchConfig(historySize: number): object {
   };
 }
 
-/** Starts 1 Relais (memory broker) or 2 over Redis, from the built server (npm run build). */
-export async function startRelais(instances: 1 | 2, options: TargetOptions): Promise<RunningTarget> {
-  if (!existsSync(RELAIS_MAIN)) throw new Error(`${RELAIS_MAIN} is missing: run "npm run build" first`);
+/** Starts 1 Relais (memory broker) or 2 over Redis, from the built server (npm run build) or another build. */
+export async function startRelais(instances: 1 | 2, options: TargetOptions, main = RELAIS_MAIN, name?: TargetName): Promise<RunningTarget> {
+  if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const configPath = join(tmpdir(), `relais-bench-${tag}.json`);
   writeFileSync(configPath, JSON.stringify(benchConfig(options.historySize)));
@@ -48,14 +48,14 @@ export async function startRelais(instances: 1 | 2, options: TargetOptions): Pro
     const urls: string[] = [];
     for (let i = 0; i < instances; i++) {
       const port = await freePort();
-      const server = new Child({ name: `relais#${i}`, nodeArgs: [...extraNodeFlags(), RELAIS_MAIN, 'serve'], env: { ...env, PORT: String(port) }, ipc: false });
+      const server = new Child({ name: `relais#${i}`, nodeArgs: [...extraNodeFlags(), main, 'serve'], env: { ...env, PORT: String(port) }, ipc: false });
       servers.push(server);
       await waitForPort(port, 20_000, () => server.gone());
       urls.push(`ws://127.0.0.1:${port}`);
     }
     const redisPid = instances === 2 ? await redisServerPid(options.redisUrl) : null;
     return {
-      name: instances === 2 ? 'relais-redis' : 'relais',
+      name: name ?? (instances === 2 ? 'relais-redis' : 'relais'),
       endpoint: { protocol: 'relais', urls, tokenSecret },
       servers,
       auxPids: redisPid === null ? [] : [redisPid],

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { startSocketIo, startWs } from './peers.js';
 import { startRelais } from './relais.js';
 import type { RunningTarget, TargetName, TargetOptions } from './target.js';
@@ -15,5 +16,8 @@ export function startTarget(name: TargetName, options: TargetOptions): Promise<R
       return startRelais(1, options);
     case 'relais-redis':
       return startRelais(2, options);
+    case 'relais-baseline':
+      if (options.baselineRoot === undefined) return Promise.reject(new Error('relais-baseline needs --baseline <checkout with a build>'));
+      return startRelais(1, options, join(options.baselineRoot, 'dist/src/cli/main.js'), 'relais-baseline');
   }
 }

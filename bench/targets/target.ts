@@ -1,7 +1,8 @@
 import type { Child } from '../children.js';
 import type { Endpoint } from '../load/messages.js';
 
-export const TARGET_NAMES = ['ws', 'socketio', 'socketio-redis', 'relais', 'relais-redis'] as const;
+/** `relais-baseline`: Relais built from another checkout (`--baseline <dir>`), to compare a change in one run. */
+export const TARGET_NAMES = ['ws', 'socketio', 'socketio-redis', 'relais', 'relais-redis', 'relais-baseline'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export function isTargetName(value: string): value is TargetName {
@@ -15,6 +16,8 @@ export interface TargetOptions {
   /** Publications kept per channel (Relais). */
   readonly historySize: number;
   readonly redisUrl: string;
+  /** A checkout of Relais with its build (`dist/`), run as the `relais-baseline` target. */
+  readonly baselineRoot?: string;
 }
 
 /** Server process(es) of one target, up and listening. */
