@@ -159,6 +159,25 @@ export function describeBrokerContract(name: string, setup: BrokerContractSetup)
       expect(events.pubsOf('live:x')[0]?.offset).toBe(0);
     });
 
+    it('fans out a publication positioned upstream as it is: its offset, epoch and time, nothing kept, nothing assigned', async () => {
+      const { node, events } = await startNode();
+      await node.broker.subscribe(['room:kept']);
+      const info = { user: 'alice', client: 'c1' };
+      const epoch = 'store "epoch" é';
+      // Out of order on purpose: ordering such publications is the receiving node's job.
+      for (const offset of [7, 9, 8]) {
+        const position = await node.broker.publish('room:kept', json({ offset }), { ...noHistory, info, position: { offset, epoch, time: 1_700_000_000_000 + offset } });
+        expect(position).toEqual({ offset, epoch });
+      }
+      await events.until(() => events.pubsOf('room:kept').length === 3);
+      expect(events.pubsOf('room:kept').map((p) => ({ offset: p.offset, epoch: p.epoch, time: p.time, data: JSON.parse(p.data) as unknown, user: p.info?.user }))).toEqual(
+        [7, 9, 8].map((offset) => ({ offset, epoch, time: 1_700_000_000_000 + offset, data: { offset }, user: 'alice' })),
+      );
+      const history = await node.broker.history('room:kept', { limit: 10 });
+      expect(history.publications).toEqual([]);
+      expect(history.position.offset).toBe(0);
+    });
+
     it('gives an empty stream a position whose epoch the first publish keeps', async () => {
       const { node } = await startNode();
       const empty = await node.broker.history('chat:new', { limit: 0 });

@@ -17,6 +17,18 @@ export interface PublishOptions {
    */
   readonly idempotencyKey?: string;
   readonly idempotentResultTtlMs?: number;
+  /**
+   * A position assigned before the broker (a persistent channel's store is its sequencer):
+   * the broker fans the publication out with this offset, epoch and time, keeps no history
+   * and assigns nothing (`historySize` must be 0). It does not reorder these publications
+   * either: the node receiving them does (publishers on several nodes may cross).
+   */
+  readonly position?: PresetPosition;
+}
+
+/** A publication's position and time assigned upstream of the broker. */
+export interface PresetPosition extends StreamPosition {
+  readonly time: number;
 }
 
 export interface HistoryQuery {

@@ -102,6 +102,8 @@ export class MemoryBroker implements Broker {
       stream.metaTtlMs = options.historyMetaTtlMs;
       publication = makePublication(stream.offset, stream.epoch, data, options, now);
       stream.append(publication, options.historySize, options.historyTtlMs);
+    } else if (options.position) {
+      publication = makePublication(options.position.offset, options.position.epoch, data, options, options.position.time);
     } else {
       publication = makePublication(0, '', data, options, now);
     }

@@ -394,18 +394,20 @@ export class NatsBroker implements Broker {
   // --- publishing ------------------------------------------------------------
 
   /** Without history: fan-out only, resolved once the server has it (flush). */
+  /** A publication without history: fan-out only, unpositioned or positioned upstream. */
   private async publishLive(conn: Connection, channel: string, data: JsonText, options: PublishOptions, deadline: number): Promise<StreamPosition> {
+    const preset = options.position;
     const publication: Publication = {
-      offset: 0,
-      epoch: '',
+      offset: preset?.offset ?? 0,
+      epoch: preset?.epoch ?? '',
       data,
-      time: Date.now(),
+      time: preset?.time ?? Date.now(),
       ...(options.info ? { info: options.info } : {}),
       ...(options.tags ? { tags: options.tags } : {}),
     };
-    conn.nc.publish(this.names.fanOutSubject(channel), encodeFanOut({ type: 'pub', publication }));
+    conn.nc.publish(this.names.fanOutSubject(channel), encodeFanOut({ type: 'pub', publication, ...(preset ? { upstream: true } : {}) }));
     await withTimeout(conn.nc.flush(), Math.max(1, deadline - Date.now()), 'NATS flush');
-    return { offset: 0, epoch: '' };
+    return { offset: publication.offset, epoch: publication.epoch };
   }
 
   private fanOutNow(channel: string, message: FanOutMessage): Promise<void> {
@@ -477,6 +479,10 @@ export class NatsBroker implements Broker {
     if (!handler) return;
     try {
       if (message.type === 'pub') {
+        if (message.upstream === true) {
+          handler.handlePublication(channel, message.publication);
+          return;
+        }
         if (!subscribed && message.publication.offset > 0) this.notePatternChannel(channel);
         this.order.push(channel, message.publication);
       } else if (message.type === 'join') handler.handleJoin(channel, message.info);

@@ -45,7 +45,8 @@ export type StoredEntry =
 
 /** One message of a channel's fan-out subject. */
 export type FanOutMessage =
-  | { readonly type: 'pub'; readonly publication: Publication }
+  /** `upstream`: positioned before the broker (PublishOptions.position), not ordered by it. */
+  | { readonly type: 'pub'; readonly publication: Publication; readonly upstream?: boolean }
   | { readonly type: 'join'; readonly info: ClientInfo }
   | { readonly type: 'leave'; readonly info: ClientInfo };
 
@@ -85,7 +86,7 @@ export function decodeStoredEntry(bytes: Uint8Array): StoredEntry {
 export function encodeFanOut(message: FanOutMessage): Uint8Array {
   if (message.type !== 'pub') return encoder.encode(JSON.stringify({ type: message.type, info: message.info }));
   const { data, ...rest } = message.publication;
-  return encoder.encode(`${JSON.stringify({ type: 'pub', ...rest })}\n${data}`);
+  return encoder.encode(`${JSON.stringify({ type: 'pub', ...(message.upstream ? { upstream: true } : {}), ...rest })}\n${data}`);
 }
 
 /** Throws on a message this broker did not write. */
@@ -105,7 +106,7 @@ export function decodeFanOut(bytes: Uint8Array): FanOutMessage {
       };
       if (header.info !== undefined) pub.info = clientInfo(header.info);
       if (header.tags !== undefined) pub.tags = tags(header.tags);
-      return { type: 'pub', publication: pub };
+      return header.upstream === true ? { type: 'pub', publication: pub, upstream: true } : { type: 'pub', publication: pub };
     }
     default:
       throw new Error('unknown fan-out message type');

@@ -170,6 +170,15 @@ export class RedisBroker implements Broker {
     const tail = publicationTail(data, options.info, options.tags);
     const bus = this.keys.bus(channel);
     const historySize = Math.max(0, Math.floor(options.historySize));
+    if (options.position) {
+      const { offset, epoch, time } = options.position;
+      try {
+        await commands.call(this.publishCommand, bus, publicationHead(offset, epoch, time) + tail);
+      } catch (err) {
+        throw unavailable('publish', err);
+      }
+      return { offset, epoch };
+    }
     if (historySize === 0 && options.idempotencyKey === undefined) {
       // Nothing to assign or remember: a plain publish, timed by this node's clock (the
       // script times publications by the Redis clock, which their history TTL is checked on).

@@ -33,11 +33,12 @@ export function publicationTail(data: JsonText, info?: ClientInfo, tags?: Readon
 }
 
 /**
- * The start of a publication frame. The publish script builds the same string in Lua;
- * `epoch` is '' or an epoch this broker generated (base64url), so it needs no escaping.
+ * The start of a publication frame. The publish script builds the same string in Lua from
+ * the epochs it generates (base64url, nothing to escape); an epoch assigned upstream (a
+ * persistent channel's store) is escaped here.
  */
 export function publicationHead(offset: number, epoch: string, time: number): string {
-  return `[{"offset":${offset},"epoch":"${epoch}","time":${time}`;
+  return `[{"offset":${offset},"epoch":${JSON.stringify(epoch)},"time":${time}`;
 }
 
 export type BusMessage =
