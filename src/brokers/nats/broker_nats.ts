@@ -17,7 +17,7 @@ import { decodeFanOut, encodeFanOut, type FanOutMessage } from './codec.js';
 import { JetStreamHistory } from './history_store.js';
 import { IdempotencyStore } from './idempotency.js';
 import { natsNames, type NatsNames } from './names.js';
-import { OrderedDelivery } from './ordering.js';
+import { OrderedDelivery } from '../../core/ordered_delivery.js';
 import { forEachLimit, silentLogger, unavailable, withTimeout, type NatsLogger } from './util.js';
 
 export interface NatsBrokerOptions {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { JsonText } from '../../core/json.js';
-import type { Publication } from '../../core/publication.js';
-import { OrderedDelivery } from './ordering.js';
+import type { JsonText } from './json.js';
+import type { Publication } from './publication.js';
+import { OrderedDelivery } from './ordered_delivery.js';
 
 const pub = (offset: number, epoch = 'e1'): Publication => ({ offset, epoch, data: JSON.stringify(offset) as JsonText, time: 0 });
 

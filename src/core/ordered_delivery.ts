@@ -1,4 +1,4 @@
-import type { Publication, StreamPosition } from '../../core/publication.js';
+import type { Publication, StreamPosition } from './publication.js';
 
 export interface OrderedDeliveryOptions {
   /** How long a publication waits for a missing predecessor before the gap is fetched, ms. */
@@ -36,9 +36,11 @@ interface ChannelOrder {
 }
 
 /**
- * Puts each channel's publications back in offset order on one node.
+ * Puts each channel's publications back in offset order on one node. Used wherever offsets
+ * are assigned by one authority but the fan-out is a separate message sent by each publisher:
+ * the NATS broker (JetStream assigns) and the node for persistent channels (the store assigns).
  *
- * Why it is needed: offsets are assigned by JetStream (one authority), but the fan-out of a
+ * Why it is needed, on NATS: offsets are assigned by JetStream (one authority), but the fan-out of a
  * publication is a separate core NATS publish made by its publisher after the JetStream
  * ack. Two nodes publishing to one channel at once can therefore have their fan-out
  * messages cross: node A gets offset 5 acked, node B gets 6, and B's fan-out can reach a
