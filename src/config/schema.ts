@@ -25,10 +25,12 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
  * - authenticated: any connection with a user id;
  * - owner: only the user the channel is named after (`user:alice` belongs to alice);
  * - token: only with a subscription token for the channel (subscribe only);
+ * - members: only the members of the room the channel is (an asynchronous check, see
+ *   ChannelAuthorizer); other users get permission denied;
  * - server-only: no client; only the server API.
  * A valid subscription token always grants subscribe, whatever the rule.
  */
-export const accessRule = z.enum(['anonymous', 'authenticated', 'owner', 'token', 'server-only']);
+export const accessRule = z.enum(['anonymous', 'authenticated', 'owner', 'token', 'members', 'server-only']);
 export type AccessRule = z.infer<typeof accessRule>;
 
 /** A token bucket: `burst` commands at once, refilled at `per_second`; per_second 0 turns it off. */

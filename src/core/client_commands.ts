@@ -1,6 +1,5 @@
 import { RawJson, encodeClientInfo, encodeResult } from '../protocol/json_codec.js';
 import type { Command, HistoryRequest, PublishRequest, RpcRequest, SendRequest, SubscribeRequest } from '../protocol/types.js';
-import { assertCanPublish, assertCanSubscribe } from './access.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import type { Client } from './client.js';
 import { REPLIED } from './replied.js';
@@ -29,7 +28,7 @@ export async function handleChannelCommand(client: Client, command: ChannelComma
     case 'history':
       return history(client, command.request);
     case 'presence': {
-      const channel = readableChannel(client, command.request.channel, 'presence');
+      const channel = await readableChannel(client, command.request.channel, 'presence');
       const entries = await client.node.presenceOf(channel);
       const ids = Object.keys(entries);
       if (ids.length > client.node.config.client.presence_max_size) {
@@ -40,7 +39,7 @@ export async function handleChannelCommand(client: Client, command: ChannelComma
       return { presence };
     }
     case 'presence_stats': {
-      const channel = readableChannel(client, command.request.channel, 'presence');
+      const channel = await readableChannel(client, command.request.channel, 'presence');
       const stats = await client.node.presenceStats(channel);
       return { num_clients: stats.numClients, num_users: stats.numUsers };
     }
@@ -66,7 +65,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
     chanInfo = claims.info;
     expiresAt = claims.expiresAt ?? 0;
   } else {
-    assertCanSubscribe(client.user, channel);
+    await node.authorize('subscribe', client.user, channel);
   }
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
   const sub = new ClientSubscription(client, channel, { expiresAt, ...(chanInfo !== undefined ? { chanInfo } : {}) });
@@ -105,7 +104,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
 
 async function publish(client: Client, request: PublishRequest): Promise<unknown> {
   const channel = client.node.channels.resolvePublishTarget(request.channel);
-  assertCanPublish(client.user, channel);
+  await client.node.authorize('publish', client.user, channel);
   const limit = channel.options.rate_limit;
   if (limit && limit.per_second > 0 && !client.namespaceBucket(channel.namespace, limit).take()) {
     NodeStats.inc(client.node.stats.rateLimited, 'namespace');
@@ -117,16 +116,16 @@ async function publish(client: Client, request: PublishRequest): Promise<unknown
 }
 
 /** A channel the client may read history or presence of: subscribed to it, or allowed to subscribe. */
-function readableChannel(client: Client, name: string, what: 'history' | 'presence'): ResolvedChannel {
+async function readableChannel(client: Client, name: string, what: 'history' | 'presence'): Promise<ResolvedChannel> {
   const channel = client.node.channels.resolve(name);
   const allowed = what === 'history' ? channel.options.allow_history : channel.options.allow_presence;
   if (!allowed) throw new RelaisError('FORBIDDEN', `clients may not read ${what} of "${channel.name}"`);
-  if (!client.subscriptions.has(channel.name)) assertCanSubscribe(client.user, channel);
+  if (!client.subscriptions.has(channel.name)) await client.node.authorize('subscribe', client.user, channel);
   return channel;
 }
 
 async function history(client: Client, request: HistoryRequest): Promise<unknown> {
-  const channel = readableChannel(client, request.channel, 'history');
+  const channel = await readableChannel(client, request.channel, 'history');
   const max = client.node.config.client.history_max_limit;
   const limit = request.limit === undefined ? 0 : request.limit < 0 ? max : Math.min(request.limit, max);
   const since = request.since ? { offset: request.since.offset ?? 0, epoch: request.since.epoch ?? '' } : undefined;

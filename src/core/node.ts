@@ -13,6 +13,7 @@ import type {
   PublishOptions,
 } from '../brokers/broker.js';
 import type { RelaisConfig } from '../config/schema.js';
+import { authorize, type AsyncAccessRule, type ChannelAction, type ChannelAuthorizer } from './access.js';
 import type { TokenVerifier } from './auth.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
@@ -54,6 +55,8 @@ export interface NodeDeps {
   readonly id?: string;
   /** Per-user rate limit; per node by default, shared through the bus where it can be. */
   readonly userLimiter?: UserRateLimiter;
+  /** The checks of asynchronous access rules (`members`); a rule without one refuses everyone. */
+  readonly authorizers?: Readonly<Partial<Record<AsyncAccessRule, ChannelAuthorizer>>>;
 }
 
 export interface PublishInput {
@@ -100,6 +103,7 @@ export class Node implements BrokerEventHandler {
   readonly hub = new Hub(this.stats);
   readonly userLimiter: UserRateLimiter;
   readonly breaker: CircuitBreaker;
+  private readonly authorizers: Readonly<Partial<Record<AsyncAccessRule, ChannelAuthorizer>>>;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
   /** Connections by user: the connection itself for a user with one (the common case), else a Set. */
@@ -121,6 +125,7 @@ export class Node implements BrokerEventHandler {
     this.logger = deps.logger;
     this.version = deps.version;
     this.rpc = deps.rpc;
+    this.authorizers = deps.authorizers ?? {};
     this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
     this.channels = new ChannelResolver(deps.config);
     this.cluster = new ClusterView({
@@ -367,6 +372,14 @@ export class Node implements BrokerEventHandler {
   }
 
   // --- operations ----------------------------------------------------------
+
+  /**
+   * Whether a client's `user` may subscribe to (and so read the history and presence of) or
+   * publish in `channel`, by its namespace's rule. Rejects with FORBIDDEN when not.
+   */
+  authorize(action: ChannelAction, user: string, channel: ResolvedChannel): Promise<void> {
+    return authorize(this.authorizers, action, user, channel);
+  }
 
   async publish(channel: ResolvedChannel, data: JsonText, input: PublishInput = {}): Promise<StreamPosition> {
     if (jsonByteLength(data) > this.config.client.max_publication_bytes) {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { assertCanSubscribe, passesRule } from '../../core/access.js';
+import { passesRule } from '../../core/access.js';
 import { TokenError } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
@@ -90,7 +90,7 @@ export class SseEndpoint {
         patterns.push(pattern);
       } else {
         const channel = this.node.channels.resolve(name);
-        assertCanSubscribe(user, channel);
+        await this.node.authorize('subscribe', user, channel);
         channels.push(channel);
       }
     }
