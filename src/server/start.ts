@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
+import { RpcRouter } from '../core/rpc_router.js';
 import { registerRoutes } from '../transports/http/routes.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
@@ -49,6 +50,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
           logger,
         })
       : undefined;
+  // Client rpc: features' methods by prefix (chat.*), the rest to the app backend.
+  const rpc = new RpcRouter(proxy);
   const busLogger = logger.child({ component: 'bus' });
   const nodeId = randomUUID();
   const bus = await createBus(config, nodeId, busLogger);
@@ -60,7 +63,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     tokens,
     logger,
     version: VERSION,
-    ...(proxy ? { rpc: proxy } : {}),
+    rpc,
     ...(bus.userLimiter ? { userLimiter: bus.userLimiter } : {}),
   });
   try {
