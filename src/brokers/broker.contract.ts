@@ -84,6 +84,26 @@ export class RecordingHandler implements BrokerEventHandler {
   }
 }
 
+/** A node whose handler has a bug: it records each event, then throws. */
+export class ThrowingHandler extends RecordingHandler {
+  override handlePublication(channel: string, pub: Publication): void {
+    super.handlePublication(channel, pub);
+    throw new Error(`handler bug on a publication of ${channel}`);
+  }
+  override handleJoin(channel: string, info: ClientInfo): void {
+    super.handleJoin(channel, info);
+    throw new Error(`handler bug on a join of ${channel}`);
+  }
+  override handleLeave(channel: string, info: ClientInfo): void {
+    super.handleLeave(channel, info);
+    throw new Error(`handler bug on a leave of ${channel}`);
+  }
+  override handleControl(message: ControlMessage): void {
+    super.handleControl(message);
+    throw new Error(`handler bug on a ${message.type} control message`);
+  }
+}
+
 const json = (value: unknown): JsonText => JSON.stringify(value) as JsonText;
 const withHistory: PublishOptions = { historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 3_600_000 };
 const noHistory: PublishOptions = { historySize: 0, historyTtlMs: 0, historyMetaTtlMs: 0 };
@@ -94,9 +114,8 @@ export function describeBrokerContract(name: string, setup: BrokerContractSetup)
   describe(`Broker contract: ${name}`, () => {
     const started: BrokerUnderTest[] = [];
 
-    async function startNode(): Promise<{ node: BrokerUnderTest; events: RecordingHandler }> {
+    async function startNode(events = new RecordingHandler()): Promise<{ node: BrokerUnderTest; events: RecordingHandler }> {
       const node = await setup.node();
-      const events = new RecordingHandler();
       await node.broker.start(events);
       started.push(node);
       return { node, events };
@@ -241,6 +260,37 @@ export function describeBrokerContract(name: string, setup: BrokerContractSetup)
       expect(history.publications).toEqual([]);
       expect(history.position.offset).toBe(2);
       expect((await node.broker.publish('chat:rm', json(3), withHistory)).offset).toBe(3);
+    });
+
+    it('contains a handler that throws: the publish resolves with its position and delivery goes on', async () => {
+      const faulty = await startNode(new ThrowingHandler());
+      // On a bus, a second node with a sound handler; in one process, the one node is all there is.
+      const sound = setup.distributed ? await startNode() : undefined;
+      await faulty.node.broker.subscribe(['chat:bug']);
+      await sound?.node.broker.subscribe(['chat:bug']);
+      const first = await faulty.node.broker.publish('chat:bug', json(1), withHistory);
+      const second = await faulty.node.broker.publish('chat:bug', json(2), withHistory);
+      expect([first.offset, second.offset]).toEqual([1, 2]);
+      expect(second.epoch).toBe(first.epoch);
+      expect((await faulty.node.broker.publish('chat:bug', json('live'), noHistory)).offset).toBe(0);
+      await faulty.node.broker.publishJoin('chat:bug', alice);
+      await faulty.node.broker.publishLeave('chat:bug', alice);
+      await faulty.node.broker.publishControl({ type: 'message', user: 'alice', data: json('hello') });
+      for (const events of [faulty.events, sound?.events]) {
+        if (!events) continue;
+        await events.until(
+          () =>
+            events.pubsOf('chat:bug').length === 3 &&
+            events.joins.length === 1 &&
+            events.leaves.length === 1 &&
+            events.controls.some((c) => c.type === 'message'),
+        );
+        expect(events.pubsOf('chat:bug').map((p) => p.offset)).toEqual([1, 2, 0]);
+      }
+      // The broker is still sound: history holds both, and the next publish continues the lineage.
+      const history = await faulty.node.broker.history('chat:bug', { limit: 10 });
+      expect(history.publications.map((p) => p.offset)).toEqual([1, 2]);
+      expect(await faulty.node.broker.publish('chat:bug', json(3), withHistory)).toEqual({ offset: 3, epoch: first.epoch });
     });
 
     it('delivers join, leave and control messages', async () => {

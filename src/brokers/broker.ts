@@ -77,7 +77,9 @@ export interface NodeInfo {
 }
 
 /**
- * Receives what the broker delivers to this node. Handlers must not throw.
+ * Receives what the broker delivers to this node. Handlers must not throw; a broker that
+ * gets a throw anyway logs it and goes on: the publish that caused it still resolves with
+ * its position, the event still reaches the other nodes, and later events still come.
  * Channel events come for channels subscribed exactly or matched by a subscribed pattern,
  * each one once per node however many of these subscriptions match its channel; possibly
  * also for other channels (see `Broker.subscribePattern`), which the handler ignores.
@@ -94,6 +96,12 @@ export interface BrokerEventHandler {
    * subscribers back through recovery.
    */
   handleResync(): void;
+}
+
+/** Where a broker reports what it handles itself (a throwing handler, a dropped message): a pino logger fits. */
+export interface BrokerLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 }
 
 /**

@@ -1,9 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
 import { RelaisError } from '../core/errors.js';
-import type { BrokerEventHandler } from './broker.js';
-import { RecordingHandler } from './broker.contract.js';
+import type { Broker, BrokerEventHandler } from './broker.js';
+import { describeBrokerContract, RecordingHandler } from './broker.contract.js';
 import { RetryingBroker } from './broker_retrying.js';
 import { MemoryBroker } from './memory/broker_memory.js';
+import { MemoryPresenceManager } from './memory/presence_memory.js';
+import { RedisBroker } from './redis/broker_redis.js';
+import { RedisPresenceManager } from './redis/presence_redis.js';
+import { deletePrefix, SHARED_URL, sharedBusAvailable } from '../../test/helpers/buses.js';
 
 /** A memory broker whose start fails while `down`, recording the interest it is given. */
 class FlakyBroker extends MemoryBroker {
@@ -88,3 +93,54 @@ describe('RetryingBroker', () => {
     await broker.close();
   });
 });
+
+/** The retrying wrapper as the server builds it when `bus_start` is not `fail`. */
+function retryingAround(kind: Broker['kind'], create: () => Broker): RetryingBroker {
+  return new RetryingBroker({ kind, create, retryMs: 50 });
+}
+
+describeBrokerContract('retrying (memory)', {
+  distributed: false,
+  node: () => Promise.resolve({ broker: retryingAround('memory', () => new MemoryBroker()), presence: new MemoryPresenceManager() }),
+  reset: () => undefined,
+});
+
+const redisUp = await sharedBusAvailable('redis');
+if (!redisUp && process.env.CI === 'true') {
+  describe('Broker contract: retrying (redis)', () => {
+    it(`needs Redis at ${SHARED_URL.redis} (CI=true: an unreachable Redis is a failure, not a skip)`, () => {
+      throw new Error(`Redis is not reachable at ${SHARED_URL.redis}`);
+    });
+  });
+} else if (!redisUp) {
+  describe.skip(`Broker contract: retrying (redis): skipped, no Redis at ${SHARED_URL.redis}`, () => {
+    it('runs against a real Redis', () => undefined);
+  });
+} else {
+  const url = SHARED_URL.redis;
+  const prefixes: string[] = [];
+  const newPrefix = (): string => {
+    const prefix = `relais-test-${randomBytes(6).toString('hex')}`;
+    prefixes.push(prefix);
+    return prefix;
+  };
+  let prefix = newPrefix();
+  let nodes = 0;
+  describeBrokerContract('retrying (redis)', {
+    distributed: true,
+    node: () => {
+      const nodeId = `node-${++nodes}`;
+      const nodePrefix = prefix;
+      return Promise.resolve({
+        broker: retryingAround('redis', () => new RedisBroker({ url, prefix: nodePrefix, nodeId })),
+        presence: new RedisPresenceManager({ url, prefix: nodePrefix, nodeId }),
+      });
+    },
+    reset: () => {
+      prefix = newPrefix();
+    },
+  });
+  afterAll(async () => {
+    for (const p of prefixes) await deletePrefix('redis', p);
+  });
+}

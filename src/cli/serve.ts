@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { RelaisConfigInput } from '../config/schema.js';
+import { chooseLogFormat, createLoggerAs } from '../server/logger.js';
 import { startServer } from '../server/start.js';
 
 export interface ServeOptions {
@@ -23,9 +24,11 @@ export async function serve(options: ServeOptions): Promise<void> {
     }
     throw err;
   }
-  const server = await startServer(loaded);
-  if (process.stderr.isTTY) {
-    // The JSON logs are for machines; a person at a terminal gets the addresses in plain words.
+  const format = chooseLogFormat({ isTTY: process.stdout.isTTY === true, production: loaded.production });
+  const server = await startServer(loaded, await createLoggerAs(format, loaded.config.log_level));
+  if (format === 'pretty' && process.stderr.isTTY) {
+    // A person at a terminal gets the addresses in plain words, after the log lines; JSON
+    // logs are for a program, which a banner among them would only disturb.
     const host = server.host === '0.0.0.0' || server.host === '::' ? 'localhost' : server.host;
     console.error(
       [

@@ -75,7 +75,7 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
     };
   }
   return {
-    broker: new MemoryBroker(),
+    broker: new MemoryBroker({ logger }),
     presence: new MemoryPresenceManager(),
     description: 'standalone mode: in-memory bus, one process (set REDIS_URL or NATS_URL to run several instances)',
     label: 'the in-memory bus',

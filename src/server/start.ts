@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import Fastify, { LogController } from 'fastify';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.js';
 import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import { ServerApi } from './api.js';
 import { JwtVerifier } from './auth_jwt.js';
 import { createBus } from './bus.js';
+import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { HttpProxy } from './proxy.js';
 
@@ -24,15 +25,6 @@ export interface RunningServer {
   readonly logger: Logger;
   /** Graceful stop: no new connections, clients told to reconnect elsewhere, writes flushed, bus closed. */
   close(): Promise<void>;
-}
-
-export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'relais' },
-    // Secrets and message bodies never reach the logs.
-    redact: { paths: ['token', '*.token', 'api_key', '*.api_key', 'data', '*.data', 'req.headers.authorization'], censor: '[redacted]' },
-  });
 }
 
 /** The composition root: builds every part of a Relais node from its configuration and starts it. */

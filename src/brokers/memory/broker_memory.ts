@@ -5,6 +5,7 @@ import type { ClientInfo, Publication, StreamPosition } from '../../core/publica
 import type {
   Broker,
   BrokerEventHandler,
+  BrokerLogger,
   ControlMessage,
   HistoryQuery,
   HistoryResult,
@@ -68,16 +69,30 @@ interface IdempotentResult {
   readonly expiresAt: number;
 }
 
+export interface MemoryBrokerOptions {
+  readonly logger?: BrokerLogger;
+}
+
+const silentLogger: BrokerLogger = { warn: () => undefined, error: () => undefined };
+
 /**
  * The broker of a single process: offsets, history and fan-out in memory. Publishing is
- * synchronous under the hood, so offsets are assigned and delivered in one order.
+ * synchronous under the hood, so offsets are assigned and delivered in one order. The
+ * handler runs inside `publish`: a throw from it is logged and goes no further, as on a
+ * real bus, so that a subscriber's bug never fails the publish (nor trips the node's
+ * circuit breaker as a bus failure).
  */
 export class MemoryBroker implements Broker {
   readonly kind = 'memory';
+  private readonly logger: BrokerLogger;
   private handler: BrokerEventHandler | undefined;
   private readonly streams = new Map<string, MemoryStream>();
   private readonly idempotent = new Map<string, IdempotentResult>();
   private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: MemoryBrokerOptions = {}) {
+    this.logger = options.logger ?? silentLogger;
+  }
 
   start(handler: BrokerEventHandler): Promise<void> {
     this.handler = handler;
@@ -111,22 +126,22 @@ export class MemoryBroker implements Broker {
     if (idempotencyId !== undefined) {
       this.idempotent.set(idempotencyId, { position, expiresAt: now + (options.idempotentResultTtlMs ?? 300_000) });
     }
-    this.handler?.handlePublication(channel, publication);
+    this.deliver(channel, (handler) => handler.handlePublication(channel, publication));
     return Promise.resolve(position);
   }
 
   publishJoin(channel: string, info: ClientInfo): Promise<void> {
-    this.handler?.handleJoin(channel, info);
+    this.deliver(channel, (handler) => handler.handleJoin(channel, info));
     return Promise.resolve();
   }
 
   publishLeave(channel: string, info: ClientInfo): Promise<void> {
-    this.handler?.handleLeave(channel, info);
+    this.deliver(channel, (handler) => handler.handleLeave(channel, info));
     return Promise.resolve();
   }
 
   publishControl(message: ControlMessage): Promise<void> {
-    this.handler?.handleControl(message);
+    this.deliver(undefined, (handler) => handler.handleControl(message));
     return Promise.resolve();
   }
 
@@ -179,6 +194,17 @@ export class MemoryBroker implements Broker {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.handler = undefined;
     return Promise.resolve();
+  }
+
+  /** Hands one event to the handler; a throw is the handler's bug, logged here and contained. */
+  private deliver(channel: string | undefined, call: (handler: BrokerEventHandler) => void): void {
+    const handler = this.handler;
+    if (!handler) return;
+    try {
+      call(handler);
+    } catch (err) {
+      this.logger.error({ err, channel }, 'broker event handler threw');
+    }
   }
 
   private stream(channel: string): MemoryStream {

@@ -391,6 +391,10 @@ if (!reachable) {
         await a.subscribe(['chat:f']);
         await b.subscribe(['chat:f']);
         const before = await a.publish('chat:f', json('before'), withHistory);
+        // Both nodes, not only B: Redis writes the publisher's reply first and the subscribers'
+        // copies after it, one socket at a time; killed between two of those writes, it never
+        // sends A's copy (lost with the crash, as the resync below tells the node).
+        await eventsA.until(() => eventsA.pubsOf('chat:f').length === 1);
         await eventsB.until(() => eventsB.pubsOf('chat:f').length === 1);
 
         // Publications in flight when Redis dies settle (either way) instead of hanging.
@@ -416,7 +420,9 @@ if (!reachable) {
         expect(after.epoch).not.toBe(before.epoch);
         await eventsA.until(() => eventsA.pubsOf('chat:f').length === 2);
         await eventsB.until(() => eventsB.pubsOf('chat:f').length === 2);
-        expect(eventsB.pubsOf('chat:f').map((p) => JSON.parse(p.data) as unknown)).toEqual(['before', 'after']);
+        for (const events of [eventsA, eventsB]) {
+          expect(events.pubsOf('chat:f').map((p) => JSON.parse(p.data) as unknown)).toEqual(['before', 'after']);
+        }
         expect(warnings).toContain('redis connection lost; reconnecting');
         expect(warnings).toContain('redis connection restored');
       } finally {
