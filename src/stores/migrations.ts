@@ -40,17 +40,17 @@ export function newerDatabaseMessage(component: string, databaseVersion: number,
   );
 }
 
-/** A database this code must not run on: start-up stops with its message. */
-export class SchemaVersionError extends Error {
+/** A database this code must not run on (newer schema, missing PostgreSQL schema): start-up stops with its message. */
+export class SchemaError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'SchemaVersionError';
+    this.name = 'SchemaError';
   }
 }
 
-/** The migrations a database at `databaseVersion` lacks; SchemaVersionError when it is ahead of the code. */
+/** The migrations a database at `databaseVersion` lacks; SchemaError when it is ahead of the code. */
 export function pendingMigrations(set: MigrationSet, databaseVersion: number): readonly Migration[] {
   const codeVersion = set.migrations.length;
-  if (databaseVersion > codeVersion) throw new SchemaVersionError(newerDatabaseMessage(set.component, databaseVersion, codeVersion));
+  if (databaseVersion > codeVersion) throw new SchemaError(newerDatabaseMessage(set.component, databaseVersion, codeVersion));
   return set.migrations.slice(databaseVersion);
 }

@@ -10,7 +10,7 @@ import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { RelaisError } from '../../core/errors.js';
 import type { StreamPosition } from '../../core/publication.js';
 import { GroupCommit, type PendingCall } from '../group_commit.js';
-import { checkMigrationSets, pendingMigrations, SchemaVersionError, type MigrationSet } from '../migrations.js';
+import { checkMigrationSets, pendingMigrations, SchemaError, type MigrationSet } from '../migrations.js';
 import { columnsOf, messageOfRequest, messageOfRow, newEpoch, type MessageRow } from '../rows.js';
 import type {
   AppendRequest,
@@ -76,7 +76,7 @@ const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PRO
 
 /** SQLite failures as RelaisErrors: lock waits and I/O trouble are temporary. */
 export function sqliteError(err: unknown): Error {
-  if (err instanceof RelaisError || err instanceof SchemaVersionError) return err;
+  if (err instanceof RelaisError || err instanceof SchemaError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) {
     return new RelaisError('STORE_UNAVAILABLE', `SQLite store unavailable (${code}), retry later`, { cause: err });
@@ -263,8 +263,8 @@ export class SqliteStore implements Store {
       const epoch = newEpoch();
       this.db
         .transaction(() => {
-          s.deleteChannelMessages.run(channel);
           s.resetChannel.run(channel, epoch, Date.now(), Date.now());
+          s.deleteChannelMessages.run(channel);
           s.deleteChannelReadPositions.run(channel);
         })
         .immediate();
