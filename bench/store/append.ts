@@ -4,7 +4,7 @@
  * rate (1,000/s) for the latency the chat target names. Bounded in time: each step runs
  * --seconds (default 3). Prints a Markdown table.
  *
- *   node --import tsx bench/store/append.ts [--stores sqlite,postgres] [--seconds 3] [--rates 1000]
+ *   node --import tsx bench/store/append.ts [--stores sqlite,postgres] [--seconds 3] [--rates 1000] [--in-flight 1|2]
  */
 import { parseArgs } from 'node:util';
 import type { JsonText } from '../../src/core/json.js';
@@ -19,6 +19,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '1,64,512' },
     rates: { type: 'string', default: '1000' },
     channels: { type: 'string', default: '100' },
+    // PostgreSQL group-commit transactions in flight (the store's default is 2).
+    'in-flight': { type: 'string' },
   },
 });
 const stepMs = Number(args.seconds) * 1000;
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
   const kinds = args.stores.split(',').filter((k): k is StoreKind => k === 'sqlite' || k === 'postgres');
   const rows: string[] = ['| store | load | appends/s | p50 ms | p99 ms | errors |', '|---|---|---:|---:|---:|---:|'];
   for (const kind of kinds) {
-    const bench = await openBenchStore(kind);
+    const bench = await openBenchStore(kind, args['in-flight'] ? Number(args['in-flight']) : undefined);
     try {
       await closedLoop(bench.store, 16); // warm-up: connections, prepared statements, JIT
       const steps: Step[] = [];

@@ -22,7 +22,7 @@ export interface BenchStore {
   dispose(): Promise<void>;
 }
 
-export async function openBenchStore(kind: StoreKind): Promise<BenchStore> {
+export async function openBenchStore(kind: StoreKind, maxInFlight?: number): Promise<BenchStore> {
   if (kind === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'relais-bench-store-'));
     const path = join(dir, 'relais.sqlite');
@@ -41,7 +41,7 @@ export async function openBenchStore(kind: StoreKind): Promise<BenchStore> {
   if (unreachable !== undefined) throw new Error(`PostgreSQL is not reachable at ${POSTGRES_URL}: ${unreachable}`);
   const schema = newSchemaName();
   await createSchema(POSTGRES_URL, schema);
-  const store = new PostgresStore({ url: POSTGRES_URL, schema, poolMin: 2, poolMax: 10, queryTimeoutMs: 10_000 });
+  const store = new PostgresStore({ url: POSTGRES_URL, schema, poolMin: 2, poolMax: 10, queryTimeoutMs: 10_000, ...(maxInFlight ? { maxInFlight } : {}) });
   await store.migrate();
   return {
     store,

@@ -20,25 +20,40 @@ export interface GroupCommitOptions {
    * queueing without bound.
    */
   readonly maxQueued: number;
+  /**
+   * Transactions in flight at once (default 1). Above 1, a batch starts only once the one
+   * before it has said `committing()`: everything but its COMMIT is done, so its offsets are
+   * taken, and the rows it locked keep the next batch waiting until it commits.
+   */
+  readonly maxInFlight?: number;
 }
 
 /**
  * Writes one batch of calls in one transaction. Resolves with the results of each call, in
  * call order; rejecting fails every call of the batch (the transaction wrote nothing).
+ * `committing()`, called when only the commit itself is left, lets the next batch start.
  */
-export type CommitBatch<Request, Result> = (calls: readonly PendingCall<Request, Result>[]) => Promise<readonly (readonly Result[])[]>;
+export type CommitBatch<Request, Result> = (
+  calls: readonly PendingCall<Request, Result>[],
+  committing: () => void,
+) => Promise<readonly (readonly Result[])[]>;
 
 export class GroupCommit<Request, Result> {
   private queue: PendingCall<Request, Result>[] = [];
   private queued = 0;
-  private inFlight: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  /** False while the newest batch in flight has not reached its commit. */
+  private open = true;
   private scheduled = false;
   private closed = false;
+  private readonly maxInFlight: number;
 
   constructor(
     private readonly commit: CommitBatch<Request, Result>,
     private readonly options: GroupCommitOptions,
-  ) {}
+  ) {
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? 1);
+  }
 
   /** Queues a call for the next transaction. The caller has validated its requests. */
   submit(requests: readonly Request[]): Promise<readonly Result[]> {
@@ -53,24 +68,30 @@ export class GroupCommit<Request, Result> {
     });
   }
 
-  /** Requests waiting for a transaction (not counting the one in flight). */
+  /** Requests waiting for a transaction (not counting those in flight). */
   get pending(): number {
     return this.queued;
   }
 
-  /** Waits for the commit in flight; rejects the calls still queued. */
+  /** Waits for the commits in flight; rejects the calls still queued. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.inFlight;
+    await Promise.all(this.inFlight);
     const left = this.queue.splice(0);
     this.queued = 0;
     for (const call of left) call.reject(new RelaisError('STORE_UNAVAILABLE', 'store closed before this append was written'));
   }
 
+  private canStart(): boolean {
+    return this.open && this.inFlight.size < this.maxInFlight && this.queue.length > 0 && !this.closed;
+  }
+
   private schedule(): void {
-    if (this.scheduled || this.inFlight !== undefined) return;
+    if (this.scheduled || !this.canStart()) return;
     this.scheduled = true;
-    // The next macrotask, so that every call of this event-loop turn joins the batch.
+    // The next macrotask, so that every call of this event-loop turn joins the batch; and,
+    // after a commit, so that a synchronous database (SQLite) committing batch after batch
+    // does not starve timers and I/O.
     setImmediate(() => {
       this.scheduled = false;
       this.next();
@@ -78,7 +99,7 @@ export class GroupCommit<Request, Result> {
   }
 
   private next(): void {
-    if (this.inFlight !== undefined || this.queue.length === 0 || this.closed) return;
+    if (!this.canStart()) return;
     let count = 0;
     let size = 0;
     for (const call of this.queue) {
@@ -88,18 +109,26 @@ export class GroupCommit<Request, Result> {
     }
     const batch = this.queue.splice(0, count);
     this.queued -= size;
-    this.inFlight = this.run(batch).finally(() => {
-      this.inFlight = undefined;
-      // Through a macrotask even when calls are waiting: a synchronous database (SQLite)
-      // would otherwise commit batch after batch in microtasks and starve timers and I/O.
+    this.open = false;
+    let opened = false;
+    const openGate = (): void => {
+      if (opened) return;
+      opened = true;
+      this.open = true;
+      this.schedule();
+    };
+    const run = this.run(batch, openGate).finally(() => {
+      this.inFlight.delete(run);
+      openGate();
       this.schedule();
     });
+    this.inFlight.add(run);
   }
 
-  private async run(batch: readonly PendingCall<Request, Result>[]): Promise<void> {
+  private async run(batch: readonly PendingCall<Request, Result>[], committing: () => void): Promise<void> {
     let results: readonly (readonly Result[])[];
     try {
-      results = await this.commit(batch);
+      results = await this.commit(batch, committing);
     } catch (err) {
       for (const call of batch) call.reject(err);
       return;

@@ -41,6 +41,8 @@ export interface PostgresStoreOptions extends Partial<Omit<PoolSettings, 'url'>>
   readonly maxBatch?: number;
   /** Appends waiting beyond which new ones are refused at once. Default 100,000. */
   readonly maxQueued?: number;
+  /** Group-commit transactions in flight, the next one overlapping the previous one's commit. Default 2. */
+  readonly maxInFlight?: number;
   /** Features' own tables, migrated after the store's. */
   readonly migrations?: readonly MigrationSet[];
 }
@@ -115,7 +117,13 @@ export class PostgresStore implements Store {
     this.schema = options.schema;
     const settings: PoolSettings = { ...postgresPoolDefaults, ...options };
     ({ pool: this.pool, stop: this.stopPool } = createPool(settings, options.logger ?? silentStoreLogger));
-    this.group = new GroupCommit((calls) => this.commit(calls), { maxBatch: options.maxBatch ?? 1000, maxQueued: options.maxQueued ?? 100_000 });
+    // Two in flight: the next batch locks and writes while the previous one waits for its
+    // commit's disk flush (see GroupCommitOptions.maxInFlight for why order holds).
+    this.group = new GroupCommit((calls, committing) => this.commit(calls, committing), {
+      maxBatch: options.maxBatch ?? 1000,
+      maxQueued: options.maxQueued ?? 100_000,
+      maxInFlight: options.maxInFlight ?? 2,
+    });
   }
 
   private async query<Row extends pg.QueryResultRow>(statement: NamedStatement, values: readonly unknown[]): Promise<pg.QueryResult<Row>> {
@@ -128,7 +136,7 @@ export class PostgresStore implements Store {
   }
 
   /** One transaction on one pooled connection; failures drop the connection, which also ends the transaction server-side. */
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>, beforeCommit?: () => void): Promise<T> {
     if (this.closed) throw new RelaisError('STORE_UNAVAILABLE', 'store closed');
     let client: pg.PoolClient;
     try {
@@ -143,6 +151,7 @@ export class PostgresStore implements Store {
     try {
       await client.query('BEGIN');
       const result = await work(client);
+      beforeCommit?.();
       await client.query('COMMIT');
       client.off('error', onError);
       client.release();
@@ -196,7 +205,7 @@ export class PostgresStore implements Store {
     return this.group.submit(requests);
   }
 
-  private commit(calls: readonly PendingCall<AppendRequest, AppendResult>[]): Promise<readonly (readonly AppendResult[])[]> {
+  private commit(calls: readonly PendingCall<AppendRequest, AppendResult>[], committing: () => void): Promise<readonly (readonly AppendResult[])[]> {
     return this.transaction(async (client) => {
       const names = [...new Set(calls.flatMap((call) => call.requests.map((r) => r.channel)))];
       const now = Math.max(...calls.flatMap((call) => call.requests.map((r) => r.time)));
@@ -272,7 +281,7 @@ export class PostgresStore implements Store {
         });
       }
       return results;
-    });
+    }, committing);
   }
 
   async range(channel: string, query: RangeQuery): Promise<MessagePage> {
