@@ -85,7 +85,18 @@ export function messageOfRequest(request: AppendRequest, offset: number, epoch: 
   };
 }
 
-/** A new epoch: random and short, as the brokers' epochs. */
+// Random bytes drawn in blocks: one randomBytes call per epoch cost more than the rest of an
+// append (PostgreSQL batches offer an epoch for every channel, in case its row is new).
+let entropy = Buffer.alloc(0);
+let used = 0;
+
+/** A new epoch: 6 random bytes, base64url, as the brokers' epochs. */
 export function newEpoch(): string {
-  return randomBytes(6).toString('base64url');
+  if (used + 6 > entropy.length) {
+    entropy = randomBytes(6 * 512);
+    used = 0;
+  }
+  const epoch = entropy.toString('base64url', used, used + 6);
+  used += 6;
+  return epoch;
 }

@@ -43,6 +43,8 @@ export function createPool(settings: PoolSettings, logger: StoreLogger): { pool:
     statement_timeout: settings.queryTimeoutMs,
     query_timeout: settings.queryTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS,
     keepAlive: true,
+    // Statements of a transaction go out together; see PostgresStore.transaction.
+    pipeline: true,
     application_name: 'relais',
     // A startup option rather than a SET statement: the schema is part of the connection, so
     // no SQL text ever carries it.

@@ -135,8 +135,17 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** One transaction on one pooled connection; failures drop the connection, which also ends the transaction server-side. */
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>, beforeCommit?: () => void): Promise<T> {
+  /**
+   * One transaction on one pooled connection; failures drop the connection, which also ends
+   * the transaction server-side. Connections run in pipeline mode: statements are sent
+   * without waiting for the previous answer (the server still runs them in order), so BEGIN
+   * travels with the first statement, and what `work` hands to `defer` travels with COMMIT.
+   * `beforeCommit` runs once `work` is done and only COMMIT (and the deferred) are left.
+   */
+  private async transaction<T>(
+    work: (client: pg.PoolClient, defer: (statement: Promise<unknown>) => void) => Promise<T>,
+    beforeCommit?: () => void,
+  ): Promise<T> {
     if (this.closed) throw new RelaisError('STORE_UNAVAILABLE', 'store closed');
     let client: pg.PoolClient;
     try {
@@ -148,11 +157,18 @@ export class PostgresStore implements Store {
     // would otherwise be an uncaught 'error' event. The failing statement reports it.
     const onError = (): void => undefined;
     client.on('error', onError);
+    const pending: Promise<unknown>[] = [];
+    const defer = (statement: Promise<unknown>): void => {
+      // Awaited below; until then a failure must not count as unhandled.
+      statement.catch(() => undefined);
+      pending.push(statement);
+    };
     try {
-      await client.query('BEGIN');
-      const result = await work(client);
+      defer(client.query('BEGIN'));
+      const result = await work(client, defer);
       beforeCommit?.();
-      await client.query('COMMIT');
+      // A deferred statement that failed makes COMMIT answer ROLLBACK: its own error is what counts.
+      await Promise.all([...pending, client.query('COMMIT')]);
       client.off('error', onError);
       client.release();
       return result;
@@ -206,27 +222,27 @@ export class PostgresStore implements Store {
   }
 
   private commit(calls: readonly PendingCall<AppendRequest, AppendResult>[], committing: () => void): Promise<readonly (readonly AppendResult[])[]> {
-    return this.transaction(async (client) => {
+    return this.transaction(async (client, defer) => {
       const names = [...new Set(calls.flatMap((call) => call.requests.map((r) => r.channel)))];
       const now = Math.max(...calls.flatMap((call) => call.requests.map((r) => r.time)));
-      const locked = await client.query<{ name: string; epoch: string; top: Bigint }>({
+      const locking = client.query<{ name: string; epoch: string; top: Bigint }>({
         ...sql.lockChannels,
         values: [names, names.map(() => newEpoch()), now],
       });
-      const channels = new Map(locked.rows.map((row) => [row.name, { epoch: row.epoch, top: Number(row.top), updatedAt: 0, changed: false }]));
-
-      // Keys looked up after the channel rows are locked: no other instance can store one of
-      // them for these channels until this transaction ends.
-      const keyed = new Map<string, StoredMessage>();
+      // Keys are looked up after the channel rows are locked (the server runs the pipelined
+      // statements in order): no other instance can store one of them for these channels
+      // until this transaction ends.
       const lookup = calls.flatMap((call) => call.requests.filter((r) => r.idempotencyKey !== undefined));
-      if (lookup.length > 0) {
-        const found = await client.query<MessageRow & { channel: string }>({
-          ...sql.byKeys,
-          values: [lookup.map((r) => r.channel), lookup.map((r) => r.idempotencyKey)],
-        });
-        for (const row of found.rows) {
-          keyed.set(`${row.channel}\u0000${row.idem_key ?? ''}`, messageOfRow(row.channel, channels.get(row.channel)?.epoch ?? '', row));
-        }
+      const finding =
+        lookup.length === 0
+          ? undefined
+          : client.query<MessageRow & { channel: string }>({ ...sql.byKeys, values: [lookup.map((r) => r.channel), lookup.map((r) => r.idempotencyKey)] });
+      if (finding) defer(finding);
+      const locked = await locking;
+      const channels = new Map(locked.rows.map((row) => [row.name, { epoch: row.epoch, top: Number(row.top), updatedAt: 0, changed: false }]));
+      const keyed = new Map<string, StoredMessage>();
+      for (const row of (await finding)?.rows ?? []) {
+        keyed.set(`${row.channel}\u0000${row.idem_key ?? ''}`, messageOfRow(row.channel, channels.get(row.channel)?.epoch ?? '', row));
       }
 
       const columns = { channel: [] as string[], seq: [] as number[], time: [] as number[], data: [] as string[], user: [] as (string | null)[] };
@@ -260,7 +276,8 @@ export class PostgresStore implements Store {
       );
       if (columns.channel.length > 0) {
         const moved = [...channels].filter(([, ch]) => ch.changed);
-        await client.query({
+        // Sent with COMMIT: the offsets are taken, and the locked rows hold off any other batch.
+        defer(client.query({
           ...sql.write,
           values: [
             moved.map(([name]) => name),
@@ -278,7 +295,7 @@ export class PostgresStore implements Store {
             more.temp,
             more.key,
           ],
-        });
+        }));
       }
       return results;
     }, committing);

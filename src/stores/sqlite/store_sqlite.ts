@@ -177,8 +177,11 @@ export class SqliteStore implements Store {
           call.requests.map((request): AppendResult => {
             let channel = channels.get(request.channel);
             if (channel === undefined) {
-              s.ensureChannel.run(request.channel, newEpoch(), request.time, request.time);
-              const row = s.channelRow.get(request.channel) as ChannelRow;
+              let row = s.channelRow.get(request.channel) as ChannelRow | undefined;
+              if (row === undefined) {
+                row = { epoch: newEpoch(), top: 0, updated_at: request.time };
+                s.ensureChannel.run(request.channel, row.epoch, request.time, request.time);
+              }
               channel = { epoch: row.epoch, top: row.top, updatedAt: row.updated_at, changed: false };
               channels.set(request.channel, channel);
             }
