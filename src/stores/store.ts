@@ -14,9 +14,9 @@ export interface AppendRequest {
   readonly info?: ClientInfo;
   readonly tags?: Readonly<Record<string, string>>;
   /**
-   * Unique per channel while it is remembered (`StoreOptions.idempotencyTtlMs`, then until
-   * the next sweep): a second append with the same key stores nothing and resolves with the
-   * first message, `duplicate: true`. Up to 256 characters. A caller that wants a client's
+   * Unique per channel while it is remembered: at least the sweeper's `idempotencyTtlMs`
+   * (config `idempotency_ttl`), until the first sweep after that. A second append with the
+   * same key stores nothing and resolves with the first message, `duplicate: true`. Up to 256 characters. A caller that wants a client's
    * retried `tempId` stored once passes a key derived from it (user and tempId).
    */
   readonly idempotencyKey?: string;
@@ -140,8 +140,10 @@ export interface ReadState {
  *
  * Errors, for every method:
  * - STORE_UNAVAILABLE (temporary) when the database cannot be reached, a query runs past the
- *   query timeout, or the store is closed. No call waits longer than the connection timeout
- *   plus the query timeouts of its statements. Nothing the call was to write is acknowledged;
+ *   query timeout, too many appends are waiting, or the store is closed. No call waits
+ *   longer than the connection timeout plus the query timeouts of its statements (an append
+ *   also waits for the batches ahead of it, each so bounded). Nothing the call was to write
+ *   is acknowledged;
  *   a write may still have committed when the failure came after the commit was sent, so
  *   retrying an append with its idempotency key is the safe way.
  * - BAD_REQUEST for arguments out of their documented range (empty or over-long names, NUL
