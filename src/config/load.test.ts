@@ -59,6 +59,57 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the database settings of seed 002, timeouts in milliseconds, and refuses bad ones all at once', () => {
+    const { config } = loadConfig({
+      env: {
+        DATABASE_URL: 'postgres://relais:secret@db.internal:5432/relais',
+        DB_POOL_MAX: '30',
+        DB_POOL_MIN: '5',
+        DB_POOL_IDLE_TIMEOUT: '30000',
+        DB_POOL_CONNECTION_TIMEOUT: '2000',
+        DB_QUERY_TIMEOUT: '5s',
+        DEBUG_DB_POOL: 'true',
+        RELAIS_DATA_DIR: '/var/lib/relais',
+      },
+      overrides: { namespaces: { room: { persist: true, persist_ttl: '30d', persist_size: 10_000 } } },
+    });
+    expect(config.database).toEqual({
+      url: 'postgres://relais:secret@db.internal:5432/relais',
+      pool_max: 30,
+      pool_min: 5,
+      pool_idle_timeout: 30_000,
+      pool_connection_timeout: 2000,
+      query_timeout: 5000,
+      debug_pool: true,
+    });
+    expect(config.data_dir).toBe('/var/lib/relais');
+    expect(config.namespaces['room']).toMatchObject({ persist: true, persist_ttl: 30 * 86_400_000, persist_size: 10_000 });
+    expect(config.namespaces['chat']?.persist).toBe(false);
+    const defaults = loadConfig({ env: {} }).config;
+    expect(defaults.database).toEqual({ pool_max: 20, pool_min: 2, pool_idle_timeout: 30_000, pool_connection_timeout: 2000, query_timeout: 30_000, debug_pool: false });
+    expect(defaults.data_dir).toBe('./data');
+
+    const found = problems(() => loadConfig({ env: { DATABASE_URL: 'mysql://x', DB_POOL_MAX: 'many', DB_QUERY_TIMEOUT: 'soon', DEBUG_DB_POOL: 'perhaps' } }));
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^DB_POOL_MAX: expected a whole number/),
+        expect.stringMatching(/^DEBUG_DB_POOL: expected true or false/),
+        expect.stringMatching(/^DATABASE_URL \(database\.url\): expected a postgres/),
+        expect.stringMatching(/^DB_QUERY_TIMEOUT \(database\.query_timeout\)/),
+      ]),
+    );
+    const cross = problems(() =>
+      loadConfig({ env: { DB_POOL_MIN: '10', DB_POOL_MAX: '4', DB_QUERY_TIMEOUT: '0' }, overrides: { namespaces: { room: { persist_ttl: '1d' } } } }),
+    );
+    expect(cross).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('DB_POOL_MIN (database.pool_min) must not exceed DB_POOL_MAX'),
+        expect.stringContaining('DB_QUERY_TIMEOUT (database.query_timeout) must be above 0'),
+        expect.stringContaining('namespaces.room: persist_ttl and persist_size need persist: true'),
+      ]),
+    );
+  });
+
   it('requires real secrets in production', () => {
     const found = problems(() => loadConfig({ env: { NODE_ENV: 'production' } }));
     expect(found).toEqual(expect.arrayContaining([expect.stringContaining('RELAIS_API_KEY'), expect.stringContaining('token key')]));

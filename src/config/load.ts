@@ -31,7 +31,8 @@ export interface ConfigSources {
   readonly overrides?: RelaisConfigInput;
 }
 
-type EnvBinding = { readonly name: string; readonly path: readonly string[]; readonly kind: 'string' | 'int' | 'bool' | 'list' };
+/** `millis`: a whole number is milliseconds (seed 002's DB_* timeouts); a duration string ("30s") works too. */
+type EnvBinding = { readonly name: string; readonly path: readonly string[]; readonly kind: 'string' | 'int' | 'bool' | 'list' | 'millis' };
 
 /** Environment variables, with the names our users already use. */
 const envBindings: readonly EnvBinding[] = [
@@ -50,6 +51,15 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
   { name: 'NATS_URL', path: ['nats_url'], kind: 'string' },
   { name: 'RELAIS_BUS_PREFIX', path: ['bus_prefix'], kind: 'string' },
+  { name: 'DATABASE_URL', path: ['database', 'url'], kind: 'string' },
+  { name: 'RELAIS_DB_SCHEMA', path: ['database', 'schema'], kind: 'string' },
+  { name: 'DB_POOL_MAX', path: ['database', 'pool_max'], kind: 'int' },
+  { name: 'DB_POOL_MIN', path: ['database', 'pool_min'], kind: 'int' },
+  { name: 'DB_POOL_IDLE_TIMEOUT', path: ['database', 'pool_idle_timeout'], kind: 'millis' },
+  { name: 'DB_POOL_CONNECTION_TIMEOUT', path: ['database', 'pool_connection_timeout'], kind: 'millis' },
+  { name: 'DB_QUERY_TIMEOUT', path: ['database', 'query_timeout'], kind: 'millis' },
+  { name: 'DEBUG_DB_POOL', path: ['database', 'debug_pool'], kind: 'bool' },
+  { name: 'RELAIS_DATA_DIR', path: ['data_dir'], kind: 'string' },
 ];
 
 type Plain = Record<string, unknown>;
@@ -96,6 +106,8 @@ function readEnv(env: ConfigSources['env'], problems: string[]): { input: Plain;
         continue;
       }
       value = ['1', 'true', 'yes'].includes(v);
+    } else if (binding.kind === 'millis') {
+      value = /^\d+$/.test(raw.trim()) ? `${raw.trim()}ms` : raw.trim();
     } else if (binding.kind === 'list') {
       value = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
     } else if (binding.name === 'RELAIS_TOKEN_PUBLIC_KEY' && !raw.includes('-----BEGIN')) {
@@ -154,7 +166,15 @@ function crossCheck(config: RelaisConfig): string[] {
     if (ns.allow_presence && !ns.presence) problems.push(`${where}: allow_presence needs presence: true`);
     if (ns.allow_history && ns.history_size === 0) problems.push(`${where}: allow_history needs history_size and history_ttl`);
     if (ns.force_recovery && ns.history_size === 0) problems.push(`${where}: force_recovery needs history_size and history_ttl`);
+    if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
   }
+  const db = config.database;
+  if (db.pool_min > db.pool_max) {
+    problems.push(`DB_POOL_MIN (database.pool_min) must not exceed DB_POOL_MAX (database.pool_max): got ${db.pool_min} and ${db.pool_max}`);
+  }
+  // 0 would mean "no limit" to the driver: a call could then wait forever.
+  if (db.pool_connection_timeout <= 0) problems.push('DB_POOL_CONNECTION_TIMEOUT (database.pool_connection_timeout) must be above 0');
+  if (db.query_timeout <= 0) problems.push('DB_QUERY_TIMEOUT (database.query_timeout) must be above 0');
   if (config.redis_url && config.nats_url) problems.push('REDIS_URL and NATS_URL are both set: choose one message bus');
   if (config.client.pong_timeout >= config.client.ping_interval && config.client.ping_interval > 0) {
     problems.push('client.pong_timeout must be shorter than client.ping_interval');

@@ -68,6 +68,12 @@ export const namespaceOptions = z
     allow_wildcard: z.boolean().default(false),
     /** Per-connection limit on publishing into this namespace, on top of the global ones. */
     rate_limit: rateLimit.optional(),
+    /** Publications are written to the durable store (SQLite or PostgreSQL) before they are acknowledged. */
+    persist: z.boolean().default(false),
+    /** How long the store keeps a persisted publication; 0 keeps it forever. */
+    persist_ttl: duration.default(0),
+    /** Persisted publications kept per channel (the newest); 0 keeps every one. */
+    persist_size: z.number().int().min(0).max(1_000_000_000).default(0),
   })
   .strict();
 
@@ -202,6 +208,30 @@ export const relaisConfig = z
     nats_url: z.string().regex(/^(nats|tls):\/\//, 'nats_url must start with nats:// or tls://').optional(),
     /** Prefix of every key and subject Relais uses on the bus. */
     bus_prefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('relais'),
+    /**
+     * The durable store: PostgreSQL when `url` is set, otherwise SQLite in `data_dir`. Pool
+     * settings and timeouts follow seed 002 (the environment gives them in milliseconds).
+     */
+    database: z
+      .object({
+        url: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL').optional(),
+        /** PostgreSQL schema of Relais's tables (must exist); absent: the server's default (public). */
+        schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lowercase letters, digits and "_", at most 63').optional(),
+        pool_max: z.number().int().min(1).max(10_000).default(20),
+        pool_min: z.number().int().min(0).max(10_000).default(2),
+        /** An idle connection above pool_min is closed after this. */
+        pool_idle_timeout: duration.prefault('30s'),
+        /** Most time to get a connection, opening one or waiting for a free one. */
+        pool_connection_timeout: duration.prefault('2s'),
+        /** Most time one statement may run (PostgreSQL statement_timeout); SQLite waits at most min(this, 5s) for a lock. */
+        query_timeout: duration.prefault('30s'),
+        /** Logs pool events and counts every 30 s. */
+        debug_pool: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    /** Folder of the embedded SQLite store (relais.sqlite), created when missing. */
+    data_dir: z.string().min(1).default('./data'),
   })
   .strict();
 

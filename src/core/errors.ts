@@ -25,6 +25,10 @@ export const errorTable = {
     message: 'unrecoverable position',
   },
   BROKER_UNAVAILABLE: { wire: ErrorCode.internal, http: 503, temporary: true, message: 'message bus unavailable' },
+  // 100 is the only server code Centrifugo itself marks temporary; the SDKs keep codes below
+  // 100 for their own client-side errors, so the temporary flag is what makes them retry.
+  STORE_UNAVAILABLE: { wire: ErrorCode.internal, http: 503, temporary: true, message: 'store unavailable' },
+  ROOM_NOT_FOUND: { wire: ErrorCode.unknownChannel, http: 404, temporary: false, message: 'room not found' },
 } as const;
 
 export type RelaisErrorCode = keyof typeof errorTable;
