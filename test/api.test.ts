@@ -18,6 +18,8 @@ beforeAll(async () => {
       namespaces: {
         // No history, no presence.
         plain: { allow_subscribe: 'authenticated' },
+        // History in the bus only (chat is persistent: its history is in the store).
+        feed: { history_size: 100, history_ttl: '1h', allow_history: true },
       },
     },
   });
@@ -140,12 +142,23 @@ describe('server API', () => {
   });
 
   it('history_remove drops the publications and keeps the position', async () => {
+    for (let n = 1; n <= 3; n++) await relais.call('publish', { channel: 'feed:hrm', data: { n } });
+    const before = await relais.call<HistoryResult>('history', { channel: 'feed:hrm', limit: 10 });
+    expect(numbers(before.publications)).toEqual([1, 2, 3]);
+    expect(await relais.call('history_remove', { channel: 'feed:hrm' })).toEqual({});
+    expect(await relais.call('history', { channel: 'feed:hrm', limit: 10 })).toEqual({ publications: [], offset: 3, epoch: before.epoch });
+    expect(await relais.call('publish', { channel: 'feed:hrm', data: { n: 4 } })).toEqual({ offset: 4, epoch: before.epoch });
+  });
+
+  it('history_remove clears a persistent channel: its store starts a new epoch, offsets from 1', async () => {
     for (let n = 1; n <= 3; n++) await relais.call('publish', { channel: 'chat:hrm', data: { n } });
     const before = await relais.call<HistoryResult>('history', { channel: 'chat:hrm', limit: 10 });
     expect(numbers(before.publications)).toEqual([1, 2, 3]);
     expect(await relais.call('history_remove', { channel: 'chat:hrm' })).toEqual({});
-    expect(await relais.call('history', { channel: 'chat:hrm', limit: 10 })).toEqual({ publications: [], offset: 3, epoch: before.epoch });
-    expect(await relais.call('publish', { channel: 'chat:hrm', data: { n: 4 } })).toEqual({ offset: 4, epoch: before.epoch });
+    const after = await relais.call<HistoryResult>('history', { channel: 'chat:hrm', limit: 10 });
+    expect(after.publications).toEqual([]);
+    expect(after.epoch).not.toBe(before.epoch);
+    expect(await relais.call('publish', { channel: 'chat:hrm', data: { n: 4 } })).toEqual({ offset: 1, epoch: after.epoch });
   });
 
   it('channels lists the active channels matching a glob, with subscriber counts', async () => {

@@ -3,6 +3,9 @@
  * util-linux `script`) and JSON lines into a pipe or in production.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CLI, withTimeout } from './helpers/relais.js';
@@ -19,8 +22,9 @@ interface Served {
  * Runs `relais serve --port 0` until it logs that it listens, then stops it and checks it is
  * gone. With `tty`, inside `script` so that its standard output is a terminal.
  */
-async function serve(tty: boolean, env: Record<string, string>): Promise<Served> {
+async function serve(tty: boolean, extra: Record<string, string>): Promise<Served> {
   const command = `'${process.execPath}' '${CLI}' serve --port 0`;
+  const env = { RELAIS_DATA_DIR: join(mkdtempSync(join(tmpdir(), 'relais-logs-')), 'data'), ...extra };
   const child = tty
     ? spawn('script', ['-qec', command, '/dev/null'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
     : spawn(process.execPath, [CLI, 'serve', '--port', '0'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

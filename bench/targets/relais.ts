@@ -37,12 +37,15 @@ export async function startRelais(instances: 1 | 2, options: TargetOptions, main
     RELAIS_API_KEY: `bench-key-${randomBytes(8).toString('hex')}`,
     LOG_LEVEL: 'warn',
     RELAIS_CONFIG: configPath,
+    // The embedded chat namespace is persistent: its store goes with the run, not the checkout.
+    RELAIS_DATA_DIR: join(tmpdir(), `relais-bench-${tag}-data`),
   };
   if (instances === 2) Object.assign(env, { REDIS_URL: options.redisUrl, RELAIS_BUS_PREFIX: `bench-${tag}` });
   const servers: Child[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(servers.map((s) => s.kill()));
     rmSync(configPath, { force: true });
+    rmSync(env['RELAIS_DATA_DIR'] ?? '', { recursive: true, force: true });
   };
   try {
     const urls: string[] = [];

@@ -7,8 +7,9 @@ export const DEV_TOKEN_SECRET = 'relais-dev-token-secret-change-me';
 /**
  * What Relais runs with when nothing is configured: the in-memory bus and two namespaces,
  * so that the quick start works end to end.
- * - `chat:<room>`: chat rooms. Any authenticated user subscribes and publishes; 100 messages
- *   of history kept a day, recovery after reconnect, presence with join/leave, SSE globs.
+ * - `chat:<room>`: chat rooms. Any authenticated user subscribes and publishes; every message
+ *   kept in the durable store (SQLite under RELAIS_DATA_DIR, or DATABASE_URL), recovery after
+ *   reconnect, presence with join/leave, SSE globs.
  * - `user:<id>`: personal channels. Only alice subscribes to `user:alice`; any authenticated
  *   user may publish there (`@alice` direct messages).
  * Channels without a namespace: authenticated users subscribe, only the server publishes.
@@ -19,8 +20,7 @@ export function embeddedDefaults(production: boolean): RelaisConfigInput {
     host: production ? '0.0.0.0' : '127.0.0.1',
     namespaces: {
       chat: {
-        history_size: 100,
-        history_ttl: '24h',
+        persist: true,
         force_recovery: true,
         presence: true,
         join_leave: true,

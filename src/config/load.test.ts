@@ -84,7 +84,8 @@ describe('loadConfig', () => {
     });
     expect(config.data_dir).toBe('/var/lib/relais');
     expect(config.namespaces['room']).toMatchObject({ persist: true, persist_ttl: 30 * 86_400_000, persist_size: 10_000 });
-    expect(config.namespaces['chat']?.persist).toBe(false);
+    // The embedded chat namespace is persistent (the quick start keeps its history).
+    expect(config.namespaces['chat']?.persist).toBe(true);
     const defaults = loadConfig({ env: {} }).config;
     expect(defaults.database).toEqual({ pool_max: 20, pool_min: 2, pool_idle_timeout: 30_000, pool_connection_timeout: 2000, query_timeout: 30_000, debug_pool: false });
     expect(defaults.data_dir).toBe('./data');

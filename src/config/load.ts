@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { relaisConfig, type RelaisConfig, type RelaisConfigInput } from './schema.js';
+import { keepsHistory } from '../core/channel.js';
 import { embeddedDefaults, DEV_API_KEY, DEV_TOKEN_SECRET } from './defaults.js';
 
 /** Every problem found in a configuration, reported at once. */
@@ -164,8 +165,8 @@ function crossCheck(config: RelaisConfig): string[] {
     }
     if (ns.join_leave && !ns.presence) problems.push(`${where}: join_leave needs presence: true`);
     if (ns.allow_presence && !ns.presence) problems.push(`${where}: allow_presence needs presence: true`);
-    if (ns.allow_history && ns.history_size === 0) problems.push(`${where}: allow_history needs history_size and history_ttl`);
-    if (ns.force_recovery && ns.history_size === 0) problems.push(`${where}: force_recovery needs history_size and history_ttl`);
+    if (ns.allow_history && !keepsHistory(ns)) problems.push(`${where}: allow_history needs history_size and history_ttl, or persist`);
+    if (ns.force_recovery && !keepsHistory(ns)) problems.push(`${where}: force_recovery needs history_size and history_ttl, or persist`);
     if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
   }
   const db = config.database;

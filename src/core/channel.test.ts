@@ -19,7 +19,7 @@ describe('ChannelResolver', () => {
   it('resolves namespaced and plain channels with their options', () => {
     const chat = channels.resolve('chat:equipe-dev');
     expect(chat).toMatchObject({ name: 'chat:equipe-dev', namespace: 'chat', rest: 'equipe-dev' });
-    expect(chat.options.history_size).toBe(100);
+    expect(chat.options.persist).toBe(true);
     expect(channels.resolve('batch-123')).toMatchObject({ namespace: '', rest: 'batch-123' });
     expect(channels.resolve('user:alice@example.com').rest).toBe('alice@example.com');
   });

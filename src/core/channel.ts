@@ -88,6 +88,12 @@ export class ChannelResolver {
     return this.resolve(name);
   }
 
+  /** A channel's namespace options without validating its name (the delivery path); undefined for an unknown namespace. */
+  optionsOf(name: string): NamespaceOptions | undefined {
+    const colon = name.indexOf(':');
+    return colon > 0 ? this.config.namespaces[name.slice(0, colon)] : this.config.default_namespace;
+  }
+
   private lookup(name: string): ResolvedChannel {
     const colon = name.indexOf(':');
     if (colon === 0) throw new RelaisError('CHANNEL_INVALID', 'channel name starts with ":" (empty namespace)');
@@ -105,7 +111,39 @@ export class ChannelResolver {
   }
 }
 
-/** Whether a namespace keeps history, and so offsets, epochs and recovery. */
+/**
+ * Whether a namespace keeps history, and so offsets, epochs and recovery: in the bus
+ * (`history_size` and `history_ttl`), or in the durable store (`persist`).
+ */
 export function keepsHistory(options: NamespaceOptions): boolean {
-  return options.history_size > 0 && options.history_ttl > 0;
+  return options.persist || (options.history_size > 0 && options.history_ttl > 0);
+}
+
+/**
+ * How much history a namespace keeps, wherever it is kept: the bus's window, or the store's
+ * retention (persist_size and persist_ttl, 0 meaning no bound).
+ */
+export function historyRetention(options: NamespaceOptions): { size: number; ttlMs: number } {
+  if (options.persist) {
+    return {
+      size: options.persist_size > 0 ? options.persist_size : Number.POSITIVE_INFINITY,
+      ttlMs: options.persist_ttl > 0 ? options.persist_ttl : Number.POSITIVE_INFINITY,
+    };
+  }
+  return { size: options.history_size, ttlMs: options.history_ttl };
+}
+
+/** Publications of a channel a node keeps in memory to answer recoveries without a read. */
+const PERSISTENT_MEMORY_SIZE = 1000;
+const PERSISTENT_MEMORY_TTL_MS = 24 * 3_600_000;
+
+/**
+ * How many of a channel's latest publications a node keeps in memory, and for how long: the
+ * history window, or for a persistent channel whose store keeps everything, a fixed window.
+ * Never more than one recovery can replay.
+ */
+export function memoryWindow(options: NamespaceOptions): { size: number; ttlMs: number } {
+  const max = options.recovery_max_publications;
+  if (options.history_size > 0 && options.history_ttl > 0) return { size: Math.min(options.history_size, max), ttlMs: options.history_ttl };
+  return { size: Math.min(PERSISTENT_MEMORY_SIZE, max), ttlMs: options.persist_ttl > 0 ? options.persist_ttl : PERSISTENT_MEMORY_TTL_MS };
 }

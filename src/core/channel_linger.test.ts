@@ -32,9 +32,9 @@ function recoveredOffsets(messages: Record<string, unknown>[], id: number): { re
 
 async function subscribedThenGone(node: Node, broker: CountingBroker): Promise<string> {
   const first = await inProcessClient(node, 'first');
-  first.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'chat:linger' } }));
+  first.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'feed:linger' } }));
   await first.client.idle();
-  const channel = node.channels.resolve('chat:linger');
+  const channel = node.channels.resolve('feed:linger');
   for (let i = 1; i <= 5; i++) await node.publish(channel, `${i}` as never);
   const { epoch } = (await node.history(channel, { limit: 0 })).position;
   first.client.handleClose();
@@ -47,13 +47,13 @@ describe('channel linger', () => {
     const broker = new CountingBroker();
     const node = await inProcessNode(broker, { client: { channel_linger: '30s' } });
     const epoch = await subscribedThenGone(node, broker);
-    expect(node.hub.hasSubscribers('chat:linger')).toBe(false);
+    expect(node.hub.hasSubscribers('feed:linger')).toBe(false);
     expect(node.hub.channelCount).toBe(0);
     // Published while nobody on this node listens: the node still follows the channel.
-    await node.publish(node.channels.resolve('chat:linger'), '6' as never);
+    await node.publish(node.channels.resolve('feed:linger'), '6' as never);
 
     const back = await inProcessClient(node, 'first');
-    back.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'chat:linger', recover: true, offset: 2, epoch } }));
+    back.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'feed:linger', recover: true, offset: 2, epoch } }));
     await back.client.idle();
     expect(recoveredOffsets(back.transport.messages(), 2)).toEqual({ recovered: true, offsets: [3, 4, 5, 6] });
     expect(broker.historyReads).toEqual([]);
@@ -66,13 +66,13 @@ describe('channel linger', () => {
     const node = await inProcessNode(broker, { client: { channel_linger: '100ms' } });
     const epoch = await subscribedThenGone(node, broker);
     // The node sweeps lingering channels once a second.
-    await expect.poll(() => broker.unsubscribed, { timeout: 5000, interval: 50 }).toEqual(['chat:linger']);
+    await expect.poll(() => broker.unsubscribed, { timeout: 5000, interval: 50 }).toEqual(['feed:linger']);
 
     const back = await inProcessClient(node, 'first');
-    back.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'chat:linger', recover: true, offset: 2, epoch } }));
+    back.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'feed:linger', recover: true, offset: 2, epoch } }));
     await back.client.idle();
     expect(recoveredOffsets(back.transport.messages(), 2)).toEqual({ recovered: true, offsets: [3, 4, 5] });
-    expect(broker.historyReads).toEqual(['chat:linger']);
+    expect(broker.historyReads).toEqual(['feed:linger']);
     await node.shutdown({ code: 3001, reason: 'shutdown' });
   });
 
@@ -80,7 +80,7 @@ describe('channel linger', () => {
     const broker = new CountingBroker();
     const node = await inProcessNode(broker, { client: { channel_linger: 0 } });
     await subscribedThenGone(node, broker);
-    await expect.poll(() => broker.unsubscribed, { timeout: 1000, interval: 10 }).toEqual(['chat:linger']);
+    await expect.poll(() => broker.unsubscribed, { timeout: 1000, interval: 10 }).toEqual(['feed:linger']);
     await node.shutdown({ code: 3001, reason: 'shutdown' });
   });
 });

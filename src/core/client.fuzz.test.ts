@@ -12,6 +12,7 @@ import { MemoryPresenceManager } from '../brokers/memory/presence_memory.js';
 import { loadConfig } from '../config/load.js';
 import { DEV_TOKEN_SECRET } from '../config/defaults.js';
 import { JwtVerifier } from '../server/auth_jwt.js';
+import { SqliteStore } from '../stores/sqlite/store_sqlite.js';
 import { MemoryTransport } from '../../test/helpers/in_process.js';
 import { Client } from './client.js';
 import { Node } from './node.js';
@@ -36,6 +37,9 @@ const onUnhandled = (reason: unknown): void => {
 beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   const { config } = loadConfig({ env: {}, overrides: { rate_limit: { connection: { burst: 1000, per_second: 1000 }, user: { burst: 1000, per_second: 1000 } } } });
+  // The embedded chat namespace is persistent: its store is an in-memory SQLite database.
+  const store = new SqliteStore({ path: ':memory:' });
+  await store.migrate();
   node = new Node({
     config,
     broker: new MemoryBroker(),
@@ -43,6 +47,7 @@ beforeAll(async () => {
     tokens: await JwtVerifier.create(config.token),
     logger: pino({ level: 'silent' }),
     version: 'test',
+    store,
   });
   await node.start();
   token = await mintToken(DEV_TOKEN_SECRET, { user: 'fuzzer' });

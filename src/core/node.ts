@@ -13,15 +13,17 @@ import type {
   PublishOptions,
 } from '../brokers/broker.js';
 import type { RelaisConfig } from '../config/schema.js';
+import type { Store } from '../stores/store.js';
 import { authorize, type AsyncAccessRule, type ChannelAction, type ChannelAuthorizer } from './access.js';
 import type { TokenVerifier } from './auth.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
-import { ChannelResolver, compileGlob, keepsHistory, type ResolvedChannel } from './channel.js';
+import { ChannelResolver, compileGlob, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
 import { RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber, type RecentOptions } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import { PersistentChannels } from './persistent_channels.js';
 import { mergeRecovery } from './recovery.js';
 import { LocalUserRateLimiter, type UserRateLimiter } from './rate_limit.js';
 import type { RpcHandler } from './rpc.js';
@@ -55,6 +57,8 @@ export interface NodeDeps {
   readonly id?: string;
   /** Per-user rate limit; per node by default, shared through the bus where it can be. */
   readonly userLimiter?: UserRateLimiter;
+  /** The durable store: history and sequencing of persistent namespaces (and features' records). */
+  readonly store?: Store;
   /** The checks of asynchronous access rules (`members`); a rule without one refuses everyone. */
   readonly authorizers?: Readonly<Partial<Record<AsyncAccessRule, ChannelAuthorizer>>>;
 }
@@ -63,6 +67,8 @@ export interface PublishInput {
   readonly info?: ClientInfo;
   readonly tags?: Readonly<Record<string, string>>;
   readonly idempotencyKey?: string;
+  /** A client's temporary id for an optimistic send (persistent channels: stored, and broadcast as tag `temp_id`). */
+  readonly tempId?: string;
   /** Publish without keeping the publication in history (and without an offset). */
   readonly skipHistory?: boolean;
 }
@@ -104,6 +110,8 @@ export class Node implements BrokerEventHandler {
   readonly userLimiter: UserRateLimiter;
   readonly breaker: CircuitBreaker;
   private readonly authorizers: Readonly<Partial<Record<AsyncAccessRule, ChannelAuthorizer>>>;
+  /** Persistent namespaces' channels; undefined without a store. */
+  private readonly persistent: PersistentChannels | undefined;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
   /** Connections by user: the connection itself for a user with one (the common case), else a Set. */
@@ -142,6 +150,16 @@ export class Node implements BrokerEventHandler {
       onStateChange: (state) =>
         state === 'closed' ? this.logger.info('message bus circuit closed: publishing again') : this.logger.warn({ state }, 'message bus circuit breaker'),
     });
+    this.persistent = deps.store
+      ? new PersistentChannels({
+          store: deps.store,
+          broker: deps.broker,
+          breaker: this.breaker,
+          stats: this.stats,
+          logger: deps.logger,
+          deliver: (channel, pub) => this.hub.handlePublication(channel, pub),
+        })
+      : undefined;
   }
 
   async start(): Promise<void> {
@@ -160,6 +178,7 @@ export class Node implements BrokerEventHandler {
     for (const t of this.timers) clearInterval(t);
     for (const client of [...this.clients.values()]) client.disconnect(disconnect);
     await Promise.allSettled([...this.interestOps.values()]);
+    this.persistent?.close();
     await this.broker.close();
     await this.presence.close();
     await this.userLimiter.close?.();
@@ -246,9 +265,22 @@ export class Node implements BrokerEventHandler {
     if (this.busInterest.has(channel)) return this.interestOps.get(channel) ?? RESOLVED;
     return this.queueInterest(channel, async () => {
       if (!this.hub.hasSubscribers(channel) || this.busInterest.has(channel)) return;
-      await this.broker.subscribe([channel]);
+      const persistent = this.persistentFor(channel);
+      persistent?.follow(channel);
+      try {
+        await this.broker.subscribe([channel]);
+      } catch (err) {
+        persistent?.unfollow(channel);
+        throw err;
+      }
       this.busInterest.add(channel);
+      await persistent?.followFrom(channel);
     });
+  }
+
+  /** The persistent channels' sequencer when `channel` belongs to a persistent namespace. */
+  private persistentFor(channel: string): PersistentChannels | undefined {
+    return this.persistent && this.channels.optionsOf(channel)?.persist ? this.persistent : undefined;
   }
 
   /**
@@ -269,6 +301,7 @@ export class Node implements BrokerEventHandler {
     this.queueInterest(channel, async () => {
       if (this.hub.hasSubscribers(channel) || !this.busInterest.has(channel)) return;
       this.busInterest.delete(channel);
+      this.persistent?.unfollow(channel);
       await this.broker.unsubscribe([channel]);
     }).catch((err: unknown) => this.logger.warn({ err, channel }, 'broker unsubscribe failed'));
   }
@@ -300,7 +333,7 @@ export class Node implements BrokerEventHandler {
   ): Promise<void> {
     const history = keepsHistory(channel.options);
     const max = channel.options.recovery_max_publications;
-    const recent = history ? { size: Math.min(channel.options.history_size, max), ttlMs: channel.options.history_ttl } : undefined;
+    const recent = history ? memoryWindow(channel.options) : undefined;
     try {
       await this.attach(channel.name, subscriber, recent);
     } catch (err) {
@@ -326,7 +359,7 @@ export class Node implements BrokerEventHandler {
     let result: JoinResult;
     try {
       const query: HistoryQuery = request.recover && request.since ? { since: request.since, limit: max + 1 } : { limit: 0 };
-      const read = await this.readHistory(channel.name, query);
+      const read = await this.readHistory(channel, query);
       if (subscriber.sawGap) throw new RelaisError('BROKER_UNAVAILABLE', 'stream interrupted during subscribe, retry');
       // From here to onJoined nothing awaits: no publication can slip between.
       const outcome = mergeRecovery({
@@ -386,6 +419,12 @@ export class Node implements BrokerEventHandler {
       throw new RelaisError('LIMIT_EXCEEDED', `publication data larger than ${this.config.client.max_publication_bytes} bytes`);
     }
     const options = channel.options;
+    if (options.persist) {
+      const started = performance.now();
+      const position = await this.requirePersistent(channel).publish(channel.name, data, input);
+      this.stats.observePublishLatency(performance.now() - started);
+      return position;
+    }
     const history = keepsHistory(options) && !input.skipHistory;
     const publishOptions: PublishOptions = {
       historySize: history ? options.history_size : 0,
@@ -411,10 +450,15 @@ export class Node implements BrokerEventHandler {
 
   async history(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
     if (!keepsHistory(channel.options)) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" keeps no history`);
-    return this.readHistory(channel.name, query);
+    return this.readHistory(channel, query);
   }
 
+  /** Removes a channel's history: from the bus, or for a persistent channel from the store (a new epoch). */
   async removeHistory(channel: ResolvedChannel): Promise<void> {
+    if (channel.options.persist) {
+      await this.requirePersistent(channel).clear(channel.name);
+      return;
+    }
     try {
       await this.broker.removeHistory(channel.name);
     } catch (err) {
@@ -422,9 +466,15 @@ export class Node implements BrokerEventHandler {
     }
   }
 
-  private async readHistory(channel: string, query: HistoryQuery): Promise<HistoryResult> {
+  private requirePersistent(channel: ResolvedChannel): PersistentChannels {
+    if (!this.persistent) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" is persistent but Relais runs without a store`);
+    return this.persistent;
+  }
+
+  private async readHistory(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
+    if (channel.options.persist) return this.requirePersistent(channel).history(channel.name, query);
     try {
-      return await this.broker.history(channel, query);
+      return await this.broker.history(channel.name, query);
     } catch (err) {
       NodeStats.inc(this.stats.brokerErrors, 'history');
       throw new RelaisError('BROKER_UNAVAILABLE', 'history unavailable on the message bus, retry', { cause: err });
@@ -473,6 +523,20 @@ export class Node implements BrokerEventHandler {
     }
   }
 
+  /**
+   * Channels of a glob that have a stream (history or a position): in the store for a
+   * persistent namespace, else on the bus. For the recovery of glob streams.
+   */
+  async streamChannels(pattern: ResolvedPattern): Promise<string[]> {
+    if (pattern.options.persist && this.persistent) return this.persistent.channels(pattern.pattern, pattern.matcher);
+    try {
+      return await this.broker.streamChannels(pattern.pattern);
+    } catch (err) {
+      NodeStats.inc(this.stats.brokerErrors, 'history');
+      throw new RelaisError('BROKER_UNAVAILABLE', 'channel list unavailable on the message bus, retry', { cause: err });
+    }
+  }
+
   /** Active channels matching a glob, with subscriber counts summed over the cluster. */
   activeChannels(pattern: string): Promise<Record<string, number>> {
     return this.cluster.activeChannels(pattern);
@@ -499,7 +563,8 @@ export class Node implements BrokerEventHandler {
   // --- broker events -------------------------------------------------------
 
   handlePublication(channel: string, publication: Publication): void {
-    this.hub.handlePublication(channel, publication);
+    if (publication.offset > 0 && this.persistent?.follows(channel)) this.persistent.receive(channel, publication);
+    else this.hub.handlePublication(channel, publication);
   }
 
   handleJoin(channel: string, info: ClientInfo): void {
@@ -512,6 +577,14 @@ export class Node implements BrokerEventHandler {
 
   handleResync(): void {
     this.logger.warn('message bus reconnected: positioned subscribers go through recovery');
+    // Persistent channels continue after the store's position: what the bus lost meanwhile
+    // is read from the store by the subscribers' recovery.
+    for (const channel of this.busInterest) {
+      const persistent = this.persistentFor(channel);
+      if (!persistent) continue;
+      persistent.follow(channel);
+      void persistent.followFrom(channel);
+    }
     this.hub.resyncAll();
   }
 

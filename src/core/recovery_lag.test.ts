@@ -51,9 +51,9 @@ describe('recovery while the live stream lags behind history', () => {
     const broker = new LaggingBroker();
     const node = await inProcessNode(broker);
     const watcher = await inProcessClient(node, 'watcher');
-    watcher.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'chat:lag' } }));
+    watcher.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'feed:lag' } }));
     await watcher.client.idle();
-    const channel = node.channels.resolve('chat:lag');
+    const channel = node.channels.resolve('feed:lag');
     for (let i = 1; i <= 3; i++) await node.publish(channel, `${i}` as never);
 
     // Publications 4 and 5 are accepted (in history) but still on their way to this node.
@@ -63,13 +63,13 @@ describe('recovery while the live stream lags behind history', () => {
 
     const late = await inProcessClient(node, 'late');
     const epoch = (await node.history(channel, { limit: 0 })).position.epoch;
-    late.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'chat:lag', recover: true, offset: 2, epoch } }));
+    late.client.handleFrame(JSON.stringify({ id: 2, subscribe: { channel: 'feed:lag', recover: true, offset: 2, epoch } }));
     await late.client.idle();
     broker.release();
     await node.publish(channel, '6' as never);
 
-    expect(offsetsOf(late.transport.messages(), 'chat:lag')).toEqual([3, 4, 5, 6]);
-    expect(offsetsOf(watcher.transport.messages(), 'chat:lag')).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(offsetsOf(late.transport.messages(), 'feed:lag')).toEqual([3, 4, 5, 6]);
+    expect(offsetsOf(watcher.transport.messages(), 'feed:lag')).toEqual([1, 2, 3, 4, 5, 6]);
     await node.shutdown({ code: 3001, reason: 'shutdown' });
   });
 });

@@ -15,6 +15,8 @@ export class NodeStats {
   readonly rateLimited = new Map<string, number>();
   /** Broker operations that failed, by operation. */
   readonly brokerErrors = new Map<string, number>();
+  /** Store operations that failed, by operation (append, history, clear, gap fill). */
+  readonly storeErrors = new Map<string, number>();
   /** Open connections, by transport. */
   readonly activeConnections = new Map<string, number>();
   /**

@@ -81,6 +81,7 @@ export function createMetrics(sources: MetricsSources): Registry {
   stats.observePublishLatency = (ms) => publishLatency.observe(ms);
 
   mirroredCounter(registry, 'relais_broker_errors_total', 'Message bus operations that failed, by operation', 'operation', () => stats.brokerErrors);
+  mirroredCounter(registry, 'relais_store_errors_total', 'Durable store operations that failed, by operation', 'operation', () => stats.storeErrors);
   mirroredCounter(registry, 'relais_rate_limited_total', 'Commands and requests refused by a rate limit, by scope', 'scope', () => stats.rateLimited);
   mirroredCounter(
     registry,

@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import { ServerApi } from './api.js';
 import { JwtVerifier } from './auth_jwt.js';
 import { createBus } from './bus.js';
+import { needsStore, openStore } from './store.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { HttpProxy } from './proxy.js';
@@ -44,6 +45,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
       : undefined;
   // Client rpc: features' methods by prefix (chat.*), the rest to the app backend.
   const rpc = new RpcRouter(proxy);
+  const durable = needsStore(config) ? await openStore(config, logger) : undefined;
   const busLogger = logger.child({ component: 'bus' });
   const nodeId = randomUUID();
   const bus = await createBus(config, nodeId, busLogger);
@@ -57,10 +59,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     version: VERSION,
     rpc,
     ...(bus.userLimiter ? { userLimiter: bus.userLimiter } : {}),
+    ...(durable ? { store: durable.store } : {}),
   });
   try {
     await node.start();
   } catch (err) {
+    await durable?.close();
     throw new Error(`Relais cannot start: ${bus.label} is unreachable (${err instanceof Error ? err.message : String(err)}); set bus_start: degraded to start anyway and retry`, {
       cause: err,
     });
@@ -93,7 +97,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     sseStreams: () => sse.streamCount,
     circuitState: () => ({ closed: 0, 'half-open': 1, open: 2 })[node.breaker.current],
   });
-  registerOpsRoutes(app, { node, metrics });
+  registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
   // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
   await app.listen({ host: config.host, port: config.port, backlog: 4096 });
@@ -125,6 +129,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
         // Let the close frames and flushed writes leave before the process exits.
         await new Promise((resolve) => setTimeout(resolve, 50));
         await app.close();
+        await durable?.close();
       })();
       return closing;
     },

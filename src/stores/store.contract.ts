@@ -208,6 +208,19 @@ export function describeStoreContract(name: string, setup: StoreContractSetup): 
       }
     });
 
+    it('opens a channel never written with an epoch its first message keeps, the same for two instances opening it at once', async () => {
+      const a = await open();
+      const b = await sibling();
+      expect(await a.position('room:fresh')).toEqual({ offset: 0, epoch: '' });
+      const opened = await within(10_000, Promise.all([...Array.from({ length: 5 }, () => a.open('room:fresh')), ...Array.from({ length: 5 }, () => b.open('room:fresh'))]), 'opens');
+      const epoch = opened[0]?.epoch ?? '';
+      expect(epoch).not.toBe('');
+      expect(opened).toEqual(opened.map(() => ({ offset: 0, epoch })));
+      const [first] = await a.append([req('room:fresh', 1)]);
+      expect({ offset: first?.message.offset, epoch: first?.message.epoch }).toEqual({ offset: 1, epoch });
+      expect(await b.open('room:fresh')).toEqual({ offset: 1, epoch });
+    });
+
     it('stores an idempotency key once: sequential, concurrent, within one call, and per channel', async () => {
       const store = await open();
       const first = await store.append([req('chat:i', 'first', { idempotencyKey: 'k', tempId: 't1' })]);

@@ -196,6 +196,13 @@ export interface Store {
   position(channel: string): Promise<StreamPosition>;
 
   /**
+   * The channel's position, giving a channel never written its row and epoch ({0, epoch}): a
+   * subscriber of an empty channel is told the epoch its first message will have, as the
+   * brokers do for an empty stream. Concurrent opens and appends agree on one epoch.
+   */
+  open(channel: string): Promise<StreamPosition>;
+
+  /**
    * Removes every message of the channel and starts a new epoch: offsets start again from 1,
    * and the channel's read positions are reset to 0 in the same transaction. Resolves with
    * the new position ({0, newEpoch}). A channel never written gets a row and an epoch.

@@ -12,6 +12,7 @@ import { encodePublicationPush } from '../../src/protocol/json_codec.js';
 import type { Disconnect } from '../../src/core/errors.js';
 import { Node } from '../../src/core/node.js';
 import { JwtVerifier } from '../../src/server/auth_jwt.js';
+import { SqliteStore } from '../../src/stores/sqlite/store_sqlite.js';
 
 function preparePublication(channel: string, pub: Publication): PreparedPush {
   return { text: Buffer.from(encodePublicationPush(channel, pub)) };
@@ -37,8 +38,24 @@ export class MemoryTransport implements ClientTransport {
   }
 }
 
+/**
+ * A started node on the embedded defaults and `overrides`, with an in-memory SQLite store
+ * (the embedded chat namespace is persistent) and a `feed` namespace whose history is on the
+ * bus, for the tests of bus history.
+ */
 export async function inProcessNode(broker: Broker, overrides: RelaisConfigInput = {}): Promise<Node> {
-  const { config } = loadConfig({ env: {}, overrides });
+  const { config } = loadConfig({
+    env: {},
+    overrides: {
+      ...overrides,
+      namespaces: {
+        feed: { history_size: 100, history_ttl: '24h', force_recovery: true, allow_publish: 'authenticated', allow_history: true },
+        ...overrides.namespaces,
+      },
+    },
+  });
+  const store = new SqliteStore({ path: ':memory:' });
+  await store.migrate();
   const node = new Node({
     config,
     broker,
@@ -46,6 +63,7 @@ export async function inProcessNode(broker: Broker, overrides: RelaisConfigInput
     tokens: await JwtVerifier.create(config.token),
     logger: pino({ level: 'silent' }),
     version: 'test',
+    store,
   });
   await node.start();
   return node;

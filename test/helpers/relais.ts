@@ -103,6 +103,8 @@ function prepare(options: RelaisOptions): { env: Record<string, string>; secret:
   const env: Record<string, string> = {
     PATH: process.env['PATH'] ?? '',
     PORT: '0',
+    // Each process its own durable store (persistent namespaces), unless the test shares one.
+    RELAIS_DATA_DIR: join(dir, 'data'),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'info',
     RELAIS_API_KEY: apiKey,

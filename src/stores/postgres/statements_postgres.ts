@@ -54,6 +54,13 @@ export const sql = {
         'WHERE c.name = $1 ORDER BY m.seq DESC',
   },
   position: { name: 'relais_position', text: 'SELECT top, epoch FROM channels WHERE name = $1' },
+  /** A channel's row, created with epoch $2 when missing; its position either way. $1 name, $3 time. */
+  openChannel: {
+    name: 'relais_open_channel',
+    text:
+      'WITH created AS (INSERT INTO channels (name, epoch, top, created_at, updated_at) VALUES ($1, $2, 0, $3, $3) ON CONFLICT (name) DO NOTHING RETURNING top, epoch) ' +
+      'SELECT top, epoch FROM created UNION ALL SELECT top, epoch FROM channels WHERE name = $1 LIMIT 1',
+  },
   resetChannel: {
     name: 'relais_reset_channel',
     text:

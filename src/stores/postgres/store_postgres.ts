@@ -326,6 +326,13 @@ export class PostgresStore implements Store {
     return row ? { offset: Number(row.top), epoch: row.epoch } : { offset: 0, epoch: '' };
   }
 
+  async open(channel: string): Promise<StreamPosition> {
+    const result = await this.query<{ top: Bigint; epoch: string }>(sql.openChannel, [checkName('channel', channel), newEpoch(), Date.now()]);
+    const row = result.rows[0];
+    // A row created by a concurrent statement after this one's snapshot: read it anew.
+    return row ? { offset: Number(row.top), epoch: row.epoch } : this.position(channel);
+  }
+
   async clear(channel: string): Promise<StreamPosition> {
     checkName('channel', channel);
     const epoch = newEpoch();

@@ -259,6 +259,15 @@ export class SqliteStore implements Store {
     return this.run(() => this.positionOf(checkName('channel', channel)));
   }
 
+  open(channel: string): Promise<StreamPosition> {
+    return this.run(() => {
+      checkName('channel', channel);
+      const now = Date.now();
+      this.s.ensureChannel.run(channel, newEpoch(), now, now);
+      return this.positionOf(channel);
+    });
+  }
+
   clear(channel: string): Promise<StreamPosition> {
     return this.run(() => {
       checkName('channel', channel);

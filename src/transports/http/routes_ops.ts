@@ -3,11 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Node } from '../../core/node.js';
+import type { Store } from '../../stores/store.js';
 import { isOriginAllowed } from '../origin.js';
 
 export interface OpsRoutesOptions {
   readonly node: Node;
   readonly metrics: Registry;
+  /** The durable store, when one runs: readiness checks it too. */
+  readonly store?: Pick<Store, 'ping' | 'kind'>;
 }
 
 /** How long a readiness probe waits on the bus before calling it unreachable. */
@@ -18,7 +21,7 @@ const READY_TIMEOUT_MS = 2000;
  * (preflights answered for configured origins only).
  */
 export function registerOpsRoutes(app: FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>, options: OpsRoutesOptions): void {
-  const { node, metrics } = options;
+  const { node, metrics, store } = options;
   const origins = node.config.allowed_origins;
 
   app.get('/metrics', async (_request, reply) => {
@@ -29,19 +32,24 @@ export function registerOpsRoutes(app: FastifyInstance<Server, IncomingMessage, 
     const reasons: string[] = [];
     if (node.isClosing) reasons.push('shutting down');
     if (node.breaker.current === 'open') reasons.push('message bus circuit open');
-    const ping = node.broker.ping?.bind(node.broker);
-    if (ping && reasons.length === 0) {
-      try {
-        await Promise.race([
-          ping(),
-          new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), READY_TIMEOUT_MS).unref()),
-        ]);
-      } catch (err) {
-        reasons.push(`message bus unreachable (${err instanceof Error ? err.message : 'error'})`);
-      }
+    const probes: [what: string, ping: () => Promise<void>][] = [];
+    if (node.broker.ping) probes.push(['message bus', node.broker.ping.bind(node.broker)]);
+    if (store) probes.push(['durable store', () => store.ping()]);
+    if (reasons.length === 0) {
+      const failures = await Promise.all(
+        probes.map(async ([what, ping]) => {
+          try {
+            await Promise.race([ping(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), READY_TIMEOUT_MS).unref())]);
+            return undefined;
+          } catch (err) {
+            return `${what} unreachable (${err instanceof Error ? err.message : 'error'})`;
+          }
+        }),
+      );
+      for (const failure of failures) if (failure) reasons.push(failure);
     }
     if (reasons.length > 0) return reply.code(503).send({ status: 'unavailable', reasons });
-    return reply.send({ status: 'ready', bus: node.broker.kind });
+    return reply.send({ status: 'ready', bus: node.broker.kind, ...(store ? { store: store.kind } : {}) });
   });
 
   // CORS for browsers calling the server API: only from configured origins, never "any".

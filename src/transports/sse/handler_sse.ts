@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { passesRule } from '../../core/access.js';
 import { TokenError } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
-import { isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
+import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
@@ -218,7 +218,7 @@ export class SseEndpoint {
     await this.node.attachPattern(pattern.pattern, sub);
     const replay: { channel: string; replay: GlobReplay }[] = [];
     if (cursor && keepsHistory(pattern.options)) {
-      const names = new Set(await this.node.broker.streamChannels(pattern.pattern));
+      const names = new Set(await this.node.streamChannels(pattern));
       for (const name of cursor.positions.keys()) if (pattern.matcher(name)) names.add(name);
       for (const name of names) {
         if (!this.isChannelName(name)) continue;
@@ -279,7 +279,8 @@ function holdsEverythingSince(newest: readonly Publication[], top: StreamPositio
   const dropped = oldest ? oldest.offset - 1 : top.offset;
   if (dropped === 0) return true;
   // Trimmed, but by age only (history not full), and only what is older than `time`.
-  return newest.length < options.history_size && time > Date.now() - options.history_ttl;
+  const kept = historyRetention(options);
+  return newest.length < kept.size && time > Date.now() - kept.ttlMs;
 }
 
 /** The replay of one channel of a resumed glob. */
