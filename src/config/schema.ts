@@ -55,6 +55,12 @@ export const namespaceOptions = z
     force_positioning: z.boolean().default(false),
     /** Largest number of publications one recovery may replay; beyond it recovery fails. */
     recovery_max_publications: z.number().int().min(1).max(100_000).default(1000),
+    /**
+     * A subscriber that does not recover (its first subscribe) gets this many of the channel's
+     * latest publications in its subscribe reply, before the live stream: a chat room shows its
+     * last messages on join. 0: none. Needs history (or persist).
+     */
+    history_on_join: z.number().int().min(0).max(1000).default(0),
     presence: z.boolean().default(false),
     /** Push join and leave events to every subscriber. Needs presence. */
     join_leave: z.boolean().default(false),

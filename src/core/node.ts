@@ -346,19 +346,21 @@ export class Node implements BrokerEventHandler {
     }
     // A channel this node already follows answers from memory, in this very tick: what
     // arrived while attaching is in that memory too (the hub records before it delivers).
-    const since = request.recover ? request.since : undefined;
-    const fromMemory = this.hub.recent(channel.name, since, max);
+    const onJoin = request.recover ? 0 : channel.options.history_on_join;
+    const since = request.recover ? request.since : onJoin > 0 ? this.latestFrom(channel.name, onJoin) : undefined;
+    const fromMemory = since === null ? undefined : this.hub.recent(channel.name, since, max);
     if (fromMemory && !subscriber.sawGap) {
       const unpositioned = subscriber
         .goLive()
         .map((f) => f.event)
         .filter((p) => p.offset === 0);
-      onJoined({ position: fromMemory.position, recovered: since !== undefined, publications: [...fromMemory.publications, ...unpositioned] });
+      onJoined({ position: fromMemory.position, recovered: request.recover && since !== undefined, publications: [...fromMemory.publications, ...unpositioned] });
       return;
     }
     let result: JoinResult;
     try {
-      const query: HistoryQuery = request.recover && request.since ? { since: request.since, limit: max + 1 } : { limit: 0 };
+      const query: HistoryQuery =
+        request.recover && request.since ? { since: request.since, limit: max + 1 } : onJoin > 0 ? { limit: onJoin, reverse: true } : { limit: 0 };
       const read = await this.readHistory(channel, query);
       if (subscriber.sawGap) throw new RelaisError('BROKER_UNAVAILABLE', 'stream interrupted during subscribe, retry');
       // From here to onJoined nothing awaits: no publication can slip between.
@@ -368,6 +370,7 @@ export class Node implements BrokerEventHandler {
         maxPublications: max,
         history: read,
         buffered: subscriber.goLive().map((f) => f.event),
+        ...(onJoin > 0 ? { latest: [...read.publications].reverse() } : {}),
       });
       if (!outcome.ok) throw new RelaisError('BROKER_UNAVAILABLE', `${outcome.reason}, retry`);
       if (request.recover && !outcome.recovered && request.rejectUnrecovered) throw new RelaisError('UNRECOVERABLE_POSITION');
@@ -377,6 +380,16 @@ export class Node implements BrokerEventHandler {
       throw err;
     }
     onJoined(result);
+  }
+
+  /**
+   * The position `count` publications before the top of a channel this node follows, for
+   * history_on_join from memory; null when memory knows no top (history is read instead).
+   */
+  private latestFrom(channel: string, count: number): StreamPosition | null {
+    const top = this.hub.recent(channel, undefined, 0)?.position;
+    if (!top) return null;
+    return { offset: Math.max(0, top.offset - count), epoch: top.epoch };
   }
 
   /**

@@ -11,6 +11,11 @@ export interface RecoveryInput {
   readonly history: HistoryResult;
   /** Publications that reached the subscriber while it buffered, in arrival order. */
   readonly buffered: readonly Publication[];
+  /**
+   * A subscriber that does not recover gets these first (the channel's latest, read with the
+   * history, oldest first): history_on_join.
+   */
+  readonly latest?: readonly Publication[];
 }
 
 export type RecoveryOutcome =
@@ -54,6 +59,9 @@ export function mergeRecovery(input: RecoveryInput): RecoveryOutcome {
         publications.push(...missed);
       }
     }
+  }
+  if (!input.recover && input.latest) {
+    for (const pub of input.latest) if (pub.epoch === top.epoch && pub.offset <= top.offset) publications.push(pub);
   }
   let offset = top.offset;
   for (const pub of input.buffered) {

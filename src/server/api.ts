@@ -79,8 +79,24 @@ function wirePublication(p: Publication): Record<string, unknown> {
 }
 
 /** The server API over one node. */
+/**
+ * A feature's server API method (`room_create`, ...): validates its own params (BAD_REQUEST
+ * on anything wrong) and resolves with a result ready for toWireJson.
+ */
+export type ApiMethodHandler = (params: unknown) => Promise<unknown>;
+
 export class ServerApi {
+  private readonly extra = new Map<string, ApiMethodHandler>();
+
   constructor(private readonly node: Node) {}
+
+  /** Adds a feature's method; the built-in methods and `batch` cannot be replaced. */
+  register(method: string, handler: ApiMethodHandler): this {
+    if ((API_METHODS as readonly string[]).includes(method) || this.extra.has(method)) throw new Error(`API method "${method}" is already defined`);
+    if (!/^[a-z][a-z0-9_]{0,63}$/.test(method)) throw new Error(`API method name "${method}" must be lowercase letters, digits and _`);
+    this.extra.set(method, handler);
+    return this;
+  }
 
   /** Runs one method; the result is ready for toWireJson. */
   async call(method: string, params: unknown): Promise<unknown> {
@@ -187,8 +203,11 @@ export class ServerApi {
       }
       case 'batch':
         return this.batch(params);
-      default:
-        throw new RelaisError('METHOD_NOT_FOUND', `unknown API method "${method}"`);
+      default: {
+        const handler = this.extra.get(method);
+        if (!handler) throw new RelaisError('METHOD_NOT_FOUND', `unknown API method "${method}"`);
+        return handler(params);
+      }
     }
   }
 

@@ -90,8 +90,9 @@ export async function readyz(node: { httpUrl: string }): Promise<number> {
   }
 }
 
-/** One line of figures in the test output: `[cluster <bus>] <test>: key=value ...`. */
-export function report(kind: BusKind, test: string, figures: Record<string, unknown>): void {
+/** One line of figures in the test output: `[<where>] <test>: key=value ...`, where is `cluster <bus>` for a bus. */
+export function report(where: BusKind | `${string} ${string}`, test: string, figures: Record<string, unknown>): void {
   const shown = Object.entries(figures).map(([k, v]) => `${k}=${typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
-  console.log(`[cluster ${kind}] ${test}: ${shown.join(' ')}`);
+  const label = where === 'redis' || where === 'nats' ? `cluster ${where}` : where;
+  console.log(`[${label}] ${test}: ${shown.join(' ')}`);
 }
