@@ -111,6 +111,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('keeps persistent namespaces to one shared store: over a bus without DATABASE_URL, the embedded chat falls back to bus history, a namespace made persistent by the user is refused', () => {
+    const single = loadConfig({ env: {} });
+    expect(single.config.namespaces['chat']?.persist).toBe(true);
+    const bus = loadConfig({ env: { REDIS_URL: 'redis://127.0.0.1:6379' } });
+    expect(bus.config.namespaces['chat']).toMatchObject({ persist: false, history_size: 100, history_ttl: 86_400_000 });
+    expect(bus.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^namespace chat: REDIS_URL is set without DATABASE_URL/)]));
+    const shared = loadConfig({ env: { NATS_URL: 'nats://127.0.0.1:4222', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' } });
+    expect(shared.config.namespaces['chat']?.persist).toBe(true);
+    expect(problems(() => loadConfig({ env: { NATS_URL: 'nats://127.0.0.1:4222' }, overrides: { namespaces: { room: { persist: true } } } }))).toEqual([
+      'namespaces.room: persist with NATS_URL needs DATABASE_URL (PostgreSQL): instances over a bus cannot share an SQLite file',
+    ]);
+  });
+
   it('requires real secrets in production', () => {
     const found = problems(() => loadConfig({ env: { NODE_ENV: 'production' } }));
     expect(found).toEqual(expect.arrayContaining([expect.stringContaining('RELAIS_API_KEY'), expect.stringContaining('token key')]));

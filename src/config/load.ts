@@ -207,6 +207,7 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
   }
   const config = result.data;
   problems.push(...crossCheck(config));
+  sharedStoreCheck(config, [fileInput, envInput, sources.overrides ?? {}], problems, warnings);
 
   const hasTokenKey = Boolean(config.token.hmac_secret ?? config.token.public_key ?? config.token.jwks_url);
   if (production) {
@@ -226,6 +227,39 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(config), warnings, production };
+}
+
+/** Whether any of the sources sets `path` (a namespace's `persist`, say). */
+function setIn(sources: readonly Plain[], path: readonly string[]): boolean {
+  return sources.some((source) => {
+    let node: unknown = source;
+    for (const key of path) {
+      if (!isPlainObject(node)) return false;
+      node = node[key];
+    }
+    return node !== undefined;
+  });
+}
+
+/**
+ * Several instances over a bus share one store or none: each instance's SQLite file would
+ * sequence a persistent channel on its own. A namespace made persistent by the embedded
+ * defaults keeps its history on the bus instead (with a warning); one the user made
+ * persistent needs DATABASE_URL.
+ */
+function sharedStoreCheck(config: RelaisConfig, sources: readonly Plain[], problems: string[], warnings: string[]): void {
+  if ((!config.redis_url && !config.nats_url) || config.database.url) return;
+  const bus = config.redis_url ? 'REDIS_URL' : 'NATS_URL';
+  for (const [name, ns] of Object.entries(config.namespaces)) {
+    if (!ns.persist) continue;
+    if (setIn(sources, ['namespaces', name, 'persist'])) {
+      problems.push(`namespaces.${name}: persist with ${bus} needs DATABASE_URL (PostgreSQL): instances over a bus cannot share an SQLite file`);
+      continue;
+    }
+    Object.assign(ns, { persist: false, history_size: ns.history_size || 100, history_ttl: ns.history_ttl || 86_400_000 });
+    warnings.push(`namespace ${name}: ${bus} is set without DATABASE_URL, so its history is kept on the bus (100 messages, 24 h), not in a durable store; set DATABASE_URL to keep it`);
+  }
+  if (config.default_namespace.persist) problems.push(`default_namespace: persist with ${bus} needs DATABASE_URL (PostgreSQL): instances over a bus cannot share an SQLite file`);
 }
 
 function deepFreeze<T>(value: T): Readonly<T> {
