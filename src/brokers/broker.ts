@@ -62,7 +62,9 @@ export type ControlMessage =
   | { readonly type: 'message'; readonly user: string; readonly client?: string; readonly data: JsonText }
   | { readonly type: 'node'; readonly node: NodeInfo }
   | { readonly type: 'survey'; readonly id: string; readonly from: string; readonly op: 'channels'; readonly pattern: string }
-  | { readonly type: 'survey_reply'; readonly id: string; readonly to: string; readonly from: string; readonly channels: Readonly<Record<string, number>> };
+  | { readonly type: 'survey_reply'; readonly id: string; readonly to: string; readonly from: string; readonly channels: Readonly<Record<string, number>> }
+  /** A feature's own message to every node (the chat's membership changes), routed by topic. */
+  | { readonly type: 'feature'; readonly topic: string; readonly data: JsonText };
 
 /** What one node reports of itself, for the `info` API. */
 export interface NodeInfo {

@@ -56,6 +56,8 @@ type Status = 'connecting' | 'connected' | 'closed';
 
 /** Commands that count against rate limits; subscriptions are bounded by max_channels_per_connection instead. */
 const RATE_LIMITED_METHODS: ReadonlySet<string> = new Set(['publish', 'history', 'presence', 'presence_stats', 'rpc', 'send']);
+/** Commands that do not make a user active (chat status: away after chat.away_after without others). */
+const PASSIVE_METHODS: ReadonlySet<string> = new Set(['connect', 'ping', 'pong', 'refresh', 'sub_refresh']);
 /** Time a client has to refresh an expired token before it is disconnected. */
 const EXPIRY_GRACE_MS = 10_000;
 const RESOLVED = Promise.resolve();
@@ -182,6 +184,8 @@ export class Client implements NodeClient {
       this.disconnect(Disconnects.badRequest);
       return;
     }
+    // Commands the SDK sends on its own (token refreshes) say nothing of the user's activity.
+    if (!PASSIVE_METHODS.has(command.method)) this.node.clientActive(this.info);
     if (RATE_LIMITED_METHODS.has(command.method) && !(await this.admit(command.method))) {
       if (!this.closed && command.id > 0) this.replyError(command.id, new RelaisError('RATE_LIMITED'));
       return;

@@ -140,7 +140,7 @@ async function history(client: Client, request: HistoryRequest): Promise<unknown
 async function rpc(client: Client, request: RpcRequest): Promise<unknown> {
   const handler = client.node.rpc;
   if (!handler) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
-  const data = await handler.rpc({ client: client.id, user: client.user }, request.method ?? '', toJsonText(request.data ?? null));
+  const data = await handler.rpc({ client: client.id, user: client.user, info: client.info }, request.method ?? '', toJsonText(request.data ?? null));
   return data === undefined ? {} : { data: new RawJson(data) };
 }
 

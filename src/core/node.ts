@@ -73,6 +73,33 @@ export interface PublishInput {
   readonly skipHistory?: boolean;
 }
 
+/**
+ * What a feature learns of this node's connections (the chat's user status). Calls come
+ * synchronously from the connection's own work: they must not throw or block.
+ */
+export interface ConnectionObserver {
+  /** A connection of `info.user` is established on this node (WebSocket after connect, SSE stream). */
+  connected(info: ClientInfo): void;
+  /** A connection that `connected` reported has ended. */
+  disconnected(info: ClientInfo): void;
+  /** The connection sent a command other than connect, ping and pong: its user is active at `now` (Unix ms). */
+  active(info: ClientInfo, now: number): void;
+}
+
+/** The default path of a publish, without publish steps: the store then the bus for a persistent namespace, the bus otherwise. */
+export type PublishNext = (channel: ResolvedChannel, data: JsonText, input: PublishInput) => Promise<StreamPosition>;
+
+/**
+ * A feature's step between a publish (client or server API) and its namespace's default path:
+ * the chat's direct messages. It runs instead of that path for every publish to a channel of
+ * its namespace, after the size check, and calls `next` (for this channel or others) to
+ * publish; `next` never runs a step. Resolves with the position to acknowledge; rejects with a
+ * RelaisError the publisher gets as it is.
+ */
+export interface PublishStep {
+  publish(channel: ResolvedChannel, data: JsonText, input: PublishInput, next: PublishNext): Promise<StreamPosition>;
+}
+
 export interface JoinRequest {
   readonly recover: boolean;
   readonly since?: StreamPosition;
@@ -88,6 +115,11 @@ export interface JoinResult {
 }
 
 const RESOLVED = Promise.resolve();
+
+function internalSet(set: string): string {
+  if (!set.startsWith('$') || set.startsWith('$conn:')) throw new Error(`cluster set "${set}" must start with $ (and not $conn:)`);
+  return set;
+}
 
 
 /**
@@ -123,6 +155,9 @@ export class Node implements BrokerEventHandler {
   private readonly cluster: ClusterView;
   private readonly timers: NodeJS.Timeout[] = [];
   private closing = false;
+  private readonly connectionObservers: ConnectionObserver[] = [];
+  private readonly publishSteps = new Map<string, PublishStep>();
+  private readonly featureTopics = new Map<string, (data: JsonText) => void>();
 
   constructor(deps: NodeDeps) {
     this.id = deps.id ?? randomUUID();
@@ -191,7 +226,9 @@ export class Node implements BrokerEventHandler {
   // --- clients -------------------------------------------------------------
 
   registerClient(client: NodeClient): void {
+    const known = this.clients.get(client.id) === client;
     this.clients.set(client.id, client);
+    if (!known) this.notify((o) => o.connected(client.info));
     const current = this.users.get(client.user);
     if (current === undefined) this.users.set(client.user, client);
     else if (current instanceof Set) current.add(client);
@@ -199,13 +236,38 @@ export class Node implements BrokerEventHandler {
   }
 
   unregisterClient(client: NodeClient): void {
-    if (this.clients.get(client.id) === client) this.clients.delete(client.id);
+    if (this.clients.get(client.id) === client) {
+      this.clients.delete(client.id);
+      this.notify((o) => o.disconnected(client.info));
+    }
     const current = this.users.get(client.user);
     if (current === client) {
       this.users.delete(client.user);
     } else if (current instanceof Set) {
       current.delete(client);
       if (current.size === 1) this.users.set(client.user, current.values().next().value as NodeClient);
+    }
+  }
+
+  /** Adds an observer of this node's connections (see ConnectionObserver). */
+  observeConnections(observer: ConnectionObserver): void {
+    this.connectionObservers.push(observer);
+  }
+
+  /** A connected client sent a command: tells the observers its user is active. */
+  clientActive(info: ClientInfo): void {
+    if (this.connectionObservers.length === 0) return;
+    const now = Date.now();
+    this.notify((o) => o.active(info, now));
+  }
+
+  private notify(call: (observer: ConnectionObserver) => void): void {
+    for (const observer of this.connectionObservers) {
+      try {
+        call(observer);
+      } catch (err) {
+        this.logger.error({ err }, 'connection observer failed');
+      }
     }
   }
 
@@ -427,10 +489,23 @@ export class Node implements BrokerEventHandler {
     return authorize(this.authorizers, action, user, channel);
   }
 
+  /** Runs `step` for every publish to a channel of `namespace` ('' for the default namespace); one step per namespace. */
+  usePublishStep(namespace: string, step: PublishStep): void {
+    if (this.publishSteps.has(namespace)) throw new Error(`namespace "${namespace}" already has a publish step`);
+    this.publishSteps.set(namespace, step);
+  }
+
   async publish(channel: ResolvedChannel, data: JsonText, input: PublishInput = {}): Promise<StreamPosition> {
     if (jsonByteLength(data) > this.config.client.max_publication_bytes) {
       throw new RelaisError('LIMIT_EXCEEDED', `publication data larger than ${this.config.client.max_publication_bytes} bytes`);
     }
+    const step = this.publishSteps.size > 0 ? this.publishSteps.get(channel.namespace) : undefined;
+    if (step) return step.publish(channel, data, input, this.publishNext);
+    return this.publishNext(channel, data, input);
+  }
+
+  /** The default path of a publish (see PublishNext). */
+  private readonly publishNext: PublishNext = async (channel, data, input) => {
     const options = channel.options;
     if (options.persist) {
       const started = performance.now();
@@ -459,7 +534,7 @@ export class Node implements BrokerEventHandler {
       if (err instanceof RelaisError) throw err;
       throw new RelaisError('BROKER_UNAVAILABLE', 'publication not accepted by the message bus, retry', { cause: err });
     }
-  }
+  };
 
   async history(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
     if (!keepsHistory(channel.options)) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" keeps no history`);
@@ -524,6 +599,35 @@ export class Node implements BrokerEventHandler {
   /** Sends a control message to every node (this one included). */
   async control(message: ControlMessage): Promise<void> {
     await this.viaBus(() => this.broker.publishControl(message), 'control');
+  }
+
+  /**
+   * Receives the `feature` control messages of `topic` (sent with `control`) on this node, in
+   * the order the bus delivers them; at most once, and none while the bus is down. One
+   * handler per topic; it must not throw.
+   */
+  onFeatureMessage(topic: string, handler: (data: JsonText) => void): void {
+    if (this.featureTopics.has(topic)) throw new Error(`feature topic "${topic}" already has a handler`);
+    this.featureTopics.set(topic, handler);
+  }
+
+  /**
+   * Cluster-wide keyed entries of a feature (the chat's per-node user states): a presence set
+   * named `set` (starting with `$`, a name no channel can take), one entry per `info.client`.
+   * An entry expires after presence_ttl unless set again: its setter refreshes it, and the
+   * entries of a node that died disappear.
+   */
+  async setClusterEntry(set: string, info: ClientInfo): Promise<void> {
+    await this.viaBus(() => this.presence.add(internalSet(set), info, this.config.presence_ttl), 'presence');
+  }
+
+  async removeClusterEntry(set: string, key: string): Promise<void> {
+    await this.viaBus(() => this.presence.remove(internalSet(set), key), 'presence');
+  }
+
+  /** The live entries of a set, keyed by `info.client`. */
+  async clusterEntries(set: string): Promise<Record<string, ClientInfo>> {
+    return this.viaBus(() => this.presence.get(internalSet(set)), 'presence');
   }
 
   private async viaBus<T>(op: () => Promise<T>, what: string): Promise<T> {
@@ -623,6 +727,15 @@ export class Node implements BrokerEventHandler {
       case 'survey_reply':
         this.cluster.handle(message);
         return;
+      case 'feature': {
+        const handler = this.featureTopics.get(message.topic);
+        try {
+          handler?.(message.data);
+        } catch (err) {
+          this.logger.error({ err, topic: message.topic }, 'feature message handler failed');
+        }
+        return;
+      }
     }
   }
 

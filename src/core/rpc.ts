@@ -1,9 +1,12 @@
 import type { JsonText } from './json.js';
+import type { ClientInfo } from './publication.js';
 
 /** Who sent an rpc or send command. */
 export interface CallerContext {
   readonly client: string;
   readonly user: string;
+  /** The connection as publications carry it (user, client, connection info): a feature that publishes for the caller uses it. */
+  readonly info?: ClientInfo;
 }
 
 /**
