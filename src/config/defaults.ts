@@ -4,6 +4,9 @@ import type { RelaisConfigInput } from './schema.js';
 export const DEV_API_KEY = 'relais-dev-api-key';
 export const DEV_TOKEN_SECRET = 'relais-dev-token-secret-change-me';
 
+/** Embedded namespaces that a configuration defining one of the same name replaces instead of adjusting (see loadConfig). */
+export const REPLACEABLE_NAMESPACES: readonly string[] = ['room', 'dm', 'status'];
+
 /**
  * What Relais runs with when nothing is configured: the in-memory bus and two namespaces,
  * so that the quick start works end to end.
@@ -11,7 +14,13 @@ export const DEV_TOKEN_SECRET = 'relais-dev-token-secret-change-me';
  *   kept in the durable store (SQLite under RELAIS_DATA_DIR, or DATABASE_URL), recovery after
  *   reconnect, presence with join/leave, SSE globs.
  * - `user:<id>`: personal channels. Only alice subscribes to `user:alice`; any authenticated
- *   user may publish there (`@alice` direct messages).
+ *   user may publish there (`@alice` direct messages: stored in the conversation, a copy on
+ *   each of the two users' personal channels).
+ * - `room:<name>`: chat rooms with members (docs/chat.md): only members subscribe, publish and
+ *   read history and presence; stored; the last 50 messages on join.
+ * - `dm:<a>,<b>`: the conversation of two users (ids sorted), stored, readable by those two.
+ * - `status:<user>`: the user's status (online, away, offline), for any authenticated user to
+ *   follow; only the server publishes, the latest on join.
  * Channels without a namespace: authenticated users subscribe, only the server publishes.
  */
 export function embeddedDefaults(production: boolean): RelaisConfigInput {
@@ -29,6 +38,35 @@ export function embeddedDefaults(production: boolean): RelaisConfigInput {
         allow_history: true,
         allow_presence: true,
         allow_wildcard: true,
+      },
+      room: {
+        persist: true,
+        force_recovery: true,
+        history_on_join: 50,
+        presence: true,
+        join_leave: true,
+        allow_subscribe: 'members',
+        allow_publish: 'members',
+        allow_history: true,
+        allow_presence: true,
+      },
+      dm: {
+        persist: true,
+        force_recovery: true,
+        history_on_join: 50,
+        presence: true,
+        allow_subscribe: 'members',
+        allow_publish: 'members',
+        allow_history: true,
+        allow_presence: true,
+      },
+      status: {
+        history_size: 1,
+        history_ttl: '24h',
+        force_recovery: true,
+        history_on_join: 1,
+        allow_subscribe: 'authenticated',
+        allow_publish: 'server-only',
       },
       user: {
         history_size: 100,

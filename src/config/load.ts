@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { relaisConfig, type RelaisConfig, type RelaisConfigInput } from './schema.js';
 import { keepsHistory } from '../core/channel.js';
-import { embeddedDefaults, DEV_API_KEY, DEV_TOKEN_SECRET } from './defaults.js';
+import { embeddedDefaults, DEV_API_KEY, DEV_TOKEN_SECRET, REPLACEABLE_NAMESPACES } from './defaults.js';
 
 /** Every problem found in a configuration, reported at once. */
 export class ConfigError extends Error {
@@ -61,6 +61,7 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'DB_QUERY_TIMEOUT', path: ['database', 'query_timeout'], kind: 'millis' },
   { name: 'DEBUG_DB_POOL', path: ['database', 'debug_pool'], kind: 'bool' },
   { name: 'RELAIS_DATA_DIR', path: ['data_dir'], kind: 'string' },
+  { name: 'RELAIS_CHAT_AWAY_AFTER', path: ['chat', 'away_after'], kind: 'string' },
 ];
 
 type Plain = Record<string, unknown>;
@@ -185,6 +186,21 @@ function crossCheck(config: RelaisConfig): string[] {
 }
 
 /**
+ * A namespace of the chat's embedded defaults (`room`, `dm`, `status`) that the configuration
+ * defines itself is taken as written, not merged over the default: a deployment that had its
+ * own `room` namespace before the chat came keeps it as it was (the chat then leaves rooms
+ * off and says so at start-up).
+ */
+function keepOwnNamespaces(merged: unknown, own: unknown): void {
+  if (!isPlainObject(merged) || !isPlainObject(own) || !isPlainObject(merged['namespaces']) || !isPlainObject(own['namespaces'])) return;
+  const target = merged['namespaces'];
+  for (const name of REPLACEABLE_NAMESPACES) {
+    const mine = own['namespaces'][name];
+    if (mine !== undefined) target[name] = mine;
+  }
+}
+
+/**
  * Builds the configuration: embedded defaults < file < environment < flags, validated
  * once and frozen. Throws ConfigError listing every problem.
  */
@@ -199,6 +215,7 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
   let merged = mergeConfig(embeddedDefaults(production), fileInput);
   merged = mergeConfig(merged, envInput);
   merged = mergeConfig(merged, sources.overrides ?? {});
+  keepOwnNamespaces(merged, mergeConfig(mergeConfig(fileInput, envInput), sources.overrides ?? {}));
 
   const result = relaisConfig.safeParse(merged);
   if (!result.success) {

@@ -238,6 +238,21 @@ export const relaisConfig = z
       .prefault({}),
     /** Folder of the embedded SQLite store (relais.sqlite), created when missing. */
     data_dir: z.string().min(1).default('./data'),
+    /**
+     * The chat feature (docs/chat.md): rooms of the `room` namespace, conversations of the `dm`
+     * namespace, user status on `status:<user>`. Active when a store runs.
+     */
+    chat: z
+      .object({
+        /** A connected user with no client command for this long is `away` (all their connections, all instances). */
+        away_after: duration.prefault('5m'),
+        /** How long a node trusts a membership answer of the store (positive and negative); 0: ask the store every time. */
+        member_cache_ttl: duration.prefault('5s'),
+        /** Membership answers a node keeps at most. */
+        member_cache_size: z.number().int().min(0).max(10_000_000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

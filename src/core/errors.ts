@@ -29,6 +29,7 @@ export const errorTable = {
   // 100 for their own client-side errors, so the temporary flag is what makes them retry.
   STORE_UNAVAILABLE: { wire: ErrorCode.internal, http: 503, temporary: true, message: 'store unavailable' },
   ROOM_NOT_FOUND: { wire: ErrorCode.unknownChannel, http: 404, temporary: false, message: 'room not found' },
+  ROOM_EXISTS: { wire: ErrorCode.badRequest, http: 409, temporary: false, message: 'room already exists' },
 } as const;
 
 export type RelaisErrorCode = keyof typeof errorTable;
