@@ -23,6 +23,8 @@ const schemas = {
       tags,
       skip_history: z.boolean().optional(),
       idempotency_key: z.string().min(1).max(256).optional(),
+      /** A temporary id for an optimistic send: a persistent channel stores it and broadcasts it as tag `temp_id`. */
+      temp_id: z.string().min(1).max(256).optional(),
     })
     .strict(),
   broadcast: z
@@ -213,7 +215,13 @@ export class ServerApi {
 
   private async publishOne(
     name: string,
-    p: { data: unknown; tags?: Record<string, string> | undefined; skip_history?: boolean | undefined; idempotency_key?: string | undefined },
+    p: {
+      data: unknown;
+      tags?: Record<string, string> | undefined;
+      skip_history?: boolean | undefined;
+      idempotency_key?: string | undefined;
+      temp_id?: string | undefined;
+    },
     dataIsText = false,
   ): Promise<{ offset?: number; epoch?: string }> {
     const channel = this.node.channels.resolvePublishTarget(name);
@@ -222,6 +230,7 @@ export class ServerApi {
       ...(p.tags ? { tags: p.tags } : {}),
       ...(p.skip_history ? { skipHistory: true } : {}),
       ...(p.idempotency_key ? { idempotencyKey: p.idempotency_key } : {}),
+      ...(p.temp_id ? { tempId: p.temp_id } : {}),
     });
     return position.offset > 0 ? { offset: position.offset, epoch: position.epoch } : {};
   }

@@ -6,6 +6,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { RpcRouter } from '../core/rpc_router.js';
+import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
 import { registerRoutes } from '../transports/http/routes.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
@@ -46,6 +47,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   // Client rpc: features' methods by prefix (chat.*), the rest to the app backend.
   const rpc = new RpcRouter(proxy);
   const durable = needsStore(config) ? await openStore(config, logger) : undefined;
+  // The chat rides on the store: its members rule is checked against it.
+  const chatAccess = durable ? createChatAccess(config, durable.store) : undefined;
   const busLogger = logger.child({ component: 'bus' });
   const nodeId = randomUUID();
   const bus = await createBus(config, nodeId, busLogger);
@@ -60,6 +63,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     rpc,
     ...(bus.userLimiter ? { userLimiter: bus.userLimiter } : {}),
     ...(durable ? { store: durable.store } : {}),
+    ...(chatAccess ? { authorizers: { members: chatAccess.authorizer } } : {}),
   });
   try {
     await node.start();
@@ -74,6 +78,14 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const websocket = new WebSocketEndpoint({ node, logger });
   const sse = new SseEndpoint(node, logger);
   const api = new ServerApi(node);
+  let chat: RunningChat | undefined;
+  try {
+    chat = durable && chatAccess ? attachChat({ node, store: durable.store, access: chatAccess, api, rpc, logger }) : undefined;
+  } catch (err) {
+    await node.shutdown(Disconnects.shutdown);
+    await durable?.close();
+    throw err;
+  }
   const app = Fastify({
     loggerInstance: logger.child({ component: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -124,6 +136,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
       closing ??= (async () => {
         app.server.close();
         sse.closeAll();
+        // Statuses are left to expire (or to the other nodes): the shutdown's disconnects are not the users leaving.
+        chat?.stop();
         await node.shutdown(Disconnects.shutdown);
         websocket.close();
         // Let the close frames and flushed writes leave before the process exits.
