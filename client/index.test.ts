@@ -68,12 +68,29 @@ describe('OffsetGuard', () => {
   it('admits only offsets past the position subscribed at, and past the last delivered', () => {
     const guard = new OffsetGuard();
     expect(guard.subscribed(subscribed(5))).toBeUndefined();
-    expect(guard.check(5).fresh).toBe(false);
     expect(guard.check(6)).toEqual({ fresh: true });
     guard.delivered(6);
     expect(guard.check(6).fresh).toBe(false);
     expect(guard.check(9)).toEqual({ fresh: true, gap: { from: 7, to: 8 } });
     expect(guard.position).toEqual({ offset: 6, epoch: 'e1' });
+  });
+
+  it('admits the latest publications a first subscribe reply carries (history_on_join) once each, in order, then the live stream', () => {
+    const guard = new OffsetGuard();
+    guard.subscribed(subscribed(5));
+    for (const offset of [3, 4, 5]) {
+      expect(guard.check(offset)).toEqual({ fresh: true });
+      guard.delivered(offset);
+    }
+    expect(guard.check(4).fresh).toBe(false);
+    expect(guard.check(5).fresh).toBe(false);
+    expect(guard.check(6)).toEqual({ fresh: true });
+    guard.delivered(6);
+    expect(guard.check(3).fresh).toBe(false);
+    // Subscribed again without recovery in the same epoch: nothing already delivered comes twice.
+    guard.subscribed(subscribed(8));
+    expect(guard.check(6).fresh).toBe(false);
+    expect(guard.check(7)).toEqual({ fresh: true });
   });
 
   it('keeps its place through a successful recovery, so a repeated publication is dropped', () => {

@@ -12,6 +12,12 @@ export { mintToken, type TokenClaims } from './token.js';
 export const CHAT_NAMESPACE = 'chat';
 /** Namespace of personal channels in the embedded defaults: `user:<id>`, readable only by `<id>`. */
 export const USER_NAMESPACE = 'user';
+/** Namespace of rooms with members in the embedded defaults: `room:<name>` (docs/chat.md). */
+export const ROOM_NAMESPACE = 'room';
+/** Namespace of the conversations of two users in the embedded defaults: `dm:<a>,<b>`. */
+export const DM_NAMESPACE = 'dm';
+/** Namespace of user statuses in the embedded defaults: `status:<user>`. */
+export const STATUS_NAMESPACE = 'status';
 
 /** The characters the server accepts in a channel name (see docs/errors.md, CHANNEL_INVALID). */
 const NAME_CHARS = /^[A-Za-z0-9_.:@=,#+~/-]+$/;
@@ -47,6 +53,28 @@ export function directAddress(user: string): string {
   return `@${checkPart('user id', user)}`;
 }
 
+/** `room:<name>`: a room with members; only its members subscribe, publish and read its history. */
+export function roomChannel(room: string): string {
+  return `${ROOM_NAMESPACE}:${checkPart('room name', room)}`;
+}
+
+/**
+ * `dm:<a>,<b>`: the conversation of two users, ids sorted, so both name it alike. Throws a
+ * TypeError for an id with a comma (it would split the name) or characters the server refuses.
+ */
+export function dmChannel(user: string, other: string): string {
+  for (const id of [user, other]) {
+    checkPart('user id', id);
+    if (id.includes(',')) throw new TypeError(`invalid user id "${id}": a conversation cannot name an id with a comma`);
+  }
+  return user <= other ? `${DM_NAMESPACE}:${user},${other}` : `${DM_NAMESPACE}:${other},${user}`;
+}
+
+/** `status:<user>`: the user's status (`{"user","status","last_seen"?}` on every change), for any authenticated user. */
+export function statusChannel(user: string): string {
+  return `${STATUS_NAMESPACE}:${checkPart('user id', user)}`;
+}
+
 /** What `relais chat` publishes to a room; the sender is the publication's `info.user`, never a field of the data. */
 export interface ChatMessage {
   readonly text: string;
@@ -68,12 +96,22 @@ export interface OffsetGap {
  * repeats itself, so an application that must not show a message twice filters them here.
  *
  * Contract: within one epoch, `check` admits an offset only if it is past the last one passed to
- * `delivered`; a jump past `last + 1` is reported as a gap (and admitted). A subscription
- * without positions (a channel with no history) has no offsets: everything is admitted.
+ * `delivered`; a jump past `last + 1` is reported as a gap (and admitted). A subscribe that did
+ * not recover may bring, in its reply, the channel's latest publications up to the position it
+ * gave (`history_on_join`, a chat room's last messages): those are admitted once each, in
+ * order, except what was delivered before in the same epoch. A subscription without positions
+ * (a channel with no history) has no offsets: everything is admitted.
  */
 export class OffsetGuard {
   private last: number | undefined;
   private epoch: string | undefined;
+  /**
+   * After a subscribe that did not recover, the reply may carry the channel's latest
+   * publications (`history_on_join`), at offsets up to the position it gave: those above this
+   * one are admitted, once each and in order, until the position is reached or a later
+   * publication comes. Undefined otherwise.
+   */
+  private replayAfter: number | undefined;
 
   /** The last offset delivered, or the position subscribed at; undefined before any. */
   get position(): { offset: number; epoch: string } | undefined {
@@ -97,6 +135,10 @@ export class OffsetGuard {
     this.epoch = position.epoch;
     if (sameEpoch && ctx.wasRecovering && ctx.recovered && previous !== undefined) return undefined;
     this.last = position.offset;
+    // Only a subscribe that did not ask to recover gets the latest publications in its reply;
+    // what this guard already passed in the same epoch is never replayed to it.
+    this.replayAfter = ctx.wasRecovering ? undefined : sameEpoch && previous !== undefined ? Math.min(previous, position.offset) : 0;
+    if (this.replayAfter !== undefined && this.replayAfter >= position.offset) this.replayAfter = undefined;
     if (sameEpoch && ctx.wasRecovering && !ctx.recovered && previous !== undefined && position.offset > previous) {
       return { from: previous + 1, to: position.offset };
     }
@@ -106,6 +148,7 @@ export class OffsetGuard {
   /** Whether a publication at `offset` is new, and the gap before it if some were skipped. */
   check(offset: number | undefined): { readonly fresh: boolean; readonly gap?: OffsetGap } {
     if (offset === undefined || this.last === undefined) return { fresh: true };
+    if (this.replayAfter !== undefined && offset <= this.last) return { fresh: offset > this.replayAfter };
     if (offset <= this.last) return { fresh: false };
     if (offset > this.last + 1) return { fresh: true, gap: { from: this.last + 1, to: offset - 1 } };
     return { fresh: true };
@@ -113,7 +156,13 @@ export class OffsetGuard {
 
   /** Records that the application has handled the publication at `offset`. */
   delivered(offset: number | undefined): void {
-    if (offset !== undefined && (this.last === undefined || offset > this.last)) this.last = offset;
+    if (offset === undefined) return;
+    if (this.replayAfter !== undefined && this.last !== undefined && offset <= this.last) {
+      this.replayAfter = offset < this.last ? Math.max(this.replayAfter, offset) : undefined;
+      return;
+    }
+    this.replayAfter = undefined;
+    if (this.last === undefined || offset > this.last) this.last = offset;
   }
 }
 

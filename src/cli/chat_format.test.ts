@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatMessage, formatPresence, messageText, parseInput, senderOf } from './chat_format.js';
+import { conversationName, formatMessage, formatPresence, formatRooms, messageText, parseInput, senderOf } from './chat_format.js';
 
 describe('chat input', () => {
   it('parses commands, text and the // escape', () => {
@@ -14,6 +14,12 @@ describe('chat input', () => {
     expect(parseInput('   ')).toEqual({ kind: 'empty' });
     expect(parseInput('Hello everyone!')).toEqual({ kind: 'say', text: 'Hello everyone!' });
     expect(parseInput('//shrug')).toEqual({ kind: 'say', text: '/shrug' });
+    expect(parseInput('/create team The team')).toEqual({ kind: 'create', room: 'team', title: 'The team' });
+    expect(parseInput('/create')).toEqual({ kind: 'create', room: undefined, title: undefined });
+    expect(parseInput('/invite bob')).toEqual({ kind: 'invite', user: 'bob', room: undefined });
+    expect(parseInput('/invite bob room:team')).toEqual({ kind: 'invite', user: 'bob', room: 'room:team' });
+    expect(parseInput('/dm alice')).toEqual({ kind: 'dm', user: 'alice' });
+    expect(parseInput('/rooms')).toEqual({ kind: 'rooms' });
   });
 });
 
@@ -36,7 +42,22 @@ describe('chat display', () => {
     expect(senderOf(undefined)).toBe('(server)');
   });
 
-  it('lists users once each, sorted', () => {
+  it('lists rooms with unread counts and last messages, conversations by the other user', () => {
+    expect(
+      formatRooms(
+        [
+          { room: 'room:team', title: 'Team', unread: 3, last_message: { offset: 5, data: { text: 'hi' }, info: { user: 'alice', client: 'c' } } },
+          { room: 'dm:alice,bob', unread: 0 },
+        ],
+        'alice',
+      ),
+    ).toEqual(['* your rooms:', '*   room:team (Team): 3 unread; last [5] alice: hi', '*   @bob: no unread']);
+    expect(formatRooms([], 'alice')).toEqual(['* no rooms yet: /create <name>, or /dm <user>']);
+    expect(conversationName('dm:alice,bob', 'bob')).toBe('@alice');
+    expect(conversationName('room:team', 'bob')).toBeUndefined();
+  });
+
+    it('lists users once each, sorted', () => {
     expect(formatPresence('lobby', ['bob', 'alice', 'bob'])).toBe('* in lobby: alice, bob (3 connections)');
     expect(formatPresence('lobby', ['alice'])).toBe('* in lobby: alice');
     expect(formatPresence('lobby', [])).toBe('* nobody in lobby');
