@@ -286,7 +286,10 @@ class TerminalChat {
       }
       if (joined && ctx.wasRecovering && !ctx.recovered) this.screen.print(`* back in ${name}; some messages may be missing: /history ${name}`);
     });
+    let refused: string | undefined;
     sub.on('unsubscribed', (ctx) => {
+      // A refused subscribe (not a member: permission denied, 103) says why here.
+      if (!joined) refused = `${ctx.reason} (code ${ctx.code})`;
       if (!joined || this.stopping || this.rooms.get(name) !== room) return;
       this.screen.print(`! removed from ${name}: ${ctx.reason} (code ${ctx.code})`);
       this.forget(name);
@@ -296,7 +299,7 @@ class TerminalChat {
     } catch (err) {
       this.rooms.delete(name);
       this.centrifuge.removeSubscription(sub);
-      throw new Error(`could not join ${name}: ${describeError(err)}`, { cause: err });
+      throw new Error(`could not join ${name}: ${refused ?? describeError(err)}`, { cause: err });
     }
     joined = true;
     this.current = name;
