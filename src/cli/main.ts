@@ -16,7 +16,8 @@ Commands:
   subscribe <channel>            print publications as JSON lines; recovers after reconnects
       [--user <id> | --token <jwt>] [--url <url>]
   chat [--user <id> | --token <jwt>] [--room <name>] [--url <url>]
-                                 interactive terminal chat: /join /leave /history /who /quit
+                                 interactive terminal chat: /join /leave /history /who
+                                 /create /invite /rooms /dm /quit (see docs/chat.md)
   help                           this text
 
 Environment: see docs/configuration.md.`;
