@@ -107,7 +107,7 @@ describeWithBus('the chat across two instances (PostgreSQL, Redis)', missing, ()
     const onB = await client(b, 'alice');
     const reader = await client(b, 'reader');
     await reader.subscribe('room:retry').ready(5000);
-    const send = (c: SdkClient, tempId: string): Promise<unknown> => c.centrifuge.rpc('chat.send', { channel: 'room:retry', data: { text: tempId }, temp_id: tempId }).then((r) => r.data);
+    const send = (c: SdkClient, tempId: string): Promise<unknown> => c.centrifuge.rpc('chat.send', { channel: 'room:retry', data: { text: tempId }, temp_id: tempId }).then((r): unknown => r.data);
 
     const first = await send(onA, 't1');
     expect(await send(onB, 't1')).toEqual(first);

@@ -49,6 +49,14 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const durable = needsStore(config) ? await openStore(config, logger) : undefined;
   // The chat rides on the store: its members rule is checked against it.
   const chatAccess = durable ? createChatAccess(config, durable.store) : undefined;
+  if (!durable) {
+    const membersOnly = Object.entries(config.namespaces).filter(([, ns]) => ns.allow_subscribe === 'members' || ns.allow_publish === 'members');
+    if (membersOnly.length > 0) {
+      logger.warn(
+        `the chat needs the durable store (DATABASE_URL when instances share a bus): namespaces ${membersOnly.map(([name]) => name).join(', ')} refuse every client, and statuses are not published`,
+      );
+    }
+  }
   const busLogger = logger.child({ component: 'bus' });
   const nodeId = randomUUID();
   const bus = await createBus(config, nodeId, busLogger);
