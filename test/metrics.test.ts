@@ -10,7 +10,8 @@ import { startRelais, type RelaisProcess } from './helpers/relais.js';
 let relais: RelaisProcess;
 
 beforeAll(async () => {
-  relais = await startRelais({ config: { rate_limit: { connection: { burst: 5, per_second: 1 }, disconnect_after: 1000 } } });
+  // User statuses publish on every connect: off, so that the publishes counted are the test's own.
+  relais = await startRelais({ config: { rate_limit: { connection: { burst: 5, per_second: 1 }, disconnect_after: 1000 }, chat: { status: false } } });
 });
 
 afterAll(async () => {

@@ -244,6 +244,11 @@ export const relaisConfig = z
      */
     chat: z
       .object({
+        /**
+         * Follow user status (online, away, offline) and publish its changes on `status:<user>`:
+         * a few bus operations per connect and disconnect. false: no status.
+         */
+        status: z.boolean().default(true),
         /** A connected user with no client command for this long is `away` (all their connections, all instances). */
         away_after: duration.prefault('5m'),
         /** How long a node trusts a membership answer of the store (positive and negative); 0: ask the store every time. */

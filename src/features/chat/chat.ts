@@ -97,7 +97,7 @@ export function attachChat(deps: AttachChat): RunningChat {
     node.usePublishStep(namespaces.dm, direct);
   }
   const status = new UserStatusTracker({ node, store, namespaces, awayAfterMs: config.chat.away_after, publish: !problems.status, logger });
-  status.start();
+  if (config.chat.status) status.start();
   const services: ChatServices = {
     node,
     store,
