@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createSchema, dropSchemas, newSchemaName, postgresUnreachable } from '../../test/helpers/postgres.js';
-import { Child, installExitHandlers, killAll, repoRoot } from '../children.js';
+import { Child, extraNodeFlags, installExitHandlers, killAll, repoRoot } from '../children.js';
 import { freePort, waitForPort } from '../net.js';
 import { cpuTimeUs } from '../procstat.js';
 import { RELAIS_MAIN } from '../targets/relais.js';
@@ -82,7 +82,7 @@ async function startTarget(name: TargetName): Promise<Running> {
     RELAIS_DATA_DIR: join(dir, 'data'),
     ...(schema ? { DATABASE_URL: POSTGRES_URL, RELAIS_DB_SCHEMA: schema } : {}),
   };
-  const server = new Child({ name, nodeArgs: [RELAIS_MAIN, 'serve'], env, ipc: false });
+  const server = new Child({ name, nodeArgs: [...extraNodeFlags(), RELAIS_MAIN, 'serve'], env, ipc: false });
   await waitForPort(port, 20_000, () => server.gone());
   return { setup: { protocol: 'relais', url: `ws://127.0.0.1:${port}`, tokenSecret, channel: 'chat:bench' }, server, stop: async () => (await server.kill(), await cleanup()) };
 }
