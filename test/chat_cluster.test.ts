@@ -9,47 +9,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { PublicationContext, Subscription } from 'centrifuge';
-import { afterAll, afterEach, expect, it } from 'vitest';
-import { busEnv, deletePrefix, describeWithBus, sharedBusAvailable, SHARED_URL } from './helpers/buses.js';
+import { expect, it } from 'vitest';
+import { describeWithBus } from './helpers/buses.js';
 import { sdkClient, sleep, type SdkClient } from './helpers/clients.js';
-import { Resources, until } from './helpers/cluster.js';
-import { createSchema, dropSchemas, newSchemaName, postgresUnreachable, SHARED_POSTGRES_URL } from './helpers/postgres.js';
-import { startRelais, type RelaisProcess } from './helpers/relais.js';
+import { until } from './helpers/cluster.js';
+import type { RelaisProcess } from './helpers/relais.js';
+import { sharedStoreMissing, sharedStoreSuite } from './helpers/shared_store.js';
 
-const postgresMissing = await postgresUnreachable(SHARED_POSTGRES_URL);
-const redisAvailable = await sharedBusAvailable('redis');
-const missing = postgresMissing !== undefined ? `no PostgreSQL at ${SHARED_POSTGRES_URL} (${postgresMissing})` : !redisAvailable ? `no Redis at ${SHARED_URL.redis}` : undefined;
-
-describeWithBus('the chat across two instances (PostgreSQL, Redis)', missing, () => {
-  const run = new Resources();
-  const schemas: string[] = [];
-  const prefix = `relais-chat-${randomBytes(4).toString('hex')}`;
-  const secrets = { RELAIS_TOKEN_SECRET: `chat-secret-${randomBytes(8).toString('hex')}`, RELAIS_API_KEY: `chat-key-${randomBytes(8).toString('hex')}` };
-
-  afterEach(async () => {
-    await run.release();
-  });
-  afterAll(async () => {
-    await run.release();
-    await dropSchemas(SHARED_POSTGRES_URL, schemas);
-    await deletePrefix('redis', prefix);
-  });
+describeWithBus('the chat across two instances (PostgreSQL, Redis)', await sharedStoreMissing(), () => {
+  const suite = sharedStoreSuite('chat');
+  const run = suite.run;
 
   /** Two instances on one fresh schema and one bus prefix of their own. */
   async function pair(): Promise<[RelaisProcess, RelaisProcess]> {
-    const schema = newSchemaName();
-    await createSchema(SHARED_POSTGRES_URL, schema);
-    schemas.push(schema);
-    const env = {
-      ...secrets,
-      DATABASE_URL: SHARED_POSTGRES_URL,
-      RELAIS_DB_SCHEMA: schema,
-      RELAIS_CHAT_AWAY_AFTER: '2s',
-      ...busEnv('redis', SHARED_URL.redis, `${prefix}-${schema}`),
-    };
-    const [a, b] = await Promise.all([startRelais({ env }), startRelais({ env })]);
-    run.processes.push(a, b);
-    return [a, b];
+    const env = { ...(await suite.env(`-${randomBytes(4).toString('hex')}`)), RELAIS_CHAT_AWAY_AFTER: '2s' };
+    return Promise.all([suite.instance(env), suite.instance(env)]);
   }
 
   async function client(relais: RelaisProcess, user: string): Promise<SdkClient> {

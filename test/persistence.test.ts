@@ -11,14 +11,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SubscribedContext } from 'centrifuge';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { busEnv, deletePrefix, describeWithBus, PrivateBus, sharedBusAvailable, SHARED_URL } from './helpers/buses.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { busEnv, describeWithBus, PrivateBus, SHARED_URL } from './helpers/buses.js';
 import { sdkClient, sleep, type SdkClient } from './helpers/clients.js';
 import { expectClean, readyz, report, Resources, until } from './helpers/cluster.js';
 import { LeanSubscriber } from './helpers/lean_subscriber.js';
 import { checkDelivery, expectedSequence, PublishLoop, totals } from './helpers/ledger.js';
-import { createSchema, dropSchemas, newSchemaName, postgresUnreachable, PrivatePostgres, SHARED_POSTGRES_URL } from './helpers/postgres.js';
+import { PrivatePostgres } from './helpers/postgres.js';
 import { startRelais, withTimeout, type RelaisProcess } from './helpers/relais.js';
+import { sharedStoreMissing, sharedStoreSuite } from './helpers/shared_store.js';
 
 interface HistoryReply {
   publications: { data: { n: number }; offset: number }[];
@@ -143,40 +144,13 @@ describe('persistent channels on the embedded SQLite store', () => {
   }, 120_000);
 });
 
-const postgresMissing = await postgresUnreachable(SHARED_POSTGRES_URL);
-const redisAvailable = await sharedBusAvailable('redis');
-const missing = postgresMissing !== undefined ? `no PostgreSQL at ${SHARED_POSTGRES_URL} (${postgresMissing})` : !redisAvailable ? `no Redis at ${SHARED_URL.redis}` : undefined;
-
-describeWithBus('persistent channels on PostgreSQL, three instances over Redis', missing, () => {
-  const run = new Resources();
-  const schemas: string[] = [];
-  const prefix = `relais-persist-${randomBytes(4).toString('hex')}`;
-  const secrets = { RELAIS_TOKEN_SECRET: `persist-secret-${randomBytes(8).toString('hex')}`, RELAIS_API_KEY: `persist-key-${randomBytes(8).toString('hex')}` };
-
-  afterEach(async () => {
-    await run.release();
-  });
-  afterAll(async () => {
-    await run.release();
-    await dropSchemas(SHARED_POSTGRES_URL, schemas);
-    await deletePrefix('redis', prefix);
-  });
-
-  async function schema(): Promise<string> {
-    const name = newSchemaName();
-    await createSchema(SHARED_POSTGRES_URL, name);
-    schemas.push(name);
-    return name;
-  }
-
-  async function instance(env: Record<string, string>): Promise<RelaisProcess> {
-    const relais = await startRelais({ env: { ...secrets, ...env } });
-    run.processes.push(relais);
-    return relais;
-  }
+describeWithBus('persistent channels on PostgreSQL, three instances over Redis', await sharedStoreMissing(), () => {
+  const suite = sharedStoreSuite('persist');
+  const { run, secrets } = suite;
+  const instance = (env: Record<string, string>): Promise<RelaisProcess> => suite.instance(env);
 
   it('publishers on every instance: each subscriber gets contiguous offsets with their data; all of it survives a restart of every instance', async () => {
-    const env = { DATABASE_URL: SHARED_POSTGRES_URL, RELAIS_DB_SCHEMA: await schema(), ...busEnv('redis', SHARED_URL.redis, prefix) };
+    const env = await suite.env();
     let nodes = await Promise.all([instance(env), instance(env), instance(env)]);
     const channel = 'chat:cluster';
     const subscribers: LeanSubscriber[] = [];
@@ -209,7 +183,7 @@ describeWithBus('persistent channels on PostgreSQL, three instances over Redis',
   it('after the Redis server restarted empty while a client was away, it recovers from the store: recovered, every missed message once, in order', async () => {
     const bus = run.on(await PrivateBus.reserve('redis'), (b) => b.dispose());
     await bus.start();
-    const env = { DATABASE_URL: SHARED_POSTGRES_URL, RELAIS_DB_SCHEMA: await schema(), ...busEnv('redis', bus.url, prefix) };
+    const env = { ...(await suite.env()), ...busEnv('redis', bus.url, 'relais-persist') };
     const [a, b] = await Promise.all([instance(env), instance(env)]);
     if (!a || !b) throw new Error('instances');
     const channel = 'chat:outlives';
@@ -246,7 +220,7 @@ describeWithBus('persistent channels on PostgreSQL, three instances over Redis',
       DATABASE_URL: pg.url(),
       DB_POOL_CONNECTION_TIMEOUT: '1000',
       DB_QUERY_TIMEOUT: '2000',
-      ...busEnv('redis', SHARED_URL.redis, `${prefix}-pg`),
+      ...busEnv('redis', SHARED_URL.redis, `relais-persist-pg-${randomBytes(4).toString('hex')}`),
     };
     const relais = await startRelais({
       env: { ...secrets, ...env },
