@@ -45,9 +45,16 @@ export class ClusterView {
 
   handle(message: ClusterMessage): void {
     switch (message.type) {
-      case 'node':
-        if (message.node.id !== this.member.id) this.peers.set(message.node.id, { info: message.node, expiresAt: Date.now() + PEER_EXPIRY_MS });
+      case 'node': {
+        if (message.node.id === this.member.id) return;
+        const known = this.peers.has(message.node.id);
+        this.peers.set(message.node.id, { info: message.node, expiresAt: Date.now() + PEER_EXPIRY_MS });
+        // A node heard for the first time hears from this one at once, not at the next beat:
+        // nodes started together each miss the other's first heartbeat (sent before the other
+        // listened), and one that dies before its next beat would otherwise go unnoticed.
+        if (!known) void this.heartbeat();
         return;
+      }
       case 'survey': {
         if (message.from === this.member.id) return;
         const channels = Object.fromEntries(this.localMatches(message.pattern));
