@@ -18,11 +18,12 @@ import { authorize, type AsyncAccessRule, type ChannelAction, type ChannelAuthor
 import type { TokenVerifier } from './auth.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
-import { ChannelResolver, compileGlob, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
+import { ChannelResolver, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
 import { RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber, type RecentOptions } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import { ChannelInterest } from './channel_interest.js';
 import { PersistentChannels } from './persistent_channels.js';
 import { mergeRecovery } from './recovery.js';
 import { LocalUserRateLimiter, type UserRateLimiter } from './rate_limit.js';
@@ -30,20 +31,8 @@ import type { RpcHandler } from './rpc.js';
 import { NodeStats } from './stats.js';
 import type { StreamSubscriber } from './stream_subscriber.js';
 
-/** What the node needs of a connected client to apply cluster-wide commands to it. */
-export interface NodeClient {
-  readonly id: string;
-  readonly user: string;
-  readonly info: ClientInfo;
-  /** Its presence entries (channel and the info recorded there), refreshed before they expire. */
-  presenceEntries(): Iterable<readonly [channel: string, info: ClientInfo]>;
-  disconnect(disconnect: Disconnect): void;
-  serverSubscribe(channel: string, chanInfo?: JsonText): void;
-  serverUnsubscribe(channel: string): void;
-  sendMessage(data: JsonText): void;
-  /** Called once a second by the node's clock: pings, expiries, timeouts. */
-  tick(now: number): void;
-}
+export type { ConnectionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
+import type { ConnectionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
 
 export interface NodeDeps {
   readonly config: Readonly<RelaisConfig>;
@@ -63,58 +52,6 @@ export interface NodeDeps {
   readonly authorizers?: Readonly<Partial<Record<AsyncAccessRule, ChannelAuthorizer>>>;
 }
 
-export interface PublishInput {
-  readonly info?: ClientInfo;
-  readonly tags?: Readonly<Record<string, string>>;
-  readonly idempotencyKey?: string;
-  /** A client's temporary id for an optimistic send (persistent channels: stored, and broadcast as tag `temp_id`). */
-  readonly tempId?: string;
-  /** Publish without keeping the publication in history (and without an offset). */
-  readonly skipHistory?: boolean;
-}
-
-/**
- * What a feature learns of this node's connections (the chat's user status). Calls come
- * synchronously from the connection's own work: they must not throw or block.
- */
-export interface ConnectionObserver {
-  /** A connection of `info.user` is established on this node (WebSocket after connect, SSE stream). */
-  connected(info: ClientInfo): void;
-  /** A connection that `connected` reported has ended. */
-  disconnected(info: ClientInfo): void;
-  /** The connection sent a command other than connect, ping and pong: its user is active at `now` (Unix ms). */
-  active(info: ClientInfo, now: number): void;
-}
-
-/** The default path of a publish, without publish steps: the store then the bus for a persistent namespace, the bus otherwise. */
-export type PublishNext = (channel: ResolvedChannel, data: JsonText, input: PublishInput) => Promise<StreamPosition>;
-
-/**
- * A feature's step between a publish (client or server API) and its namespace's default path:
- * the chat's direct messages. It runs instead of that path for every publish to a channel of
- * its namespace, after the size check, and calls `next` (for this channel or others) to
- * publish; `next` never runs a step. Resolves with the position to acknowledge; rejects with a
- * RelaisError the publisher gets as it is.
- */
-export interface PublishStep {
-  publish(channel: ResolvedChannel, data: JsonText, input: PublishInput, next: PublishNext): Promise<StreamPosition>;
-}
-
-export interface JoinRequest {
-  readonly recover: boolean;
-  readonly since?: StreamPosition;
-  /** Answer UNRECOVERABLE_POSITION instead of `recovered: false`. */
-  readonly rejectUnrecovered?: boolean;
-}
-
-export interface JoinResult {
-  /** Set for channels with history: the position after `publications`. */
-  readonly position?: StreamPosition;
-  readonly recovered: boolean;
-  readonly publications: Publication[];
-}
-
-const RESOLVED = Promise.resolve();
 
 function internalSet(set: string): string {
   if (!set.startsWith('$') || set.startsWith('$conn:')) throw new Error(`cluster set "${set}" must start with $ (and not $conn:)`);
@@ -144,14 +81,11 @@ export class Node implements BrokerEventHandler {
   private readonly authorizers: Readonly<Partial<Record<AsyncAccessRule, ChannelAuthorizer>>>;
   /** Persistent namespaces' channels; undefined without a store. */
   private readonly persistent: PersistentChannels | undefined;
+  private readonly interest: ChannelInterest;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
   /** Connections by user: the connection itself for a user with one (the common case), else a Set. */
   private readonly users = new Map<string, NodeClient | Set<NodeClient>>();
-  private readonly busInterest = new Set<string>();
-  private readonly interestOps = new Map<string, Promise<void>>();
-  /** Channels left without local subscribers, still followed until the time given (client.channel_linger). */
-  private readonly lingering = new Map<string, number>();
   private readonly cluster: ClusterView;
   private readonly timers: NodeJS.Timeout[] = [];
   private closing = false;
@@ -195,6 +129,13 @@ export class Node implements BrokerEventHandler {
           deliver: (channel, pub) => this.hub.handlePublication(channel, pub),
         })
       : undefined;
+    this.interest = new ChannelInterest({
+      hub: this.hub,
+      broker: this.broker,
+      logger: this.logger,
+      lingerMs: deps.config.client.channel_linger,
+      persistentFor: (channel) => this.persistentFor(channel),
+    });
   }
 
   async start(): Promise<void> {
@@ -210,9 +151,10 @@ export class Node implements BrokerEventHandler {
   /** Disconnects every client with `disconnect`, then closes the broker and presence. */
   async shutdown(disconnect: Disconnect): Promise<void> {
     this.closing = true;
+    this.interest.stopLingering();
     for (const t of this.timers) clearInterval(t);
     for (const client of [...this.clients.values()]) client.disconnect(disconnect);
-    await Promise.allSettled([...this.interestOps.values()]);
+    await this.interest.settled();
     this.persistent?.close();
     await this.broker.close();
     await this.presence.close();
@@ -322,62 +264,29 @@ export class Node implements BrokerEventHandler {
    * Resolves once publications of the channel reach the hub.
    */
   attach(channel: string, subscriber: ChannelSubscriber, recent?: RecentOptions): Promise<void> {
-    this.hub.add(channel, subscriber, recent);
-    this.lingering.delete(channel);
-    if (this.busInterest.has(channel)) return this.interestOps.get(channel) ?? RESOLVED;
-    return this.queueInterest(channel, async () => {
-      if (!this.hub.hasSubscribers(channel) || this.busInterest.has(channel)) return;
-      const persistent = this.persistentFor(channel);
-      persistent?.follow(channel);
-      try {
-        await this.broker.subscribe([channel]);
-      } catch (err) {
-        persistent?.unfollow(channel);
-        throw err;
-      }
-      this.busInterest.add(channel);
-      await persistent?.followFrom(channel);
-    });
+    return this.interest.attach(channel, subscriber, recent);
+  }
+
+  /** Removes a local subscriber (the channel lingers: see ChannelInterest.detach). */
+  detach(channel: string, subscriber: ChannelSubscriber): void {
+    this.interest.detach(channel, subscriber);
+  }
+
+  /**
+   * Adds a local subscriber to every channel matching a glob and makes sure the broker
+   * delivers those channels to this node. Resolves once they reach the hub.
+   */
+  attachPattern(pattern: string, subscriber: ChannelSubscriber): Promise<void> {
+    return this.interest.attachPattern(pattern, subscriber);
+  }
+
+  detachPattern(pattern: string, subscriber: ChannelSubscriber): void {
+    this.interest.detachPattern(pattern, subscriber);
   }
 
   /** The persistent channels' sequencer when `channel` belongs to a persistent namespace. */
   private persistentFor(channel: string): PersistentChannels | undefined {
     return this.persistent && this.channels.optionsOf(channel)?.persist ? this.persistent : undefined;
-  }
-
-  /**
-   * Removes a local subscriber. The node follows a channel left without subscribers a little
-   * longer: when many clients drop at once (a network blip, a deploy) and come back, they
-   * recover from this node's memory instead of each reading history from the bus.
-   */
-  detach(channel: string, subscriber: ChannelSubscriber): void {
-    if (!this.hub.remove(channel, subscriber)) return;
-    const linger = this.config.client.channel_linger;
-    if (linger > 0 && !this.closing) this.lingering.set(channel, Date.now() + linger);
-    else this.release(channel);
-  }
-
-  /** Stops following a channel that has no local subscriber. */
-  private release(channel: string): void {
-    if (!this.hub.drop(channel)) return;
-    this.queueInterest(channel, async () => {
-      if (this.hub.hasSubscribers(channel) || !this.busInterest.has(channel)) return;
-      this.busInterest.delete(channel);
-      this.persistent?.unfollow(channel);
-      await this.broker.unsubscribe([channel]);
-    }).catch((err: unknown) => this.logger.warn({ err, channel }, 'broker unsubscribe failed'));
-  }
-
-  /** Broker subscribe/unsubscribe of one channel run one after the other. */
-  private queueInterest(channel: string, op: () => Promise<void>): Promise<void> {
-    const previous = this.interestOps.get(channel) ?? RESOLVED;
-    const next = previous.catch(() => undefined).then(op);
-    this.interestOps.set(channel, next);
-    const cleanup = (): void => {
-      if (this.interestOps.get(channel) === next) this.interestOps.delete(channel);
-    };
-    next.then(cleanup, cleanup);
-    return next;
   }
 
   /**
@@ -452,31 +361,6 @@ export class Node implements BrokerEventHandler {
     const top = this.hub.recent(channel, undefined, 0)?.position;
     if (!top) return null;
     return { offset: Math.max(0, top.offset - count), epoch: top.epoch };
-  }
-
-  /**
-   * Adds a local subscriber to every channel matching a glob and makes sure the broker
-   * delivers those channels to this node. Resolves once they reach the hub.
-   */
-  attachPattern(pattern: string, subscriber: ChannelSubscriber): Promise<void> {
-    this.hub.addPattern(pattern, compileGlob(pattern), subscriber);
-    const key = `pattern\u0000${pattern}`;
-    if (this.busInterest.has(key)) return this.interestOps.get(key) ?? RESOLVED;
-    return this.queueInterest(key, async () => {
-      if (!this.hub.hasPattern(pattern) || this.busInterest.has(key)) return;
-      await this.broker.subscribePattern(pattern);
-      this.busInterest.add(key);
-    });
-  }
-
-  detachPattern(pattern: string, subscriber: ChannelSubscriber): void {
-    if (!this.hub.removePattern(pattern, subscriber)) return;
-    const key = `pattern\u0000${pattern}`;
-    this.queueInterest(key, async () => {
-      if (this.hub.hasPattern(pattern) || !this.busInterest.has(key)) return;
-      this.busInterest.delete(key);
-      await this.broker.unsubscribePattern(pattern);
-    }).catch((err: unknown) => this.logger.warn({ err, pattern }, 'broker pattern unsubscribe failed'));
   }
 
   // --- operations ----------------------------------------------------------
@@ -694,14 +578,7 @@ export class Node implements BrokerEventHandler {
 
   handleResync(): void {
     this.logger.warn('message bus reconnected: positioned subscribers go through recovery');
-    // Persistent channels continue after the store's position: what the bus lost meanwhile
-    // is read from the store by the subscribers' recovery.
-    for (const channel of this.busInterest) {
-      const persistent = this.persistentFor(channel);
-      if (!persistent) continue;
-      persistent.follow(channel);
-      void persistent.followFrom(channel);
-    }
+    this.interest.resync();
     this.hub.resyncAll();
   }
 
@@ -759,11 +636,7 @@ export class Node implements BrokerEventHandler {
   private tick(): void {
     const now = Date.now();
     for (const client of this.clients.values()) client.tick(now);
-    for (const [channel, until] of this.lingering) {
-      if (until > now) continue;
-      this.lingering.delete(channel);
-      this.release(channel);
-    }
+    this.interest.tick(now);
   }
 
   private async refreshPresence(): Promise<void> {
