@@ -9,6 +9,7 @@ const COLORS: Readonly<Record<TargetName, string>> = {
   relais: '#dc2626',
   'relais-redis': '#ea580c',
   'relais-baseline': '#f59e0b',
+  'relais-workers': '#b91c1c',
 };
 
 const PANEL_W = 460;

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 let clockTicks: number | undefined;
@@ -60,6 +60,34 @@ export function rssBytes(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** A process and every process below it (a server's workers), from /proc; just the pid when unreadable. */
+export function withDescendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        const list = children.get(parent) ?? [];
+        list.push(Number(entry));
+        children.set(parent, list);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  } catch {
+    return [pid];
+  }
+  const all: number[] = [];
+  const visit = (p: number): void => {
+    all.push(p);
+    for (const child of children.get(p) ?? []) visit(child);
+  };
+  visit(pid);
+  return all;
 }
 
 /** Sum over processes; null as soon as one is missing. */

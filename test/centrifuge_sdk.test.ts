@@ -10,9 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { sdkClient, sleep, waitFor, type SdkClient } from './helpers/clients.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
-import { SDK_5_0, SDK_MATRIX } from './helpers/sdk_versions.js';
+import { NEWEST_SDK, SDK_5_0, SDK_MATRIX } from './helpers/sdk_versions.js';
 
-describe.each(SDK_MATRIX)('centrifuge SDK $version against Relais', (sdk) => {
+/** Every SDK release against one process, and the newest against a server of 2 workers (relais serve --workers 2). */
+const CASES = [...SDK_MATRIX.map((sdk) => ({ sdk, workers: undefined, label: sdk.version })), { sdk: NEWEST_SDK, workers: 2, label: `${NEWEST_SDK.version} on 2 workers` }];
+
+describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) => {
   const { Centrifuge } = sdk;
   let relais: RelaisProcess;
   const clients: SdkClient[] = [];
@@ -25,6 +28,7 @@ describe.each(SDK_MATRIX)('centrifuge SDK $version against Relais', (sdk) => {
 
   beforeAll(async () => {
     relais = await startRelais({
+      ...(workers ? { workers } : {}),
       config: {
         namespaces: {
           small: { history_size: 10, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated', allow_publish: 'authenticated' },

@@ -12,7 +12,7 @@
  * source printed with the figures: `RELAIS_ORDERING_SEED=<seed>` replays it.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { afterAll, afterEach, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { busEnv, deletePrefix, describeWithBus, sharedBusAvailable, SHARED_URL, type BusKind } from './helpers/buses.js';
 import { sleep } from './helpers/clients.js';
 import { expectClean, report, Resources, until } from './helpers/cluster.js';
@@ -249,3 +249,47 @@ for (const [index, kind] of BUSES.entries()) {
     }, 300_000);
   });
 }
+
+describe('ordering on one server of 2 workers (the bus built into the primary)', () => {
+  const run = new Resources();
+  afterEach(async () => {
+    await run.release();
+  });
+
+  it('about 10,000 publications paced, in bursts and concurrent: every subscriber, whichever worker it landed on, gets contiguous offsets with their data', async () => {
+    const seed = BASE_SEED + 7;
+    const random = seeded(seed);
+    const channel = 'feed:workers';
+    const server = await startRelais({ config: CONFIG, workers: 2 });
+    run.processes.push(server);
+    const token = await server.token('lean');
+    const leans = await Promise.all(Array.from({ length: 4 }, () => LeanSubscriber.open({ url: () => server.wsUrl, token, channel })));
+    for (const l of leans) run.on(l, (s) => s.close());
+    const sdks: SdkSubscriber[] = [];
+    for (const release of SDK_MATRIX) sdks.push(run.on(await SdkSubscriber.open(`sdk${release.version}`, server.wsUrl, await server.token(release.version), channel, 10_000, release), (s) => s.close()));
+    const numbers = counter();
+    const loops: PublishLoop[] = [];
+    const publish = async (count: number, concurrency: number, paceMs?: () => number): Promise<void> => {
+      const loop = new PublishLoop({ channel, target: () => server, concurrency, numbers, ...(paceMs ? { paceMs } : {}) }).start(count);
+      loops.push(loop);
+      await withTimeout(loop.done(), 120_000, `publishing ${count} did not finish`);
+    };
+    await publish(200, 1, () => random() * 10);
+    for (let b = 0; b < 20; b++) await publish(50 + Math.floor(random() * 200), 32);
+    await Promise.all([publish(3400, 8), publish(3400, 8)]);
+    const published = expectAllAcknowledged(loops);
+    const { expected } = expectedSequence(loops);
+    await until(
+      () => leans.every((s) => s.position.offset >= published) && sdks.every((s) => s.position.offset >= published),
+      60_000,
+      () => `every subscriber at ${published}`,
+    );
+    await sleep(200);
+    const checks = [...leans.map((s, i) => checkDelivery({ name: `lean-${i}`, offsets: s.offsets, values: s.values }, expected)), ...sdks.map((s) => checkDelivery(s, expected))];
+    const nodes = (await server.call<{ nodes: unknown[] }>('info', {})).nodes.length;
+    const sum = totals(checks);
+    report('ordering workers', '2 workers', { seed, workers: nodes, published, subscribers: sum.subscribers, delivered: sum.delivered, outOfOrder: sum.outOfOrder, duplicated: sum.duplicated, lost: sum.lost });
+    expect(nodes).toBe(2);
+    expectClean(`2 workers (seed ${seed})`, checks);
+  }, 240_000);
+});

@@ -1,5 +1,5 @@
 import { sleep } from '../net.js';
-import { hardFdLimit } from '../procstat.js';
+import { hardFdLimit, withDescendants } from '../procstat.js';
 import type { IdleScenarioResult, IdleStep, IdleTargetResult, ScenarioId } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
@@ -35,7 +35,7 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
   let group: SubscriberGroup | null = null;
   try {
     target = await startTarget(name, spec.targetOptions);
-    const pids = target.servers.map((s) => s.pid);
+    const pids = target.servers.flatMap((s) => withDescendants(s.pid));
     await sleep(BASELINE_SETTLE_MS);
     const rssBaselineBytes = totalRss(pids);
     const started = await SubscriberGroup.start({

@@ -1,6 +1,6 @@
 import { quantileOf } from '../metrics.js';
 import { sleep } from '../net.js';
-import { listenOverflows } from '../procstat.js';
+import { listenOverflows, withDescendants } from '../procstat.js';
 import type { RecoveryRound, RecoveryScenarioResult, RecoveryTargetResult, ScenarioId } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
@@ -67,7 +67,8 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     await sleep(spec.beforeMs);
     const dropped = await group.drop();
     await sleep(spec.downMs);
-    const serverPids = target.servers.map((s) => s.pid);
+    // A server's workers count with it (relais-workers).
+    const serverPids = target.servers.flatMap((s) => withDescendants(s.pid));
     const loadPids = [...group.pids, publisher.child.pid];
     const overflows0 = listenOverflows();
     const server0 = cpuSnapshot(serverPids);

@@ -3,7 +3,7 @@ import { sleep } from '../net.js';
 import { P99_LIMIT_MS, type ScenarioId, type StepResult, type SteppedScenarioResult, type SteppedTargetResult } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
-import type { WriteCounts } from '../procstat.js';
+import { withDescendants, type WriteCounts } from '../procstat.js';
 import { cpuDelta, cpuSnapshot, errorMessage, sourceAddresses, totalRss, writeDelta, writeSnapshot, type Log } from './common.js';
 import { Publisher, SubscriberGroup, type MergedStats } from './load_group.js';
 
@@ -154,7 +154,8 @@ async function runTarget(spec: SteppedSpec, name: TargetName, log: Log): Promise
     if (started.outcome.failed > 0) throw new Error(`${started.outcome.failed} of ${connections} connections failed: ${started.outcome.firstError}`);
     log(`  ${name}: ${connections} subscribers in ${Math.round(started.outcome.ms)} ms`);
     publisher = await Publisher.start(target.endpoint);
-    const serverPids = target.servers.map((s) => s.pid);
+    // A server's workers count with it (relais-workers).
+    const serverPids = target.servers.flatMap((s) => withDescendants(s.pid));
     const loadPids = [...group.pids, publisher.child.pid];
     let failures = 0;
     for (const [index, rate] of spec.rates.entries()) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Child, extraNodeFlags, repoRoot } from '../children.js';
-import { freePort, waitForPort } from '../net.js';
+import { freePort, sleep, waitForPort } from '../net.js';
 import type { RunningTarget, TargetName, TargetOptions } from './target.js';
 import { redisServerPid } from './redis_pid.js';
 
@@ -25,7 +25,7 @@ function benchConfig(historySize: number): object {
 }
 
 /** Starts 1 Relais (memory broker) or 2 over Redis, from the built server (npm run build) or another build. */
-export async function startRelais(instances: 1 | 2, options: TargetOptions, main = RELAIS_MAIN, name?: TargetName): Promise<RunningTarget> {
+export async function startRelais(instances: 1 | 2, options: TargetOptions, main = RELAIS_MAIN, name?: TargetName, serveArgs: readonly string[] = []): Promise<RunningTarget> {
   if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const configPath = join(tmpdir(), `relais-bench-${tag}.json`);
@@ -51,9 +51,11 @@ export async function startRelais(instances: 1 | 2, options: TargetOptions, main
     const urls: string[] = [];
     for (let i = 0; i < instances; i++) {
       const port = await freePort();
-      const server = new Child({ name: `relais#${i}`, nodeArgs: [...extraNodeFlags(), main, 'serve'], env: { ...env, PORT: String(port) }, ipc: false });
+      const server = new Child({ name: `relais#${i}`, nodeArgs: [...extraNodeFlags(), main, 'serve', ...serveArgs], env: { ...env, PORT: String(port) }, ipc: false });
       servers.push(server);
       await waitForPort(port, 20_000, () => server.gone());
+      // The port answers once the first worker listens: give the others a moment to join the rotation.
+      if (serveArgs.length > 0) await sleep(1500);
       urls.push(`ws://127.0.0.1:${port}`);
     }
     const redisPid = instances === 2 ? await redisServerPid(options.redisUrl) : null;

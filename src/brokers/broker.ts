@@ -111,7 +111,7 @@ export interface BrokerLogger {
  * Implementations: memory (one process), redis, nats. All pass broker.contract.ts.
  */
 export interface Broker {
-  readonly kind: 'memory' | 'redis' | 'nats';
+  readonly kind: 'memory' | 'redis' | 'nats' | 'ipc';
 
   /** Connects and starts delivering events to `handler`. Rejects when the bus is unreachable. */
   start(handler: BrokerEventHandler): Promise<void>;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { serve } from './serve.js';
+import { workerCount } from '../server/workers.js';
 import { mintTokenCommand } from './token.js';
 
 const USAGE = `relais <command> [options]
@@ -9,6 +10,7 @@ Commands:
   serve                          run a Relais node (default command)
       --config <file>            JSON or YAML config file (or RELAIS_CONFIG)
       --port <n> --host <addr>   listen address (or PORT, HOST)
+      --workers <n>|auto         worker processes sharing the port (auto: one per core)
   token --user <id>              print a connection JWT signed with RELAIS_TOKEN_SECRET
       [--ttl <seconds>] [--channel <name>] [--info <json>] [--channels a,b]
   publish <channel> <json>       publish through the HTTP API (RELAIS_URL, RELAIS_API_KEY)
@@ -26,11 +28,12 @@ async function main(argv: string[]): Promise<void> {
   const [command = 'serve', ...rest] = argv;
   switch (command) {
     case 'serve': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } } });
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, workers: { type: 'string' } } });
       await serve({
         ...(values.config ? { config: values.config } : {}),
         ...(values.port ? { port: Number(values.port) } : {}),
         ...(values.host ? { host: values.host } : {}),
+        ...(values.workers ? { workers: workerCount(values.workers) } : {}),
       });
       return;
     }

@@ -2,11 +2,14 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { RelaisConfigInput } from '../config/schema.js';
 import { chooseLogFormat, createLoggerAs } from '../server/logger.js';
 import { startServer } from '../server/start.js';
+import { isWorker, primaryBus, runPrimary } from '../server/workers.js';
 
 export interface ServeOptions {
   readonly config?: string;
   readonly port?: number;
   readonly host?: string;
+  /** Worker processes sharing the port (`--workers N|auto`); none: this process serves. */
+  readonly workers?: number;
 }
 
 /** `relais serve`: runs a node until SIGTERM or SIGINT, then stops gracefully. */
@@ -25,8 +28,14 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw err;
   }
   const format = chooseLogFormat({ isTTY: process.stdout.isTTY === true, production: loaded.production });
-  const server = await startServer(loaded, await createLoggerAs(format, loaded.config.log_level));
-  if (format === 'pretty' && process.stderr.isTTY) {
+  const logger = await createLoggerAs(format, loaded.config.log_level);
+  if (options.workers !== undefined && !isWorker()) {
+    await runPrimary(loaded.config, options.workers, logger);
+    return;
+  }
+  const bus = primaryBus(loaded.config, logger.child({ component: 'bus' }));
+  const server = await startServer(loaded, logger, bus ? { bus } : {});
+  if (format === 'pretty' && process.stderr.isTTY && !isWorker()) {
     // A person at a terminal gets the addresses in plain words, after the log lines; JSON
     // logs are for a program, which a banner among them would only disturb.
     const host = server.host === '0.0.0.0' || server.host === '::' ? 'localhost' : server.host;

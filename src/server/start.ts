@@ -14,7 +14,7 @@ import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js'
 import { VERSION } from '../version.js';
 import { ServerApi } from './api.js';
 import { JwtVerifier } from './auth_jwt.js';
-import { createBus } from './bus.js';
+import { createBus, type Bus } from './bus.js';
 import { needsStore, openStore } from './store.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -30,7 +30,12 @@ export interface RunningServer {
 }
 
 /** The composition root: builds every part of a Relais node from its configuration and starts it. */
-export async function startServer(loaded: LoadedConfig, logger: Logger = createLogger(loaded.config.log_level)): Promise<RunningServer> {
+export interface StartOptions {
+  /** The bus to use instead of the configured one (a worker's: the primary's, through IPC). */
+  readonly bus?: Bus;
+}
+
+export async function startServer(loaded: LoadedConfig, logger: Logger = createLogger(loaded.config.log_level), options: StartOptions = {}): Promise<RunningServer> {
   const config = loaded.config;
   for (const warning of loaded.warnings) logger.warn(warning);
 
@@ -59,7 +64,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   }
   const busLogger = logger.child({ component: 'bus' });
   const nodeId = randomUUID();
-  const bus = await createBus(config, nodeId, busLogger);
+  const bus = options.bus ?? (await createBus(config, nodeId, busLogger));
   const node = new Node({
     id: nodeId,
     config,

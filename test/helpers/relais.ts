@@ -17,6 +17,8 @@ export interface RelaisOptions {
   readonly config?: Record<string, unknown>;
   readonly env?: Record<string, string>;
   readonly startTimeoutMs?: number;
+  /** `relais serve --workers N`: resolves once every worker listens. */
+  readonly workers?: number;
 }
 
 export interface ApiReply {
@@ -153,15 +155,17 @@ export async function runRelaisToExit(options: RelaisOptions = {}, timeoutMs = 2
 /** Starts a Relais process on a free port and resolves once it listens. */
 export async function startRelais(options: RelaisOptions = {}): Promise<RelaisProcess> {
   const { env, secret, apiKey } = prepare(options);
-  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = options.workers !== undefined ? ['--workers', String(options.workers)] : [];
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
+  let listening = 0;
   const port = await withTimeout(
     new Promise<number>((resolvePort, reject) => {
       const lines = createInterface({ input: child.stdout });
       lines.on('line', (line) => {
         logs.push(line);
         const match = /listening on [^"]*:(\d+)"/.exec(line);
-        if (match) resolvePort(Number(match[1]));
+        if (match && ++listening >= (options.workers ?? 1)) resolvePort(Number(match[1]));
       });
       createInterface({ input: child.stderr }).on('line', (line) => logs.push(line));
       child.once('exit', (code) => reject(new Error(`relais exited with ${code}:\n${logs.join('\n')}`)));
