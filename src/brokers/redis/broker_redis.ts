@@ -146,7 +146,7 @@ export class RedisBroker implements Broker {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.subscriptions = new BusSubscriptions(() => this.subscriber, this.sharded);
     const acks: ReplicaAcks = { replicas: Math.max(0, Math.floor(options.replicaAcks ?? 0)), timeoutMs: Math.max(1, Math.floor(options.replicaAckTimeoutMs ?? 500)) };
-    this.publishQueue = new PublishQueue(() => this.running('publish'), PUBLISH, acks, this.target.kind === 'cluster');
+    this.publishQueue = new PublishQueue(() => this.running('publish'), PUBLISH, acks, this.target.kind === 'cluster', this.publishCommand);
   }
 
   async start(handler: BrokerEventHandler): Promise<void> {
@@ -230,7 +230,7 @@ export class RedisBroker implements Broker {
     }
     const keys = [this.keys.stream(channel), this.keys.meta(channel)];
     if (options.idempotencyKey !== undefined) keys.push(this.keys.idempotency(channel, options.idempotencyKey));
-    const reply = await this.publishQueue.run(channel, keys, [
+    const reply = await this.publishQueue.run(channel, bus, keys, [
         this.publishCommand,
         bus,
         tail,

@@ -127,6 +127,11 @@ export async function describeRedisHa(topology: RedisTopology): Promise<void> {
       const byValue = new Map(history.publications.map((p) => [(JSON.parse(p.data) as { value: number }).value, p.offset]));
       const lost = [...acknowledged].filter(([value, offset]) => byValue.get(value) !== offset);
       expect(lost).toEqual([]);
+      // Subscribers only ever saw publications the replicas held: each one received live is in
+      // history at the offset it came with (none was lost with the master and its offset reused).
+      const byOffset = new Map(history.publications.map((p) => [p.offset, p.data]));
+      const leaked = events.pubsOf(channel).filter((p) => byOffset.get(p.offset) !== p.data);
+      expect(leaked.map((p) => `${p.offset}: ${p.data}`)).toEqual([]);
 
       // The subscriber was told to resync (its node then recovers from history) and receives live again.
       await events.until(() => events.resyncs > 0, 15_000);

@@ -23,6 +23,8 @@ const MAX_REDIRECTS = 5;
 const REDIRECT_DELAY_MS = 100;
 
 interface Pending {
+  /** The bus channel the publication goes out on once replicas confirmed it (WAIT mode). */
+  readonly bus: string;
   readonly keys: readonly string[];
   readonly args: readonly (string | number)[];
   readonly resolve: (reply: unknown) => void;
@@ -39,10 +41,17 @@ export class PublishQueue {
     private readonly acks: ReplicaAcks,
     /** Whether batches are split by channel (Cluster). */
     private readonly perChannel: boolean,
+    /** PUBLISH or SPUBLISH, for the publications sent after their WAIT. */
+    private readonly publishCommand: 'publish' | 'spublish',
   ) {}
 
-  /** Runs the script for one publication of `channel` in this turn's batch; resolves with its reply. */
-  run(channel: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  /**
+   * Runs the script for one publication of `channel` in this turn's batch; resolves with its
+   * reply. `args[0]` is the script's send command: with replica acknowledgements it is
+   * replaced by '' and the queue sends the frame itself once the WAIT confirmed the batch.
+   */
+  run(channel: string, bus: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    const scriptArgs = this.acks.replicas > 0 ? ['', ...args.slice(1)] : args;
     const group = this.perChannel ? channel : '';
     return new Promise<unknown>((resolve, reject) => {
       let pending = this.groups.get(group);
@@ -50,7 +59,7 @@ export class PublishQueue {
         pending = [];
         this.groups.set(group, pending);
       }
-      pending.push({ keys, args, resolve, reject });
+      pending.push({ bus, keys, args: scriptArgs, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // After the current turn's microtasks: every publish of this turn joins the batch.
@@ -109,11 +118,26 @@ export class PublishQueue {
         const [err, reply] = replies[i] ?? [new Error('no reply'), undefined];
         if (err) p.reject(unavailable('publish', err));
         else if (replicaError) p.reject(replicaError);
-        else p.resolve(reply);
+        else {
+          if (this.acks.replicas > 0) this.sendConfirmed(client, p.bus, reply);
+          p.resolve(reply);
+        }
       });
     } catch (err) {
       for (const p of batch) p.reject(unavailable('publish', err));
     }
+  }
+
+  /**
+   * Sends a publication the replicas confirmed. Sent in batch order on the connection of its
+   * slot, so the bus keeps offset order. Not awaited: the publication is in history already,
+   * and should the send fail, subscribers' nodes see the gap at the next one and read it there.
+   */
+  private sendConfirmed(client: RedisClient, bus: string, reply: unknown): void {
+    if (!Array.isArray(reply)) return;
+    const frame: unknown = reply[3];
+    if (typeof frame !== 'string') return; // an idempotent repeat: sent the first time
+    client.call(this.publishCommand, bus, frame).catch(() => undefined);
   }
 
   private async exec(client: RedisClient, batch: readonly Pending[], how: 'evalsha' | 'eval'): Promise<[Error | null, unknown][]> {
