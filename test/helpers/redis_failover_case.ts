@@ -1,7 +1,8 @@
 /**
- * Two Relais instances on a Redis Cluster (3 masters + 3 replicas) and on a Sentinel group
- * (master, replica, 3 sentinels), each started by this file with `redis-server` on spare
- * ports and stopped afterwards, with REDIS_REPLICA_ACKS=1. Publications flow through
+ * The failover case of two Relais instances on a Redis deployment of the test's own (a
+ * Cluster of 3 masters + 3 replicas, a Sentinel group of a master, a replica and 3
+ * sentinels: redis_topologies.ts), started with `redis-server` on spare ports and stopped
+ * afterwards, with REDIS_REPLICA_ACKS=1. Publications flow through
  * instance 1 while the master of their channel dies (its replica frozen and cut off just
  * before): the `centrifuge` SDK subscribers of both instances get every acknowledged
  * publication once, in order; every refusal is 503, code 100, temporary; history, presence
@@ -9,13 +10,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, expect, it } from 'vitest';
-import { describeWithBus, serverBinaryAvailable } from './helpers/buses.js';
-import { expectClean, report, Resources, until } from './helpers/cluster.js';
-import { LeanSubscriber } from './helpers/lean_subscriber.js';
-import { checkDelivery, expectedSequence, PublishLoop, totals } from './helpers/ledger.js';
-import { RedisClusterFixture, RedisSentinelFixture, type FailoverOptions } from './helpers/redis_topologies.js';
-import { startRelais, withTimeout, type RelaisProcess } from './helpers/relais.js';
-import { SdkSubscriber } from './helpers/sdk_subscriber.js';
+import { describeWithBus, serverBinaryAvailable } from './buses.js';
+import { expectClean, report, Resources, until } from './cluster.js';
+import { LeanSubscriber } from './lean_subscriber.js';
+import { checkDelivery, expectedSequence, PublishLoop, totals } from './ledger.js';
+import { RedisClusterFixture, RedisSentinelFixture, type FailoverOptions } from './redis_topologies.js';
+import { startRelais, withTimeout, type RelaisProcess } from './relais.js';
+import { SdkSubscriber } from './sdk_subscriber.js';
 
 const CHANNEL = 'feed:ha';
 
@@ -41,15 +42,20 @@ interface Deployment {
   stop(): Promise<void>;
 }
 
-const topologies: { name: string; start(): Promise<Deployment> }[] = [
-  {
+export interface FailoverTopology {
+  readonly name: string;
+  start(): Promise<Deployment>;
+}
+
+export const REDIS_CLUSTER: FailoverTopology = {
     name: 'Redis Cluster',
     start: async () => {
       const cluster = await RedisClusterFixture.start(3);
       return { url: cluster.url, failover: (options) => cluster.failOverMasterOf(`{${CHANNEL}}`, options), stop: () => cluster.stop() };
     },
-  },
-  {
+};
+
+export const REDIS_SENTINEL: FailoverTopology = {
     name: 'Redis Sentinel',
     start: async () => {
       const group = await RedisSentinelFixture.start();
@@ -61,12 +67,10 @@ const topologies: { name: string; start(): Promise<Deployment> }[] = [
         stop: () => group.stop(),
       };
     },
-  },
-];
+};
 
-const binary = await serverBinaryAvailable('redis');
-
-for (const topology of topologies) {
+export async function describeFailoverCase(topology: FailoverTopology): Promise<void> {
+  const binary = await serverBinaryAvailable('redis');
   describeWithBus(`2 instances on a ${topology.name}`, binary ? undefined : 'no redis-server binary', () => {
     const run = new Resources();
     afterEach(async () => {
