@@ -131,6 +131,14 @@ function filterNode(value: unknown, depth: number): FilterNode {
   return node;
 }
 
+/**
+ * A filter node given as a JSON value (the SSE `tf` parameter): its shape checked as in a
+ * subscribe command. Throws an Error naming the fault.
+ */
+export function decodeFilterNode(value: unknown): FilterNode {
+  return filterNode(value, 0);
+}
+
 /** Fields of the protocol Relais does not serve: set to anything but their default, they are refused. */
 function unsupported(obj: Plain, keys: readonly string[], why: string): void {
   for (const key of keys) {

@@ -5,6 +5,7 @@ import { TokenError } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
+import type { TagFilter } from '../../core/tag_filter.js';
 import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
@@ -16,6 +17,8 @@ export interface SseRequest {
   readonly channels: readonly string[];
   readonly token: string | undefined;
   readonly lastEventId: string | undefined;
+  /** Only publications whose tags pass it are streamed (the `tf` parameter). */
+  readonly filter?: TagFilter;
 }
 
 /** What an authorized request may stream, and until when. */
@@ -102,7 +105,7 @@ export class SseEndpoint {
     const decoded = decodeEventId(request.lastEventId);
     // A time ahead of this clock would hide the next publications of every new glob channel.
     const cursor = decoded && { time: Math.min(decoded.time, Date.now()), positions: decoded.positions };
-    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
+    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats, request.filter);
     this.streams.add(stream);
     this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
     const client = new SseClient(grant.user, stream);
