@@ -164,9 +164,9 @@ describe('fossil delta compression', () => {
     // A reconnect recovers what was missed in full, then the chain of deltas starts again.
     const reconnecting = cases[1] as (typeof cases)[number];
     await relais.call('disconnect', { user: 'reader-1', disconnect: { code: 3011, reason: 'force reconnect' } });
-    await waitFor(() => reconnecting.c?.centrifuge.state !== 'connected', 5000, 'reader-1 disconnected');
+    await waitFor(() => (reconnecting.c?.centrifuge.state as string) !== 'connected', 5000, 'reader-1 disconnected');
     await publish(16, 20);
-    await waitFor(() => reconnecting.c?.centrifuge.state === 'connected', 10_000, 'reader-1 back');
+    await waitFor(() => (reconnecting.c?.centrifuge.state as string) === 'connected', 10_000, 'reader-1 back');
     await publish(21, VERSIONS);
     for (const k of cases) await waitFor(() => k.c?.pubs(channel).length === VERSIONS, 10_000, `${k.name}: ${VERSIONS} documents`);
     await waitFor(() => late.pubs(channel).length === VERSIONS - 10, 10_000, 'late subscriber: 20 documents');
