@@ -11,6 +11,7 @@ import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
 import { isOriginAllowed } from '../origin.js';
+import { binaryFrame, textFrame } from './frames.js';
 
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
 const SLOW_CLOSE_GRACE_MS = 1000;
@@ -18,35 +19,9 @@ const SLOW_CLOSE_GRACE_MS = 1000;
 /** The WebSocket subprotocol a Protobuf client asks for (centrifuge-js, Dart, Swift, Java SDKs). */
 export const PROTOBUF_SUBPROTOCOL = 'centrifuge-protobuf';
 
-/**
- * A complete unmasked WebSocket frame of `payload` (RFC 6455 5.2: FIN + opcode 1 for text,
- * 2 for binary, then the payload length in 7, 16 or 64 bits), encoded straight into its
- * frame. Server frames are never masked, so one frame serves every connection: a
- * publication is framed once per node and protocol, not once per subscriber.
- */
-export function wsFrame(payload: EncodedMessage): { readonly frame: Buffer; readonly payload: Buffer } {
-  const binary = typeof payload !== 'string';
-  const length = binary ? payload.byteLength : Buffer.byteLength(payload);
-  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLength + length);
-  frame[0] = binary ? 0x82 : 0x81;
-  if (length < 126) {
-    frame[1] = length;
-  } else if (length < 65_536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeBigUInt64BE(BigInt(length), 2);
-  }
-  if (binary) frame.set(payload, headerLength);
-  else frame.write(payload, headerLength);
-  return { frame, payload: frame.subarray(headerLength) };
-}
-
-/** A complete text frame (kept for the JSON-only callers). */
-export function textFrame(text: string): { readonly frame: Buffer; readonly payload: Buffer } {
-  return wsFrame(text);
+/** The frame of one protocol message: text for JSON, binary for Protobuf. */
+function frameFor(message: EncodedMessage): Buffer {
+  return (typeof message === 'string' ? textFrame(message) : binaryFrame(message)).frame;
 }
 
 /** A publication push as the WebSocket transport writes it: its message, inside its frame. */
@@ -54,14 +29,14 @@ class PreparedFrame implements PreparedPush {
   readonly frame: Buffer;
 
   constructor(readonly message: EncodedMessage) {
-    this.frame = wsFrame(message).frame;
+    this.frame = frameFor(message);
   }
 }
 
 /** The frame of one queued message: a publication's shared frame, or a reply framed now. */
 function frameOf(message: EncodedMessage | PreparedPush): Buffer {
   if (message instanceof PreparedFrame) return message.frame;
-  return wsFrame(typeof message === 'string' || message instanceof Uint8Array ? message : message.message).frame;
+  return frameFor(typeof message === 'string' || message instanceof Uint8Array ? message : message.message);
 }
 
 const prepareFrame = (message: EncodedMessage): PreparedPush => new PreparedFrame(message);
