@@ -21,6 +21,8 @@ export const REPLACEABLE_NAMESPACES: readonly string[] = ['room', 'dm', 'status'
  * - `dm:<a>,<b>`: the conversation of two users (ids sorted), stored, readable by those two.
  * - `status:<user>`: the user's status (online, away, offline), for any authenticated user to
  *   follow; only the server publishes, the latest on join.
+ * - `telemetry:metrics`: the aggregates of closed telemetry windows (docs/telemetry.md), kept a
+ *   minute; only the server publishes.
  * Channels without a namespace: authenticated users subscribe, only the server publishes.
  */
 export function embeddedDefaults(production: boolean): RelaisConfigInput {
@@ -67,6 +69,13 @@ export function embeddedDefaults(production: boolean): RelaisConfigInput {
         history_on_join: 1,
         allow_subscribe: 'authenticated',
         allow_publish: 'server-only',
+      },
+      telemetry: {
+        history_size: 100,
+        history_ttl: '60s',
+        allow_subscribe: 'authenticated',
+        allow_publish: 'server-only',
+        allow_history: true,
       },
       user: {
         history_size: 100,
