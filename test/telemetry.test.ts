@@ -192,14 +192,17 @@ describe('telemetry from an external MQTT broker (Mosquitto) across instances', 
   });
   afterEach(() => resources.release());
 
-  /** Instances reading `root/devices/+/metrics` on Mosquitto through one shared subscription group. */
-  async function instances(count: number, root: string, prefix: string): Promise<RelaisProcess[]> {
+  /** An instance reading `root/devices/+/metrics` on Mosquitto in the shared subscription group `root`, on Redis when `clustered`. */
+  function instance(root: string, prefix: string, clustered: boolean): Promise<RelaisProcess> {
     const env = {
       MQTT_BROKER_URL: MOSQUITTO_URL,
-      ...(count > 1 ? busEnv('redis', SHARED_URL.redis, prefix) : {}),
+      ...(clustered ? busEnv('redis', SHARED_URL.redis, prefix) : {}),
     };
-    const config = telemetryConfig({ mqtt: { topic: `${root}/devices/+/metrics`, shared_group: root } });
-    const started = await Promise.all(Array.from({ length: count }, () => startRelais({ env, config })));
+    return startRelais({ env, config: telemetryConfig({ mqtt: { topic: `${root}/devices/+/metrics`, shared_group: root } }) });
+  }
+
+  async function instances(count: number, root: string, prefix: string): Promise<RelaisProcess[]> {
+    const started = await Promise.all(Array.from({ length: count }, () => instance(root, prefix, count > 1)));
     resources.processes.push(...started);
     // Every instance knows the others before readings flow (the merging instance is the same for all).
     for (const relais of started) {
@@ -214,7 +217,7 @@ describe('telemetry from an external MQTT broker (Mosquitto) across instances', 
     return started;
   }
 
-  async function run(count: number): Promise<{ updates: Aggregate[]; sent: SentReading[]; perInstance: number[] }> {
+  async function run(count: number): Promise<{ updates: Aggregate[]; sent: SentReading[]; perInstance: number[]; root: string; prefix: string }> {
     const root = `relais-test-${randomUUID().slice(0, 8)}`;
     const prefix = `relais-telemetry-${root}`;
     if (count > 1) resources.on(prefix, (p) => deletePrefix('redis', p));
@@ -227,7 +230,7 @@ describe('telemetry from an external MQTT broker (Mosquitto) across instances', 
     // Anything published twice would come within the merge wait.
     await sleep(2000);
     const perInstance = await Promise.all(nodes.map(async (n) => sample(await scrape(n), 'relais_telemetry_readings_total', { source: 'mqtt' })));
-    return { updates: dashboard.updates(), sent, perInstance };
+    return { updates: dashboard.updates(), sent, perInstance, root, prefix };
   }
 
   it('counts every reading once: one instance, then three sharing the subscription, both equal to the reference', async () => {
@@ -243,6 +246,14 @@ describe('telemetry from an external MQTT broker (Mosquitto) across instances', 
     expect(three.perInstance.every((n) => n > 0)).toBe(true);
     expect(three.perInstance.reduce((a, b) => a + b, 0)).toBe(three.sent.length);
     expectMatchesReference(three.updates, referenceAggregates(three.sent, WINDOW_MS), new Set(['m1', 'm2', 'm3', 'm4']));
+    // An instance started now fills its snapshots from the channel's history on Redis.
+    const latecomer = await instance(three.root, three.prefix, true);
+    resources.processes.push(latecomer);
+    const late = resources.on(await Dashboard.open(latecomer, '?devices=m1'), (d) => d.close());
+    const latestOfM1 = SENSORS.map((sensor) => three.updates.filter((a) => a.deviceId === 'm1' && a.sensorType === sensor).at(-1));
+    expect(late.snapshot()).toHaveLength(2);
+    expect(late.snapshot()).toEqual(expect.arrayContaining(latestOfM1));
+
     const total = (updates: Aggregate[]): number => updates.reduce((n, a) => n + a.count, 0);
     expect(total(three.updates)).toBe(three.sent.length);
     expect(total(one.updates)).toBe(one.sent.length);

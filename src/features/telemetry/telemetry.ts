@@ -7,7 +7,7 @@
  * feature messages, publish, server API methods).
  */
 import type { Logger } from 'pino';
-import type { ResolvedChannel } from '../../core/channel.js';
+import { keepsHistory, type ResolvedChannel } from '../../core/channel.js';
 import type { FrameCache } from '../../core/hub.js';
 import type { ChannelSubscriber } from '../../core/hub.js';
 import type { JsonText } from '../../core/json.js';
@@ -75,6 +75,7 @@ export async function attachTelemetry(deps: AttachTelemetry): Promise<RunningTel
   // Every instance follows the channel: its dashboards and latest values see every merged window.
   const follower = new WindowFollower(latest, dashboards, logger);
   await node.attach(channel.name, follower);
+  await primeLatest(node, channel, follower, logger);
 
   const merger = new WindowMerger({
     nodeId: node.id,
@@ -160,6 +161,21 @@ async function publishWindow(node: Node, channel: ResolvedChannel, window: Close
   stats.windowsPublished++;
 }
 
+/**
+ * Fills the latest values from the channel's history, so that an instance started (or
+ * restarted) after windows were published serves them in its snapshots too. Each entry
+ * expires `latest_ttl` after its publication, as it would have live.
+ */
+async function primeLatest(node: Node, channel: ResolvedChannel, follower: WindowFollower, logger: Logger): Promise<void> {
+  if (!keepsHistory(channel.options)) return;
+  try {
+    const history = await node.history(channel, { limit: channel.options.history_size, reverse: true });
+    for (const publication of history.publications) follower.remember(publication.data, publication.time);
+  } catch (err) {
+    logger.warn({ err }, 'telemetry history unavailable: snapshots start with the next window');
+  }
+}
+
 /** The in-process subscriber of the telemetry channel: latest values, then the dashboards. */
 class WindowFollower implements ChannelSubscriber {
   constructor(
@@ -169,23 +185,27 @@ class WindowFollower implements ChannelSubscriber {
   ) {}
 
   onPublication(frames: FrameCache<Publication>): void {
+    this.dashboards.deliver(this.remember(frames.event.data, Date.now()));
+  }
+
+  /** Keeps a published window's aggregates as the latest, as of `at` (Unix ms); returns them for the dashboards. */
+  remember(data: string, at: number): OutgoingAggregate[] {
     let window: WindowPublication;
     try {
-      window = JSON.parse(frames.event.data) as WindowPublication;
+      window = JSON.parse(data) as WindowPublication;
     } catch (err) {
       this.logger.warn({ err }, 'telemetry channel carried a publication that is not a window');
-      return;
+      return [];
     }
     const metrics: unknown = window.metrics;
-    if (!Array.isArray(metrics)) return;
-    const now = Date.now();
+    if (!Array.isArray(metrics)) return [];
     const outgoing: OutgoingAggregate[] = [];
     for (const aggregate of metrics as readonly WindowAggregate[]) {
       const text = JSON.stringify(aggregate);
-      this.latest.set(aggregate.deviceId, aggregate.sensorType, aggregate.windowStart, text, now);
+      this.latest.set(aggregate.deviceId, aggregate.sensorType, aggregate.windowStart, text, at);
       outgoing.push({ deviceId: aggregate.deviceId, sensorType: aggregate.sensorType, text });
     }
-    this.dashboards.deliver(outgoing);
+    return outgoing;
   }
 
   onJoin(): void {}
