@@ -40,7 +40,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const config = loaded.config;
   for (const warning of loaded.warnings) logger.warn(warning);
 
-  const tokens = await JwtVerifier.create(config.token);
+  const tokens = JwtVerifier.create(config.token);
   const proxy =
     config.proxy.rpc_url || config.proxy.send_url
       ? new HttpProxy({
