@@ -50,6 +50,8 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'RELAIS_ALLOW_ANONYMOUS', path: ['allow_anonymous'], kind: 'bool' },
   { name: 'CLIENT_URL', path: ['allowed_origins'], kind: 'list' },
   { name: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
+  { name: 'REDIS_REPLICA_ACKS', path: ['redis_replica_acks'], kind: 'int' },
+  { name: 'REDIS_REPLICA_ACK_TIMEOUT', path: ['redis_replica_ack_timeout'], kind: 'millis' },
   { name: 'NATS_URL', path: ['nats_url'], kind: 'string' },
   { name: 'RELAIS_BUS_PREFIX', path: ['bus_prefix'], kind: 'string' },
   { name: 'DATABASE_URL', path: ['database', 'url'], kind: 'string' },

@@ -218,7 +218,19 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
-    redis_url: z.string().regex(/^rediss?:\/\//, 'redis_url must start with redis:// or rediss://').optional(),
+    /** One server (redis://, rediss://), a Cluster (redis+cluster://h:p,h:p) or a Sentinel group (redis+sentinel://h:p,h:p/master). */
+    redis_url: z
+      .string()
+      .regex(/^(rediss?|rediss?\+cluster|rediss?\+sentinel):\/\//, 'redis_url must start with redis://, rediss://, redis+cluster:// or redis+sentinel://')
+      .optional(),
+    /**
+     * Replicas that must confirm a publication's history write (Redis WAIT) before it is
+     * acknowledged; 0: none. Set 1 with Sentinel or a Cluster with replicas, so that a failover
+     * loses no acknowledged publication.
+     */
+    redis_replica_acks: z.number().int().min(0).max(16).default(0),
+    /** Longest wait for those replicas; past it the publish is refused (temporary, BROKER_UNAVAILABLE). */
+    redis_replica_ack_timeout: duration.prefault('500ms'),
     nats_url: z.string().regex(/^(nats|tls):\/\//, 'nats_url must start with nats:// or tls://').optional(),
     /** Prefix of every key and subject Relais uses on the bus. */
     bus_prefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('relais'),

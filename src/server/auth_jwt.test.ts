@@ -63,7 +63,7 @@ describe('JwtVerifier', () => {
     expect(await reason(verifier.verifyConnection('a.b.c'))).toBe('invalid');
     const early = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setNotBefore(Math.floor(Date.now() / 1000) + 60).sign(secretKey);
     expect(await reason(verifier.verifyConnection(early))).toBe('invalid');
-    const badExp = await new SignJWT({ exp: 'tomorrow' }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(secretKey);
+    const badExp = await new SignJWT({ exp: 'tomorrow' } as unknown as { exp: number }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(secretKey);
     expect(await reason(verifier.verifyConnection(badExp))).toBe('invalid');
   });
 
