@@ -6,11 +6,9 @@ import type { LoadedConfig } from '../config/load.js';
 import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { RpcRouter } from '../core/rpc_router.js';
-import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
+import type { RunningChat } from '../features/chat/chat.js';
 import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
-import { registerTelemetryMetrics } from '../features/telemetry/metrics.js';
-import { registerTelemetryStreamRoute } from '../features/telemetry/stream_route.js';
-import { attachTelemetry, type RunningTelemetry } from '../features/telemetry/telemetry.js';
+import type { RunningTelemetry } from '../features/telemetry/telemetry.js';
 import { registerRoutes, serveSse } from '../transports/http/routes.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
@@ -23,6 +21,24 @@ import { needsStore, openStore } from './store.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { HttpProxy } from './proxy.js';
+
+/**
+ * The one place that decides which feature modules load: only those configured. The telemetry
+ * feature pulls an MQTT broker and client; an embedded node on defaults must not pay for them.
+ */
+async function loadFeatures(config: LoadedConfig['config'], withStore: boolean) {
+  const [chat, telemetry] = await Promise.all([
+    withStore ? import('../features/chat/chat.js') : undefined,
+    config.telemetry.enabled
+      ? Promise.all([
+          import('../features/telemetry/telemetry.js'),
+          import('../features/telemetry/metrics.js'),
+          import('../features/telemetry/stream_route.js'),
+        ]).then(([feature, metrics, route]) => ({ ...feature, ...metrics, ...route }))
+      : undefined,
+  ]);
+  return { chat, telemetry };
+}
 
 export interface RunningServer {
   readonly node: Node;
@@ -58,8 +74,9 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   // Client rpc: features' methods by prefix (chat.*), the rest to the app backend.
   const rpc = new RpcRouter(proxy);
   const durable = needsStore(config) ? await openStore(config, logger) : undefined;
+  const features = await loadFeatures(config, durable !== undefined);
   // The chat rides on the store: its members rule is checked against it.
-  const chatAccess = durable ? createChatAccess(config, durable.store) : undefined;
+  const chatAccess = durable && features.chat ? features.chat.createChatAccess(config, durable.store) : undefined;
   if (!durable) {
     const membersOnly = Object.entries(config.namespaces).filter(([, ns]) => ns.allow_subscribe === 'members' || ns.allow_publish === 'members');
     if (membersOnly.length > 0) {
@@ -100,8 +117,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   let chat: RunningChat | undefined;
   let telemetry: RunningTelemetry | undefined;
   try {
-    chat = durable && chatAccess ? attachChat({ node, store: durable.store, access: chatAccess, api, rpc, logger }) : undefined;
-    telemetry = config.telemetry.enabled ? await attachTelemetry({ node, api, logger }) : undefined;
+    chat = durable && chatAccess && features.chat ? features.chat.attachChat({ node, store: durable.store, access: chatAccess, api, rpc, logger }) : undefined;
+    telemetry = features.telemetry ? await features.telemetry.attachTelemetry({ node, api, logger }) : undefined;
   } catch (err) {
     chat?.stop();
     await node.shutdown(Disconnects.shutdown);
@@ -139,9 +156,9 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
       serveSse(node, sse, request, reply, [jobs.channelOf(request.params.id)], 'data'),
     );
   }
-  if (telemetry) {
-    registerTelemetryMetrics(metrics, telemetry);
-    registerTelemetryStreamRoute(app, { node, sse, latest: telemetry.latest, dashboards: telemetry.dashboards, logger });
+  if (telemetry && features.telemetry) {
+    features.telemetry.registerTelemetryMetrics(metrics, telemetry);
+    features.telemetry.registerTelemetryStreamRoute(app, { node, sse, latest: telemetry.latest, dashboards: telemetry.dashboards, logger });
   }
   // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
   await app.listen({ host: config.host, port: config.port, backlog: 4096 });

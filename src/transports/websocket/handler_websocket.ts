@@ -6,7 +6,6 @@ import { Client, type ClientTransport } from '../../core/client.js';
 import { publicationEncoders, type PreparedPush, type PublicationEncoders } from '../../core/push_encoders.js';
 import type { EncodedMessage, ProtocolCodec } from '../../protocol/codec.js';
 import { jsonCodec } from '../../protocol/json_codec.js';
-import { protobufCodec } from '../../protocol/protobuf_codec.js';
 import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
@@ -41,7 +40,26 @@ function frameOf(message: EncodedMessage | PreparedPush): Buffer {
 
 const prepareFrame = (message: EncodedMessage): PreparedPush => new PreparedFrame(message);
 const JSON_ENCODERS = publicationEncoders(jsonCodec, prepareFrame);
-const PROTOBUF_ENCODERS = publicationEncoders(protobufCodec, prepareFrame);
+
+/** A protocol's codec with the publication encoders its connections share. */
+interface WireProtocol {
+  readonly codec: ProtocolCodec;
+  readonly encoders: PublicationEncoders;
+}
+
+const JSON_PROTOCOL: WireProtocol = { codec: jsonCodec, encoders: JSON_ENCODERS };
+
+// protobufjs and the compiled schema cost megabytes: loaded when the first Protobuf client
+// arrives, never on a JSON-only node.
+let protobufLoading: Promise<WireProtocol> | undefined;
+
+function loadProtobuf(): Promise<WireProtocol> {
+  protobufLoading ??= import('../../protocol/protobuf_codec.js').then(({ protobufCodec }) => ({
+    codec: protobufCodec,
+    encoders: publicationEncoders(protobufCodec, prepareFrame),
+  }));
+  return protobufLoading;
+}
 
 /** One WebSocket connection under the Centrifugo protocol, JSON (text frames) or Protobuf (binary frames). */
 class WebSocketTransport implements ClientTransport, Flushable {
@@ -52,15 +70,18 @@ class WebSocketTransport implements ClientTransport, Flushable {
   private queue: (EncodedMessage | PreparedPush)[] | null = null;
   private closed = false;
 
+  readonly codec: ProtocolCodec;
+
   constructor(
-    readonly codec: ProtocolCodec,
+    protocol: WireProtocol,
     private readonly ws: WebSocket,
     /** The upgraded socket, the one `ws` writes to: pre-framed pushes go to it directly. */
     private readonly socket: Duplex,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
   ) {
-    this.publicationEncoders = codec === protobufCodec ? PROTOBUF_ENCODERS : JSON_ENCODERS;
+    this.codec = protocol.codec;
+    this.publicationEncoders = protocol.encoders;
   }
 
   write(message: EncodedMessage | PreparedPush): void {
@@ -122,14 +143,15 @@ function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
 }
 
 /**
- * The protocol a connection asked for, as Centrifugo reads it: the `centrifuge-protobuf`
+ * Whether a connection asks for Protobuf, as Centrifugo reads it: the `centrifuge-protobuf`
  * subprotocol, or `format=protobuf` (also `cf_protocol=protobuf`) in the query string.
  */
-export function negotiatedCodec(url: string | undefined, subprotocol: string): ProtocolCodec {
-  if (subprotocol === PROTOBUF_SUBPROTOCOL) return protobufCodec;
+export function wantsProtobuf(request: IncomingMessage): boolean {
+  const subprotocols = request.headers['sec-websocket-protocol'];
+  if (subprotocols?.split(',').some((name) => name.trim() === PROTOBUF_SUBPROTOCOL)) return true;
+  const url = request.url;
   const query = url?.includes('?') ? new URLSearchParams(url.slice(url.indexOf('?') + 1)) : undefined;
-  if (query && (query.get('format') === 'protobuf' || query.get('cf_protocol') === 'protobuf')) return protobufCodec;
-  return jsonCodec;
+  return query !== undefined && (query.get('format') === 'protobuf' || query.get('cf_protocol') === 'protobuf');
 }
 
 function onClose(this: WebSocket): void {
@@ -182,11 +204,24 @@ export class WebSocketEndpoint {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, negotiatedCodec(request.url, ws.protocol)));
+    const upgrade = (protocol: WireProtocol): void => this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, protocol));
+    if (!wantsProtobuf(request)) {
+      upgrade(JSON_PROTOCOL);
+      return;
+    }
+    loadProtobuf().then(
+      (protocol) => {
+        if (!socket.destroyed) upgrade(protocol);
+      },
+      (err: unknown) => {
+        this.logger.error({ err }, 'the Protobuf codec failed to load');
+        socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n');
+      },
+    );
   }
 
-  private accept(ws: WebSocket, socket: Duplex, codec: ProtocolCodec): void {
-    const transport = new WebSocketTransport(codec, ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
+  private accept(ws: WebSocket, socket: Duplex, protocol: WireProtocol): void {
+    const transport = new WebSocketTransport(protocol, ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
     const client = new Client(this.node, transport, this.logger);
     transport.client = client;
     clients.set(ws, client);
