@@ -19,6 +19,7 @@ export interface IdlePreset {
   readonly counts: readonly number[];
   readonly subscribersPerRoom: number;
   readonly settleMs: number;
+  readonly cpuWindowMs: number;
   readonly defaultTargets: readonly TargetName[];
 }
 
@@ -70,6 +71,8 @@ function scenarios(scale: 'smoke' | 'short' | 'full'): Record<ScenarioId, Scenar
       counts: pick([100], [5000, 20000], [5000, 20000, 100000]),
       subscribersPerRoom: 1,
       settleMs: pick(500, 3000, 5000),
+      // Two rounds of the server's 25 s pings at least, beyond the short preset's one.
+      cpuWindowMs: pick(500, 30_000, 60_000),
       defaultTargets: SINGLE,
     },
     d: {

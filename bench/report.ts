@@ -109,7 +109,7 @@ function stepped(s: SteppedScenarioResult): string {
 function idle(s: IdleScenarioResult): string {
   const rows = s.targets.flatMap((t) =>
     t.error && t.steps.length === 0
-      ? [[t.target, dash, dash, dash, dash, dash, `error: ${t.error.slice(0, 120)}`]]
+      ? [[t.target, dash, dash, dash, dash, dash, dash, `error: ${t.error.slice(0, 120)}`]]
       : t.steps.map((step) => [
           t.target,
           num(step.planned === 0 ? step.requested : step.connected),
@@ -117,15 +117,16 @@ function idle(s: IdleScenarioResult): string {
           mb(step.rssBaselineBytes),
           mb(step.rssLoadedBytes),
           step.bytesPerConnection === null ? dash : num(step.bytesPerConnection / 1024, 1),
+          step.idleCpuPer10k === null || step.idleCpuPer10k === undefined ? dash : num(step.idleCpuPer10k, 2),
           step.note + (step.failed > 0 ? ` ${step.firstError}` : ''),
         ]),
   );
   return [
     `### ${s.id}. ${s.title}`,
     '',
-    `Each connection subscribed to ${s.subscribersPerRoom === 1 ? 'a channel of its own' : `a channel shared by ${s.subscribersPerRoom}`}; RSS read ${s.settleMs / 1000} s after the last subscription; a fresh server per count. KB per connection = (RSS loaded - RSS before) / connections.`,
+    `Each connection subscribed to ${s.subscribersPerRoom === 1 ? 'a channel of its own' : `a channel shared by ${s.subscribersPerRoom}`}; RSS read ${s.settleMs / 1000} s after the last subscription; a fresh server per count. KB per connection = (RSS loaded - RSS before) / connections. Idle CPU: the server's CPU over the next ${(s.cpuWindowMs ?? 0) / 1000} s (pings only), in % of one core per 10,000 connections.`,
     '',
-    table(['target', 'connections', 'failed', 'RSS before MB', 'RSS loaded MB', 'KB per connection', 'note'], rows),
+    table(['target', 'connections', 'failed', 'RSS before MB', 'RSS loaded MB', 'KB per connection', 'idle CPU % per 10k', 'note'], rows),
   ].join('\n');
 }
 

@@ -87,6 +87,8 @@ export interface IdleStep {
   readonly rssBaselineBytes: number | null;
   readonly rssLoadedBytes: number | null;
   readonly bytesPerConnection: number | null;
+  /** Server CPU while the connections sit idle (pings only), in percent of one core per 10,000 connections. */
+  readonly idleCpuPer10k: number | null;
 }
 
 export interface IdleTargetResult {
@@ -101,6 +103,8 @@ export interface IdleScenarioResult {
   readonly title: string;
   readonly subscribersPerRoom: number;
   readonly settleMs: number;
+  /** Length of the idle CPU reading, after the RSS reading. */
+  readonly cpuWindowMs: number;
   readonly targets: IdleTargetResult[];
 }
 

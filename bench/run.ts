@@ -148,6 +148,7 @@ async function runScenario(id: ScenarioId, presetName: PresetName, asked: readon
           counts: numbers(values.counts, '--counts') ?? scenario.counts,
           subscribersPerRoom: scenario.subscribersPerRoom,
           settleMs: scenario.settleMs,
+          cpuWindowMs: scenario.cpuWindowMs,
           perProcess: 15_000,
           targetOptions,
         },

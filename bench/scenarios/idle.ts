@@ -3,7 +3,7 @@ import { hardFdLimit, withDescendants } from '../procstat.js';
 import type { IdleScenarioResult, IdleStep, IdleTargetResult, ScenarioId } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
-import { errorMessage, sourceAddresses, totalRss, type Log } from './common.js';
+import { cpuDelta, cpuSnapshot, errorMessage, sourceAddresses, totalRss, type Log } from './common.js';
 import { SubscriberGroup } from './load_group.js';
 
 export interface IdleSpec {
@@ -16,6 +16,8 @@ export interface IdleSpec {
   readonly subscribersPerRoom: number;
   /** Time between the last subscription and the RSS reading. */
   readonly settleMs: number;
+  /** Time over which the server's CPU is read while the connections idle. */
+  readonly cpuWindowMs: number;
   /** Connections per load process (each process stays under the open-files limit). */
   readonly perProcess: number;
   readonly targetOptions: TargetOptions;
@@ -52,9 +54,14 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
     await sleep(spec.settleMs);
     const rssLoadedBytes = totalRss(pids);
     const { ok, failed, firstError } = started.outcome;
+    const cpuBefore = cpuSnapshot(pids);
+    await sleep(spec.cpuWindowMs);
+    const cpuAfter = cpuSnapshot(pids);
+    const cpuUs = cpuDelta(cpuBefore, cpuAfter);
+    const idleCpuPer10k = cpuUs === null || ok === 0 ? null : ((cpuUs / 1000 / (cpuAfter.at - cpuBefore.at)) * 100 * 10_000) / ok;
     const bytesPerConnection = rssBaselineBytes !== null && rssLoadedBytes !== null && ok > 0 ? (rssLoadedBytes - rssBaselineBytes) / ok : null;
-    log(`  ${name}: ${ok}/${planned} connections, ${bytesPerConnection === null ? '-' : (bytesPerConnection / 1024).toFixed(1)} KB each${failed > 0 ? `, ${failed} failed (${firstError})` : ''}`);
-    return { requested, planned, connected: ok, failed, firstError, note, rssBaselineBytes, rssLoadedBytes, bytesPerConnection };
+    log(`  ${name}: ${ok}/${planned} connections, ${bytesPerConnection === null ? '-' : (bytesPerConnection / 1024).toFixed(1)} KB each, idle CPU ${idleCpuPer10k === null ? '-' : idleCpuPer10k.toFixed(2)} % of a core per 10k${failed > 0 ? `, ${failed} failed (${firstError})` : ''}`);
+    return { requested, planned, connected: ok, failed, firstError, note, rssBaselineBytes, rssLoadedBytes, bytesPerConnection, idleCpuPer10k };
   } finally {
     await group?.stop();
     await target?.stop();
@@ -77,7 +84,7 @@ export async function runIdle(spec: IdleSpec, log: Log): Promise<IdleScenarioRes
       const planned = Math.min(requested, maxConnections);
       const note = planned < requested ? `capped from ${requested}: open-files hard limit ${limit} per server process` : '';
       if (steps.some((s) => s.planned === planned)) {
-        steps.push({ requested, planned: 0, connected: 0, failed: 0, firstError: '', note: `skipped: ${note}`, rssBaselineBytes: null, rssLoadedBytes: null, bytesPerConnection: null });
+        steps.push({ requested, planned: 0, connected: 0, failed: 0, firstError: '', note: `skipped: ${note}`, rssBaselineBytes: null, rssLoadedBytes: null, bytesPerConnection: null, idleCpuPer10k: null });
         log(`  ${name}: ${requested} skipped (${note})`);
         continue;
       }
@@ -91,5 +98,5 @@ export async function runIdle(spec: IdleSpec, log: Log): Promise<IdleScenarioRes
     }
     targets.push({ target: name, error, steps });
   }
-  return { kind: 'idle', id: spec.id, title: spec.title, subscribersPerRoom: spec.subscribersPerRoom, settleMs: spec.settleMs, targets };
+  return { kind: 'idle', id: spec.id, title: spec.title, subscribersPerRoom: spec.subscribersPerRoom, settleMs: spec.settleMs, cpuWindowMs: spec.cpuWindowMs, targets };
 }
