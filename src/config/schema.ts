@@ -30,6 +30,10 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
  * - server-only: no client; only the server API.
  * A valid subscription token always grants subscribe, whatever the rule.
  */
+/** Lifecycle events a webhook can receive (docs/webhooks.md). */
+export const webhookEvent = z.enum(['connection_closed', 'unsubscribed', 'channel_occupied', 'channel_vacated']);
+export type WebhookEvent = z.infer<typeof webhookEvent>;
+
 export const accessRule = z.enum(['anonymous', 'authenticated', 'owner', 'token', 'members', 'server-only']);
 export type AccessRule = z.infer<typeof accessRule>;
 
@@ -209,6 +213,32 @@ export const relaisConfig = z
         timeout: duration.prefault('5s'),
       })
       .strict()
+      .prefault({}),
+    /**
+     * Lifecycle webhooks (docs/webhooks.md): batches of events POSTed to `url`, signed with
+     * HMAC-SHA256 of the body under `secret`. Best effort: retried with backoff, then dropped.
+     */
+    webhooks: z
+      .object({
+        url: z.url().optional(),
+        /** Key of the X-Relais-Signature header; required with `url`. */
+        secret: z.string().min(16, 'webhooks.secret: at least 16 characters').optional(),
+        events: z.array(webhookEvent).min(1).default(['connection_closed', 'unsubscribed', 'channel_occupied', 'channel_vacated']),
+        /** Most events in one request. */
+        batch_size: z.number().int().min(1).max(10_000).default(100),
+        /** Longest an event waits for others to fill its batch. */
+        batch_wait: duration.prefault('100ms'),
+        /** Events waiting to be sent; past it new events are dropped (and counted). */
+        queue_size: z.number().int().min(1).max(10_000_000).default(100_000),
+        timeout: duration.prefault('5s'),
+        /** Tries of one batch before its events are counted failed and dropped. */
+        max_attempts: z.number().int().min(1).max(100).default(8),
+        /** Wait before the first retry, doubled after each failure up to backoff_max. */
+        backoff_min: duration.prefault('200ms'),
+        backoff_max: duration.prefault('10s'),
+      })
+      .strict()
+      .refine((w) => w.url === undefined || w.secret !== undefined, { message: 'webhooks.secret is required with webhooks.url', path: ['secret'] })
       .prefault({}),
     redis_url: z.string().regex(/^rediss?:\/\//, 'redis_url must start with redis:// or rediss://').optional(),
     nats_url: z.string().regex(/^(nats|tls):\/\//, 'nats_url must start with nats:// or tls://').optional(),

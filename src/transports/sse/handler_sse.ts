@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { passesRule } from '../../core/access.js';
-import { TokenError } from '../../core/auth.js';
+import { TokenError, type ConnectionClaims, type TokenIdentity } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
@@ -25,6 +25,8 @@ export interface SseGrant {
   readonly expiresAt: number | undefined;
   readonly channels: readonly ResolvedChannel[];
   readonly patterns: readonly ResolvedPattern[];
+  /** The token the stream was opened with, for revocations. */
+  readonly token?: TokenIdentity;
 }
 
 /** Longest delay setTimeout honours; a later expiry is checked again after it. */
@@ -58,9 +60,10 @@ export class SseEndpoint {
   async authorize(request: SseRequest): Promise<SseGrant> {
     let user = '';
     let expiresAt: number | undefined;
+    let claims: ConnectionClaims | undefined;
     if (request.token) {
       try {
-        const claims = await this.node.tokens.verifyConnection(request.token);
+        claims = await this.node.tokens.verifyConnection(request.token);
         user = claims.user;
         expiresAt = claims.expiresAt;
       } catch (err) {
@@ -70,6 +73,8 @@ export class SseEndpoint {
     } else if (!this.node.config.allow_anonymous) {
       throw new RelaisError('UNAUTHORIZED', 'a token is required (Authorization: Bearer, or ?token=)');
     }
+    const refusal = claims && this.node.connectionRefusal(claims);
+    if (refusal) throw new RelaisError('UNAUTHORIZED', refusal.reason);
     const maxPerUser = this.node.config.sse.max_streams_per_user;
     if (maxPerUser > 0 && user !== '' && (this.streamsPerUser.get(user) ?? 0) >= maxPerUser) {
       throw new RelaisError('RATE_LIMITED', `more than ${maxPerUser} SSE streams open for this user`);
@@ -94,7 +99,7 @@ export class SseEndpoint {
         channels.push(channel);
       }
     }
-    return { user, expiresAt, channels, patterns };
+    return { user, expiresAt, channels, patterns, ...(claims ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } } : {}) };
   }
 
   /** Opens the stream on an authorized request. Resolves once it is live. */
@@ -105,7 +110,7 @@ export class SseEndpoint {
     const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
     this.streams.add(stream);
     this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
-    const client = new SseClient(grant.user, stream);
+    const client = new SseClient(grant.user, stream, grant.token);
     this.node.registerClient(client);
     stream.onClose(() => {
       this.node.unregisterClient(client);
