@@ -240,6 +240,58 @@ export const relaisConfig = z
       .strict()
       .refine((w) => w.url === undefined || w.secret !== undefined, { message: 'webhooks.secret is required with webhooks.url', path: ['secret'] })
       .prefault({}),
+    /**
+     * Consumers of the app's own queues (docs/outbox.md): each row or message is a server API
+     * command (`method`, `payload`) run by Relais, with its id as the publish's idempotency key.
+     */
+    consumers: z
+      .object({
+        /** A transactional outbox table in the app's PostgreSQL (Centrifugo's schema). */
+        postgres: z
+          .object({
+            url: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL'),
+            /** The outbox table, optionally schema-qualified. */
+            table: z.string().regex(/^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/, 'a lowercase table name, optionally schema.table'),
+            /** Partitions 0 to partitions-1, each published in id order by one instance at a time. */
+            partitions: z.number().int().min(1).max(1024).default(1),
+            /** Rows read (and deleted) per transaction. */
+            select_limit: z.number().int().min(1).max(10_000).default(100),
+            /** How often an idle partition is read when no notification came. */
+            poll_interval: duration.prefault('1s'),
+            /** LISTEN channel whose notifications (payload: the partition number) wake a partition at once. */
+            notify_channel: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).optional(),
+          })
+          .strict()
+          .optional(),
+        /** A Redis Stream read through a consumer group; entries have fields `method` and `payload`. */
+        redis_stream: z
+          .object({
+            url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL'),
+            stream: z.string().min(1).max(1024),
+            group: z.string().min(1).max(256).default('relais'),
+            batch: z.number().int().min(1).max(10_000).default(100),
+            /** Longest one read blocks waiting for entries. */
+            block: duration.prefault('1s'),
+            /** Entries delivered to a consumer that died are taken over after this long unacknowledged. */
+            claim_idle: duration.prefault('30s'),
+          })
+          .strict()
+          .optional(),
+        /** A NATS JetStream stream read through a durable consumer; messages are `{"method", "payload"}`. */
+        nats_jetstream: z
+          .object({
+            url: z.string().regex(/^(nats|tls):\/\//, 'expected a nats:// or tls:// URL'),
+            stream: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/),
+            durable: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/).default('relais'),
+            /** Only messages of this subject (wildcards allowed); all of the stream when absent. */
+            subject: z.string().min(1).max(1024).optional(),
+            batch: z.number().int().min(1).max(10_000).default(100),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
     redis_url: z.string().regex(/^rediss?:\/\//, 'redis_url must start with redis:// or rediss://').optional(),
     nats_url: z.string().regex(/^(nats|tls):\/\//, 'nats_url must start with nats:// or tls://').optional(),
     /** Prefix of every key and subject Relais uses on the bus. */

@@ -7,6 +7,7 @@ import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { RpcRouter } from '../core/rpc_router.js';
 import { attachAccessControl } from '../features/access/access_control.js';
+import { startConsumers } from '../features/consumers/consumers.js';
 import { attachLifecycleWebhooks, type RunningLifecycleWebhooks } from '../features/webhooks/lifecycle_webhooks.js';
 import { WebhookSender } from '../features/webhooks/webhook_sender.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
@@ -107,6 +108,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     await durable?.close();
     throw err;
   }
+  // The app's queues feed the server API: started once the node and its API methods are.
+  const consumers = await startConsumers(config, api, logger);
   const app = Fastify({
     loggerInstance: logger.child({ component: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -127,18 +130,26 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   });
   const metrics = createMetrics({
     node,
-    ...(webhooks
-      ? {
-          counters: [
+    counters: [
+      ...(webhooks
+        ? [
             {
               name: 'relais_webhook_events_total',
               help: 'Lifecycle webhook events, by outcome: sent (acknowledged), failed (dropped after retries or refused), dropped (queue full)',
               label: 'outcome',
               source: () => Object.entries(webhooks.sender.counts),
             },
-          ],
-        }
-      : {}),
+          ]
+        : []),
+      ...(consumers
+        ? (['published', 'invalid', 'retried'] as const).map((outcome) => ({
+            name: `relais_consumer_${outcome}_total`,
+            help: `Commands of the app's queues (outbox, streams) ${outcome === 'published' ? 'run' : outcome === 'invalid' ? 'refused for good and removed' : 'failed for a while and retried'}, by consumer`,
+            label: 'consumer',
+            source: () => [...consumers.counts()].map(([name, counts]): [string, number] => [name, counts[outcome]]),
+          }))
+        : []),
+    ],
     sseStreams: () => sse.streamCount,
     circuitState: () => ({ closed: 0, 'half-open': 1, open: 2 })[node.breaker.current],
   });
@@ -170,6 +181,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
         app.server.close();
         sse.closeAll();
         // Statuses are left to expire (or to the other nodes): the shutdown's disconnects are not the users leaving.
+        await consumers?.stop();
         chat?.stop();
         access.stop();
         await node.shutdown(Disconnects.shutdown);
