@@ -1,11 +1,14 @@
 /**
- * The Redis Stream consumer: an app adds 2,000 command entries (and one malformed) to its
+ * The stream consumers. Redis Stream: an app adds 2,000 command entries (and one malformed) to its
  * stream while two Relais instances consume it through one group, and one of them is killed
  * with SIGKILL. Every entry is published exactly once (read back from the channel's history),
  * the killed instance's pending entries are claimed by the other, and every entry ends
- * acknowledged. Under CI=true a missing Redis fails the suite.
+ * acknowledged. NATS JetStream: 1,000 messages through one durable consumer shared by two
+ * instances, each published once. Under CI=true a missing Redis or NATS fails the suite.
  */
 import { randomBytes } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { busEnv, deletePrefix, describeWithBus, sharedBusAvailable, SHARED_URL } from './helpers/buses.js';
@@ -66,3 +69,49 @@ describeWithBus('the Redis Stream consumer', (await sharedBusAvailable('redis'))
     report('redis', 'stream consumer', { entries: ENTRIES, instances: 2, killed: 1, published: published.length });
   });
 });
+
+describeWithBus(
+  'the NATS JetStream consumer',
+  (await sharedBusAvailable('redis')) && (await sharedBusAvailable('nats')) ? undefined : `no Redis at ${SHARED_URL.redis} or NATS at ${SHARED_URL.nats}`,
+  () => {
+    const run = new Resources();
+    const cleanup: (() => Promise<unknown>)[] = [];
+    afterEach(() => run.release());
+    afterAll(async () => {
+      for (const step of cleanup) await step().catch(() => undefined);
+    });
+
+    it('1,000 messages through a durable consumer shared by two instances: each published once', async () => {
+      const name = `relais_test_${randomBytes(4).toString('hex')}`;
+      const nc = await connect({ servers: SHARED_URL.nats });
+      cleanup.push(() => nc.close());
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name, subjects: [`${name}.>`] });
+      cleanup.unshift(() => jsm.streams.delete(name));
+      const prefix = `relais-jetstream-${randomBytes(4).toString('hex')}`;
+      cleanup.push(() => deletePrefix('redis', prefix));
+      const options = {
+        env: busEnv('redis', SHARED_URL.redis, prefix),
+        config: {
+          client: { history_max_limit: 2000 },
+          namespaces: { feed: { history_size: 2000, history_ttl: '10m' } },
+          consumers: { nats_jetstream: { url: SHARED_URL.nats, stream: name, subject: `${name}.commands`, batch: 50 } },
+        },
+      };
+      const nodes = await Promise.all([startRelais(options), startRelais(options)]);
+      run.processes.push(...nodes);
+      const js = jetstream(nc);
+      for (let n = 0; n < 1000; n++) await js.publish(`${name}.commands`, JSON.stringify({ method: 'publish', payload: { channel: 'feed:all', data: { n } } }));
+      const read = async (): Promise<number[]> =>
+        (await (nodes[1]).call<{ publications: { data: { n: number } }[] }>('history', { channel: 'feed:all', limit: 2000, since: { offset: 0, epoch: '' } })).publications.map(
+          (p) => p.data.n,
+        );
+      await until(async () => (await read()).length >= 1000, 30_000, 'every message published');
+      const published = await read();
+      expect(published.length).toBe(1000);
+      expect([...published].sort((x, y) => x - y)).toEqual(Array.from({ length: 1000 }, (_, n) => n));
+      const info = await jsm.consumers.info(name, 'relais');
+      expect(info.num_ack_pending + info.num_pending).toBe(0);
+    });
+  },
+);

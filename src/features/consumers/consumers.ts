@@ -52,6 +52,21 @@ export async function startConsumers(config: Readonly<RelaisConfig>, api: Server
     consumer.start();
     started.push(['redis_stream', dispatcher, consumer]);
   }
+  if (c.nats_jetstream) {
+    const { JetStreamConsumer } = await import('./jetstream_nats.js');
+    const dispatcher = new ApiDispatcher(api);
+    const consumer = new JetStreamConsumer({
+      url: c.nats_jetstream.url,
+      stream: c.nats_jetstream.stream,
+      durable: c.nats_jetstream.durable,
+      ...(c.nats_jetstream.subject ? { subject: c.nats_jetstream.subject } : {}),
+      batch: c.nats_jetstream.batch,
+      dispatcher,
+      logger: logger.child({ component: 'jetstream-consumer', stream: c.nats_jetstream.stream }),
+    });
+    consumer.start();
+    started.push(['nats_jetstream', dispatcher, consumer]);
+  }
   if (started.length === 0) return undefined;
   return {
     counts: () => started.map(([name, dispatcher]) => [name, dispatcher.counts] as [string, ConsumerCounts]),
