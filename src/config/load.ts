@@ -171,6 +171,9 @@ function crossCheck(config: RelaisConfig): string[] {
     if (ns.allow_history && !keepsHistory(ns)) problems.push(`${where}: allow_history needs history_size and history_ttl, or persist`);
     if (ns.history_on_join > 0 && !keepsHistory(ns)) problems.push(`${where}: history_on_join needs history_size and history_ttl, or persist`);
     if (ns.force_recovery && !keepsHistory(ns)) problems.push(`${where}: force_recovery needs history_size and history_ttl, or persist`);
+    if (ns.force_recovery_mode === 'cache' && !keepsHistory(ns)) {
+      problems.push(`${where}: force_recovery_mode cache keeps the latest publication in history: it needs history_size (1 is enough) and history_ttl, or persist`);
+    }
     if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
   }
   const db = config.database;
