@@ -50,6 +50,8 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'RELAIS_ALLOW_ANONYMOUS', path: ['allow_anonymous'], kind: 'bool' },
   { name: 'CLIENT_URL', path: ['allowed_origins'], kind: 'list' },
   { name: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
+  { name: 'REDIS_REPLICA_ACKS', path: ['redis_replica_acks'], kind: 'int' },
+  { name: 'REDIS_REPLICA_ACK_TIMEOUT', path: ['redis_replica_ack_timeout'], kind: 'millis' },
   { name: 'NATS_URL', path: ['nats_url'], kind: 'string' },
   { name: 'RELAIS_BUS_PREFIX', path: ['bus_prefix'], kind: 'string' },
   { name: 'DATABASE_URL', path: ['database', 'url'], kind: 'string' },
@@ -64,6 +66,10 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'RELAIS_CHAT_AWAY_AFTER', path: ['chat', 'away_after'], kind: 'string' },
   { name: 'RELAIS_WEBHOOK_URL', path: ['webhooks', 'url'], kind: 'string' },
   { name: 'RELAIS_WEBHOOK_SECRET', path: ['webhooks', 'secret'], kind: 'string' },
+  { name: 'TELEMETRY', path: ['telemetry', 'enabled'], kind: 'bool' },
+  { name: 'TELEMETRY_WINDOW', path: ['telemetry', 'window'], kind: 'millis' },
+  { name: 'MQTT_BROKER_URL', path: ['telemetry', 'mqtt', 'broker_url'], kind: 'string' },
+  { name: 'MQTT_PORT', path: ['telemetry', 'mqtt', 'port'], kind: 'int' },
 ];
 
 type Plain = Record<string, unknown>;
@@ -171,6 +177,9 @@ function crossCheck(config: RelaisConfig): string[] {
     if (ns.allow_history && !keepsHistory(ns)) problems.push(`${where}: allow_history needs history_size and history_ttl, or persist`);
     if (ns.history_on_join > 0 && !keepsHistory(ns)) problems.push(`${where}: history_on_join needs history_size and history_ttl, or persist`);
     if (ns.force_recovery && !keepsHistory(ns)) problems.push(`${where}: force_recovery needs history_size and history_ttl, or persist`);
+    if (ns.force_recovery_mode === 'cache' && !keepsHistory(ns)) {
+      problems.push(`${where}: force_recovery_mode cache keeps the latest publication in history: it needs history_size (1 is enough) and history_ttl, or persist`);
+    }
     if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
   }
   const db = config.database;
@@ -180,6 +189,7 @@ function crossCheck(config: RelaisConfig): string[] {
   // 0 would mean "no limit" to the driver: a call could then wait forever.
   if (db.pool_connection_timeout <= 0) problems.push('DB_POOL_CONNECTION_TIMEOUT (database.pool_connection_timeout) must be above 0');
   if (db.query_timeout <= 0) problems.push('DB_QUERY_TIMEOUT (database.query_timeout) must be above 0');
+  if (config.telemetry.window < 50) problems.push(`telemetry.window must be at least 50ms (got ${config.telemetry.window} ms)`);
   if (config.redis_url && config.nats_url) problems.push('REDIS_URL and NATS_URL are both set: choose one message bus');
   if (config.client.pong_timeout >= config.client.ping_interval && config.client.ping_interval > 0) {
     problems.push('client.pong_timeout must be shorter than client.ping_interval');

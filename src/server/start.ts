@@ -11,7 +11,11 @@ import { startConsumers } from '../features/consumers/consumers.js';
 import { attachLifecycleWebhooks, type RunningLifecycleWebhooks } from '../features/webhooks/lifecycle_webhooks.js';
 import { WebhookSender } from '../features/webhooks/webhook_sender.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
-import { registerRoutes } from '../transports/http/routes.js';
+import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
+import { registerTelemetryMetrics } from '../features/telemetry/metrics.js';
+import { registerTelemetryStreamRoute } from '../features/telemetry/stream_route.js';
+import { attachTelemetry, type RunningTelemetry } from '../features/telemetry/telemetry.js';
+import { registerRoutes, serveSse } from '../transports/http/routes.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
 import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js';
@@ -30,6 +34,8 @@ export interface RunningServer {
   readonly port: number;
   readonly host: string;
   readonly logger: Logger;
+  /** The telemetry feature when enabled (its embedded MQTT broker's port, its counters). */
+  readonly telemetry?: RunningTelemetry;
   /** Graceful stop: no new connections, clients told to reconnect elsewhere, writes flushed, bus closed. */
   close(): Promise<void>;
 }
@@ -44,7 +50,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const config = loaded.config;
   for (const warning of loaded.warnings) logger.warn(warning);
 
-  const tokens = await JwtVerifier.create(config.token);
+  const tokens = JwtVerifier.create(config.token);
   const proxy =
     config.proxy.rpc_url || config.proxy.send_url
       ? new HttpProxy({
@@ -101,9 +107,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   await access.loaded;
   const webhooks = startWebhooks(config, node, bus, logger);
   let chat: RunningChat | undefined;
+  let telemetry: RunningTelemetry | undefined;
   try {
     chat = durable && chatAccess ? attachChat({ node, store: durable.store, access: chatAccess, api, rpc, logger }) : undefined;
+    telemetry = config.telemetry.enabled ? await attachTelemetry({ node, api, logger }) : undefined;
   } catch (err) {
+    chat?.stop();
     await node.shutdown(Disconnects.shutdown);
     await durable?.close();
     throw err;
@@ -155,6 +164,16 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   });
   registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
+  const jobs = attachJobs(config, sse, logger);
+  if (jobs) {
+    app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(JOB_STREAM_ROUTE, (request, reply) =>
+      serveSse(node, sse, request, reply, [jobs.channelOf(request.params.id)], 'data'),
+    );
+  }
+  if (telemetry) {
+    registerTelemetryMetrics(metrics, telemetry);
+    registerTelemetryStreamRoute(app, { node, sse, latest: telemetry.latest, dashboards: telemetry.dashboards, logger });
+  }
   // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
   await app.listen({ host: config.host, port: config.port, backlog: 4096 });
   const address = app.server.address();
@@ -166,6 +185,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
       sse: `http://${shown}:${port}/sse?channel=<channel>`,
       api: `http://${shown}:${port}/api/<method>`,
       health: `http://${shown}:${port}/healthz`,
+      ...(telemetry ? { telemetry: `http://${shown}:${port}/telemetry/stream?devices=<a,b>` } : {}),
+      ...(telemetry?.mqtt.port !== undefined ? { mqtt: `mqtt://${shown}:${telemetry.mqtt.port}` } : {}),
     },
     `Relais ${VERSION} listening on ${config.host}:${port}`,
   );
@@ -176,6 +197,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     port,
     host: config.host,
     logger,
+    ...(telemetry ? { telemetry } : {}),
     close(): Promise<void> {
       closing ??= (async () => {
         app.server.close();
@@ -184,6 +206,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
         await consumers?.stop();
         chat?.stop();
         access.stop();
+        await telemetry?.close();
         await node.shutdown(Disconnects.shutdown);
         await webhooks?.running.stop(2000);
         websocket.close();

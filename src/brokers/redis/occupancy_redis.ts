@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { OccupancyCounter, OccupancyTransition } from '../occupancy.js';
-import { closeConnection, createConnection, unavailable, watchConnection, type RedisLogger } from './connection.js';
+import { closeConnection, createConnection, unavailable, watchConnection, type RedisClient, type RedisLogger } from './connection.js';
 import { assertValidPrefix } from './keys.js';
 import { LuaScript } from './scripts.js';
 
@@ -69,7 +68,7 @@ export interface RedisOccupancyOptions {
  * Lua script, so one node sees each transition.
  */
 export class RedisOccupancy implements OccupancyCounter {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly base: string;
 
   constructor(private readonly options: RedisOccupancyOptions) {

@@ -5,28 +5,38 @@ import { TokenError, type ConnectionClaims, type TokenIdentity } from '../../cor
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
+import type { TagFilter } from '../../core/tag_filter.js';
 import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
 import { FlushScheduler } from '../flush_scheduler.js';
-import { MAX_PATTERN_POSITIONS, SseChannelSubscription, SseClient, SseStream, sseEventData } from './sse_stream.js';
+import { MAX_PATTERN_POSITIONS, SseChannelSubscription, SseClient, SseStream, sseBareData, sseEventData } from './sse_stream.js';
+import type { SseChannelEvents, SseDataFormat } from './channel_events.js';
 import { decodeEventId, type StreamCursor } from './event_id.js';
 
 export interface SseRequest {
   readonly channels: readonly string[];
   readonly token: string | undefined;
   readonly lastEventId: string | undefined;
+  /** What a publication event carries; the envelope by default. */
+  readonly format?: SseDataFormat;
+  /** Only publications whose tags pass it are streamed (the `tf` parameter). */
+  readonly filter?: TagFilter;
 }
 
-/** What an authorized request may stream, and until when. */
-export interface SseGrant {
+/** Who opens a stream, and until when. */
+export interface SseIdentity {
   readonly user: string;
   /** Unix ms when the token expires and the stream ends; undefined when it never does. */
   readonly expiresAt: number | undefined;
-  readonly channels: readonly ResolvedChannel[];
-  readonly patterns: readonly ResolvedPattern[];
   /** The token the stream was opened with, for revocations. */
   readonly token?: TokenIdentity;
+}
+
+/** What an authorized request may stream, and until when. */
+export interface SseGrant extends SseIdentity {
+  readonly channels: readonly ResolvedChannel[];
+  readonly patterns: readonly ResolvedPattern[];
 }
 
 /** Longest delay setTimeout honours; a later expiry is checked again after it. */
@@ -41,6 +51,7 @@ export class SseEndpoint {
   private readonly streams = new Set<SseStream>();
   private readonly streamsPerUser = new Map<string, number>();
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly channelEvents = new Map<string, SseChannelEvents>();
 
   constructor(
     private readonly node: Node,
@@ -52,18 +63,27 @@ export class SseEndpoint {
     this.heartbeat.unref();
   }
 
+  /** Gives the publications of `namespace` a feature's event names and final event (one per namespace). */
+  useChannelEvents(namespace: string, events: SseChannelEvents): void {
+    if (this.channelEvents.has(namespace)) throw new Error(`namespace "${namespace}" already has SSE channel events`);
+    this.channelEvents.set(namespace, events);
+  }
+
   get streamCount(): number {
     return this.streams.size;
   }
 
-  /** Checks the request; throws RelaisError before anything is written. */
-  async authorize(request: SseRequest): Promise<SseGrant> {
+  /**
+   * Checks a stream's token (or anonymous access) and the user's stream limit; throws
+   * RelaisError before anything is written. Features' SSE routes (telemetry) use it too.
+   */
+  async authenticate(token: string | undefined): Promise<SseIdentity> {
     let user = '';
     let expiresAt: number | undefined;
     let claims: ConnectionClaims | undefined;
-    if (request.token) {
+    if (token) {
       try {
-        claims = await this.node.tokens.verifyConnection(request.token);
+        claims = await this.node.tokens.verifyConnection(token);
         user = claims.user;
         expiresAt = claims.expiresAt;
       } catch (err) {
@@ -79,6 +99,17 @@ export class SseEndpoint {
     if (maxPerUser > 0 && user !== '' && (this.streamsPerUser.get(user) ?? 0) >= maxPerUser) {
       throw new RelaisError('RATE_LIMITED', `more than ${maxPerUser} SSE streams open for this user`);
     }
+    return {
+      user,
+      expiresAt,
+      ...(claims ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } } : {}),
+    };
+  }
+
+  /** Checks the request; throws RelaisError before anything is written. */
+  async authorize(request: SseRequest): Promise<SseGrant> {
+    const identity = await this.authenticate(request.token);
+    const user = identity.user;
     if (request.channels.length === 0) throw new RelaisError('BAD_REQUEST', 'at least one channel parameter is required');
     if (request.channels.length > this.node.config.sse.max_channels) {
       throw new RelaisError('LIMIT_EXCEEDED', `more than ${this.node.config.sse.max_channels} channels in one stream`);
@@ -99,7 +130,7 @@ export class SseEndpoint {
         channels.push(channel);
       }
     }
-    return { user, expiresAt, channels, patterns, ...(claims ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } } : {}) };
+    return { ...identity, channels, patterns };
   }
 
   /** Opens the stream on an authorized request. Resolves once it is live. */
@@ -107,17 +138,47 @@ export class SseEndpoint {
     const decoded = decodeEventId(request.lastEventId);
     // A time ahead of this clock would hide the next publications of every new glob channel.
     const cursor = decoded && { time: Math.min(decoded.time, Date.now()), positions: decoded.positions };
-    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
+    if (cursor && (await this.endedBefore(cursor.positions, grant))) {
+      // 204 is how a server tells EventSource not to reconnect: the stream already ended.
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    const stream = this.openStream(res, grant, cursor?.time ?? Date.now(), request.filter);
+    for (const channel of grant.channels) stream.markExact(channel.name);
+    stream.hasPatterns = grant.patterns.length > 0;
+    // Ids written while the channels join must still carry the resumed position of those
+    // not joined yet: a client cut off then would otherwise resume them from scratch.
+    const resumed = cursor ? this.resumablePositions(cursor.positions, grant) : new Map<string, StreamPosition>();
+    for (const [name, position] of resumed) stream.setPosition(name, position);
+    try {
+      for (const channel of grant.channels) await this.joinChannel(stream, channel, resumed.get(channel.name), request.format ?? 'envelope');
+      for (const pattern of grant.patterns) await this.joinPattern(stream, pattern, cursor && { time: cursor.time, positions: resumed });
+      stream.joined();
+    } catch (err) {
+      this.logger.warn({ err }, 'sse stream could not join its channels');
+      stream.named('error', { message: err instanceof Error ? err.message : 'subscribe failed' });
+      stream.close();
+    }
+  }
+
+  /**
+   * Starts an SSE response for an authenticated user: counted as a connection of the node
+   * (per-user limit, server API `disconnect`), given heartbeats, ended when its token expires
+   * or the node shuts down. Features' SSE routes write their own events on it.
+   */
+  openStream(res: ServerResponse, identity: SseIdentity, startTime = Date.now(), filter?: TagFilter): SseStream {
+    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, startTime, this.node.stats, filter);
     this.streams.add(stream);
-    this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
-    const client = new SseClient(grant.user, stream, grant.token);
+    this.streamsPerUser.set(identity.user, (this.streamsPerUser.get(identity.user) ?? 0) + 1);
+    const client = new SseClient(identity.user, stream, identity.token);
     this.node.registerClient(client);
     stream.onClose(() => {
       this.node.unregisterClient(client);
       this.streams.delete(stream);
-      const left = (this.streamsPerUser.get(grant.user) ?? 1) - 1;
-      if (left > 0) this.streamsPerUser.set(grant.user, left);
-      else this.streamsPerUser.delete(grant.user);
+      const left = (this.streamsPerUser.get(identity.user) ?? 1) - 1;
+      if (left > 0) this.streamsPerUser.set(identity.user, left);
+      else this.streamsPerUser.delete(identity.user);
     });
     res.on('close', () => stream.close());
     res.writeHead(200, {
@@ -127,21 +188,8 @@ export class SseEndpoint {
       'X-Accel-Buffering': 'no',
     });
     res.write(': relais\nretry: 2000\n\n');
-    if (grant.expiresAt !== undefined) this.endAtExpiry(stream, grant.expiresAt);
-    for (const channel of grant.channels) stream.markExact(channel.name);
-    // Ids written while the channels join must still carry the resumed position of those
-    // not joined yet: a client cut off then would otherwise resume them from scratch.
-    const resumed = cursor ? this.resumablePositions(cursor.positions, grant) : new Map<string, StreamPosition>();
-    for (const [name, position] of resumed) stream.setPosition(name, position);
-    try {
-      for (const channel of grant.channels) await this.joinChannel(stream, channel, resumed.get(channel.name));
-      for (const pattern of grant.patterns) await this.joinPattern(stream, pattern, cursor && { time: cursor.time, positions: resumed });
-      stream.joined();
-    } catch (err) {
-      this.logger.warn({ err }, 'sse stream could not join its channels');
-      stream.named('error', { message: err instanceof Error ? err.message : 'subscribe failed' });
-      stream.close();
-    }
+    if (identity.expiresAt !== undefined) this.endAtExpiry(stream, identity.expiresAt);
+    return stream;
   }
 
   /**
@@ -189,11 +237,32 @@ export class SseEndpoint {
     stream.onClose(() => clearTimeout(timer));
   }
 
-  private async joinChannel(stream: SseStream, channel: ResolvedChannel, since: StreamPosition | undefined): Promise<void> {
+  /**
+   * Whether a resumed stream of one channel with a final event already got that channel's final
+   * publication: its position is at or past the channel's latest, and the latest is final.
+   */
+  private async endedBefore(positions: ReadonlyMap<string, StreamPosition>, grant: SseGrant): Promise<boolean> {
+    const channel = grant.channels[0];
+    if (grant.channels.length !== 1 || grant.patterns.length > 0 || !channel) return false;
+    const events = this.channelEvents.get(channel.namespace);
+    const position = positions.get(channel.name);
+    if (!events || !position || !keepsHistory(channel.options)) return false;
+    let latest;
+    try {
+      latest = (await this.node.latest(channel)).publication;
+    } catch (err) {
+      // The bus cannot tell now: open the stream as usual, its join reports the outage.
+      this.logger.warn({ err, channel: channel.name }, 'latest value unavailable for a resumed stream');
+      return false;
+    }
+    return latest !== undefined && events.isFinal(latest) && position.epoch === latest.epoch && position.offset >= latest.offset;
+  }
+
+  private async joinChannel(stream: SseStream, channel: ResolvedChannel, since: StreamPosition | undefined, format: SseDataFormat): Promise<void> {
     if (stream.isClosed) return;
-    const sub = new SseChannelSubscription(stream);
+    const sub = new SseChannelSubscription(stream, this.channelEvents.get(channel.namespace), format === 'data' ? sseBareData : sseEventData);
     const recover = keepsHistory(channel.options) && since !== undefined;
-    await this.node.joinStream(channel, sub, { recover, ...(since ? { since } : {}) }, (result) => {
+    await this.node.joinStream(channel, sub, { recover, resume: true, ...(since ? { since } : {}) }, (result) => {
       if (result.position) {
         // Start just before what is replayed, so that each replayed event moves the position itself.
         const first = result.publications[0];
@@ -205,7 +274,7 @@ export class SseEndpoint {
         was_recovering: recover,
         recovered: recover && result.recovered,
       });
-      for (const pub of result.publications) stream.publication(channel.name, pub, sseEventData(channel.name, pub));
+      for (const pub of result.publications) sub.write(channel.name, pub, sub.dataOf(channel.name, pub), false);
     });
     stream.onClose(() => this.node.detach(channel.name, sub));
   }
@@ -239,7 +308,7 @@ export class SseEndpoint {
         continue;
       }
       if (r.since) stream.setPosition(channel, r.since);
-      for (const pub of r.publications) stream.publication(channel, pub, sseEventData(channel, pub));
+      for (const pub of r.publications) stream.publication(channel, pub, sseEventData(channel, pub), undefined, false);
     }
     stream.named('subscribed', { pattern: pattern.pattern, was_recovering: cursor !== undefined });
     for (const frames of sub.goLive()) stream.publication(frames.channel, frames.event, frames.get(sseEventData));
