@@ -6,7 +6,6 @@ import type { Logger } from 'pino';
 import type { RelaisConfig } from '../../config/schema.js';
 import type { ServerApi } from '../../server/api.js';
 import { ApiDispatcher, type ConsumerCounts } from './dispatcher.js';
-import { PostgresOutboxConsumer } from './outbox_postgres.js';
 
 export interface RunningConsumers {
   /** Commands consumed by each consumer, by outcome. */
@@ -22,6 +21,8 @@ export async function startConsumers(config: Readonly<RelaisConfig>, api: Server
   const started: [string, ApiDispatcher, Consumer][] = [];
   const c = config.consumers;
   if (c.postgres) {
+    // Each source's driver loads only when that source is configured.
+    const { PostgresOutboxConsumer } = await import('./outbox_postgres.js');
     const dispatcher = new ApiDispatcher(api);
     const consumer = new PostgresOutboxConsumer({
       url: c.postgres.url,
