@@ -170,6 +170,9 @@ function crossCheck(config: RelaisConfig): string[] {
     if (ns.history_on_join > 0 && !keepsHistory(ns)) problems.push(`${where}: history_on_join needs history_size and history_ttl, or persist`);
     if (ns.force_recovery && !keepsHistory(ns)) problems.push(`${where}: force_recovery needs history_size and history_ttl, or persist`);
     if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
+    if (ns.proxy_subscribe && !config.proxy.subscribe_url) problems.push(`${where}: proxy_subscribe needs proxy.subscribe_url`);
+    if (ns.proxy_publish && !config.proxy.publish_url) problems.push(`${where}: proxy_publish needs proxy.publish_url`);
+    if (ns.proxy_sub_refresh && !config.proxy.sub_refresh_url) problems.push(`${where}: proxy_sub_refresh needs proxy.sub_refresh_url`);
   }
   const db = config.database;
   if (db.pool_min > db.pool_max) {

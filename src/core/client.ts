@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   PING_FRAME,
+  RawJson,
   decodeLine,
   encodeError,
   encodeMessagePush,
@@ -14,11 +15,12 @@ import {
 import { UnsubscribeCode } from '../protocol/codes.js';
 import type { Command, ConnectRequest, RefreshRequest, SubRefreshRequest, SubscribeRequest } from '../protocol/types.js';
 import { TokenError, type ConnectionClaims } from './auth.js';
+import type { ConnectProxyResult, ProxyCaller } from './client_proxy.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
 import { handleChannelCommand } from './client_commands.js';
 import { DisconnectError, Disconnects, RelaisError, toRelaisError, type Disconnect } from './errors.js';
-import type { JsonText } from './json.js';
+import { toJsonText, type JsonText } from './json.js';
 import type { Node, NodeClient } from './node.js';
 import type { ClientInfo, Publication } from './publication.js';
 import { TokenBucket, type RateLimit } from './rate_limit.js';
@@ -53,6 +55,21 @@ export interface ClientTransport {
 
 type Status = 'connecting' | 'connected' | 'closed';
 
+/** The HTTP request that opened a connection: its headers, of which the proxies forward the configured ones. */
+export interface ConnectionRequest {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** Keeps the headers named in `names` (lowercase), joined when repeated. */
+function pickHeaders(headers: Readonly<Record<string, string | string[] | undefined>>, names: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names) {
+    const value = headers[name];
+    if (value !== undefined) picked[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
+  }
+  return picked;
+}
+
 
 /** Commands that count against rate limits; subscriptions are bounded by max_channels_per_connection instead. */
 const RATE_LIMITED_METHODS: ReadonlySet<string> = new Set(['publish', 'history', 'presence', 'presence_stats', 'rpc', 'send']);
@@ -60,6 +77,8 @@ const RATE_LIMITED_METHODS: ReadonlySet<string> = new Set(['publish', 'history',
 const PASSIVE_METHODS: ReadonlySet<string> = new Set(['connect', 'ping', 'pong', 'refresh', 'sub_refresh']);
 /** Time a client has to refresh an expired token before it is disconnected. */
 const EXPIRY_GRACE_MS = 10_000;
+/** After a refresh proxy call that failed (backend down), the next try comes this much later. */
+const PROXY_REFRESH_RETRY_MS = 5_000;
 const RESOLVED = Promise.resolve();
 
 /**
@@ -83,14 +102,37 @@ export class Client implements NodeClient {
   private namespaceBuckets: Map<string, TokenBucket> | undefined;
   private refusals = 0;
   private countedInCluster = false;
+  /** The request headers the proxies forward; empty without proxies. */
+  private readonly proxyHeaders: Readonly<Record<string, string>>;
+  private emulatedHeaders: Readonly<Record<string, string>> | undefined;
+  /** The connect proxy's meta for this connection. */
+  private meta: JsonText | undefined;
+  /** The connect proxy authenticated this connection: its expiry is extended by the refresh proxy, not by a token. */
+  private proxied = false;
+  private refreshing = false;
 
   constructor(
     readonly node: Node,
     private readonly transport: ClientTransport,
     private readonly baseLogger: Logger,
+    request?: ConnectionRequest,
   ) {
     this.connectDeadline = Date.now() + node.config.client.connect_timeout;
     NodeStats.inc(node.stats.activeConnections, transport.name);
+    const names = node.proxies?.httpHeaders ?? [];
+    this.proxyHeaders = request && names.length > 0 ? pickHeaders(request.headers, names) : {};
+  }
+
+  /** Who this connection is, for a request to the app backend's proxies. */
+  proxyCaller(): ProxyCaller {
+    return {
+      client: this.id,
+      transport: this.transport.name,
+      user: this.user,
+      headers: this.proxyHeaders,
+      ...(this.emulatedHeaders ? { emulatedHeaders: this.emulatedHeaders } : {}),
+      ...(this.meta !== undefined ? { meta: this.meta } : {}),
+    };
   }
 
   /** Created on first use: most connections never log, and a child logger per idle connection costs memory. */
@@ -278,8 +320,27 @@ export class Client implements NodeClient {
 
   private async connect(id: number, request: ConnectRequest): Promise<unknown> {
     let claims: ConnectionClaims;
+    let proxied: ConnectProxyResult | undefined;
+    const connectProxy = this.node.proxies?.connect;
     if (request.token !== undefined && request.token !== '') {
       claims = await this.verifyConnectionToken(request.token);
+    } else if (connectProxy) {
+      const emulated = this.node.proxies?.emulatedHeaders ?? [];
+      if (emulated.length > 0 && request.headers) {
+        const lowercase = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k.toLowerCase(), v]));
+        this.emulatedHeaders = pickHeaders(lowercase, emulated);
+      }
+      proxied = await connectProxy(this.proxyCaller(), {
+        ...(request.name ? { name: request.name } : {}),
+        ...(request.version ? { version: request.version } : {}),
+        ...(request.data !== undefined ? { data: toJsonText(request.data) } : {}),
+      });
+      claims = {
+        user: proxied.user,
+        channels: [...proxied.channels, ...Object.keys(proxied.subs).filter((c) => !proxied?.channels.includes(c))],
+        ...(proxied.expiresAt !== undefined ? { expiresAt: proxied.expiresAt } : {}),
+        ...(proxied.info !== undefined ? { info: proxied.info } : {}),
+      };
     } else if (this.node.config.allow_anonymous) {
       claims = { user: '' };
     } else {
@@ -312,13 +373,16 @@ export class Client implements NodeClient {
     this.info = info;
     this.childLogger = undefined;
     this.expiresAt = claims.expiresAt ?? 0;
+    this.proxied = proxied !== undefined;
+    this.meta = proxied?.meta;
     this.status = 'connected';
     this.node.registerClient(this);
     this.nextPingAt = Date.now() + this.node.config.client.ping_interval;
 
     const subs: Record<string, unknown> = {};
     for (const name of claims.channels ?? []) {
-      const result = await this.joinServerSide(name, request.subs?.[name], undefined, false);
+      const options = proxied?.subs[name];
+      const result = await this.joinServerSide(name, request.subs?.[name], options?.info, false, options?.data);
       if (result !== undefined) subs[name] = result;
       if (this.status !== 'connected') return REPLIED;
     }
@@ -331,6 +395,7 @@ export class Client implements NodeClient {
         ? { ping: Math.round(this.node.config.client.ping_interval / 1000), pong: true }
         : {}),
       ...(Object.keys(subs).length > 0 ? { subs } : {}),
+      ...(proxied?.data !== undefined ? { data: new RawJson(proxied.data) } : {}),
     };
     this.write(encodeResult(id, 'connect', reply));
     for (const sub of this.subscriptions.values()) sub.flushPending();
@@ -338,7 +403,8 @@ export class Client implements NodeClient {
   }
 
   private expiry(): { expires?: true; ttl?: number } {
-    if (this.expiresAt === 0) return {};
+    // A proxied connection has no token to refresh: the server asks the refresh proxy itself.
+    if (this.expiresAt === 0 || this.proxied) return {};
     return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
   }
 
@@ -370,7 +436,13 @@ export class Client implements NodeClient {
    * claim, server API): no permission check. Returns the subscribe result for the connect
    * reply, or pushes `subscribe` when `push` is set.
    */
-  async joinServerSide(name: string, request: SubscribeRequest | undefined, chanInfo: JsonText | undefined, push: boolean): Promise<unknown> {
+  async joinServerSide(
+    name: string,
+    request: SubscribeRequest | undefined,
+    chanInfo: JsonText | undefined,
+    push: boolean,
+    data?: JsonText,
+  ): Promise<unknown> {
     if (this.subscriptions.has(name)) return undefined;
     let channel: ResolvedChannel;
     try {
@@ -390,6 +462,7 @@ export class Client implements NodeClient {
         { recover, ...(recover ? { since: { offset: request?.offset ?? 0, epoch: request?.epoch ?? '' } } : {}) },
         (result) => {
           fields = subscribeReplyFields(channel, result, { recover, recoverable: true, positioned: true });
+          if (data !== undefined) fields['data'] = new RawJson(data);
           sub.startAt(result.position);
           if (push) {
             // A subscribe push carries no publications: replayed ones follow it as pushes.
@@ -450,7 +523,9 @@ export class Client implements NodeClient {
       return;
     }
     if (this.status !== 'connected') return;
-    if (this.expiresAt > 0 && now > this.expiresAt + EXPIRY_GRACE_MS) {
+    if (this.proxied && this.expiresAt > 0 && now >= this.expiresAt) {
+      this.refreshThroughProxy(now);
+    } else if (this.expiresAt > 0 && now > this.expiresAt + EXPIRY_GRACE_MS) {
       this.disconnect(Disconnects.expired);
       return;
     }
@@ -467,11 +542,72 @@ export class Client implements NodeClient {
       }
     }
     for (const sub of this.subscriptions.values()) {
-      if (sub.expiresAt > 0 && now > sub.expiresAt + EXPIRY_GRACE_MS) {
-        this.removeSubscription(sub);
-        this.write(encodeUnsubscribePush(sub.channel.name, UnsubscribeCode.expired, 'subscription expired'));
+      if (sub.expiresAt === 0) continue;
+      if (sub.refreshedByProxy) {
+        if (now >= sub.expiresAt) this.refreshSubscriptionThroughProxy(sub, now);
+      } else if (now > sub.expiresAt + EXPIRY_GRACE_MS) {
+        this.expireSubscription(sub);
       }
     }
+  }
+
+  private expireSubscription(sub: ClientSubscription): void {
+    this.removeSubscription(sub);
+    this.write(encodeUnsubscribePush(sub.channel.name, UnsubscribeCode.expired, 'subscription expired'));
+  }
+
+  /**
+   * The connection's expiry came: the refresh proxy prolongs it or ends it. Without a refresh
+   * proxy it ends. A backend that cannot answer is asked again later: its downtime does not
+   * end connections.
+   */
+  private refreshThroughProxy(now: number): void {
+    const refresh = this.node.proxies?.refresh;
+    if (!refresh) {
+      this.disconnect(Disconnects.expired);
+      return;
+    }
+    if (this.refreshing) return;
+    this.refreshing = true;
+    refresh(this.proxyCaller())
+      .then((result) => {
+        if (result.expired) return this.disconnect(Disconnects.expired);
+        this.expiresAt = result.expiresAt ?? 0;
+        if (result.info !== undefined) this.info = { ...this.info, connInfo: result.info };
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DisconnectError) return this.disconnect(err.disconnect);
+        this.logger.warn({ err }, 'refresh proxy failed: asking again later');
+        this.expiresAt = now + PROXY_REFRESH_RETRY_MS;
+      })
+      .finally(() => {
+        this.refreshing = false;
+      });
+  }
+
+  /** Like refreshThroughProxy, for a subscription the subscribe proxy gave an expiry; `expired` unsubscribes it. */
+  private refreshSubscriptionThroughProxy(sub: ClientSubscription, now: number): void {
+    const subRefresh = sub.channel.options.proxy_sub_refresh ? this.node.proxies?.subRefresh : undefined;
+    if (!subRefresh) {
+      this.expireSubscription(sub);
+      return;
+    }
+    if (sub.refreshing) return;
+    sub.refreshing = true;
+    subRefresh(this.proxyCaller(), sub.channel.name)
+      .then((result) => {
+        if (sub.isEnded) return;
+        if (result.expired) return this.expireSubscription(sub);
+        sub.expiresAt = result.expiresAt ?? 0;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DisconnectError) return this.disconnect(err.disconnect);
+        this.logger.warn({ err, channel: sub.channel.name }, 'sub_refresh proxy failed: asking again later');
+        sub.expiresAt = now + PROXY_REFRESH_RETRY_MS;
+      })
+      .finally(() => {
+        sub.refreshing = false;
+      });
   }
 
 }

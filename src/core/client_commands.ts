@@ -1,5 +1,5 @@
 import { RawJson, encodeClientInfo, encodeResult } from '../protocol/json_codec.js';
-import type { Command, HistoryRequest, PublishRequest, RpcRequest, SendRequest, SubscribeRequest } from '../protocol/types.js';
+import type { Command, HistoryRequest, RpcRequest, SendRequest, SubscribeRequest } from '../protocol/types.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import type { Client } from './client.js';
 import { REPLIED } from './replied.js';
@@ -7,7 +7,8 @@ import { NodeStats } from './stats.js';
 import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken, wirePublication } from './client_subscription.js';
 import { RelaisError } from './errors.js';
 import { toJsonText, type JsonText } from './json.js';
-import type { ClientInfo } from './publication.js';
+import type { PublishInput } from './node_api.js';
+import type { ClientInfo, StreamPosition } from './publication.js';
 
 const FLAG_REJECT_UNRECOVERED = 2;
 
@@ -24,7 +25,8 @@ export async function handleChannelCommand(client: Client, command: ChannelComma
       return {};
     }
     case 'publish':
-      return publish(client, command.request);
+      await publish(client, command.request.channel, command.request.data, false);
+      return {};
     case 'history':
       return history(client, command.request);
     case 'presence': {
@@ -60,15 +62,28 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   }
   let chanInfo: JsonText | undefined;
   let expiresAt = 0;
+  let replyData: JsonText | undefined;
+  const subscribeProxy = channel.options.proxy_subscribe ? node.proxies?.subscribe : undefined;
   if (request.token !== undefined && request.token !== '') {
     const claims = await verifySubscriptionToken(client, channel, request.token);
     chanInfo = claims.info;
     expiresAt = claims.expiresAt ?? 0;
+  } else if (subscribeProxy) {
+    // The app backend decides instead of the namespace's allow_subscribe rule.
+    const result = await subscribeProxy(client.proxyCaller(), channel.name, request.data === undefined ? undefined : toJsonText(request.data));
+    chanInfo = result.info;
+    expiresAt = result.expiresAt ?? 0;
+    replyData = result.data;
+    if (client.closed) return REPLIED;
   } else {
     await node.authorize('subscribe', client.user, channel);
   }
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
-  const sub = new ClientSubscription(client, channel, { expiresAt, ...(chanInfo !== undefined ? { chanInfo } : {}) });
+  const sub = new ClientSubscription(client, channel, {
+    expiresAt,
+    refreshedByProxy: subscribeProxy !== undefined && expiresAt > 0,
+    ...(chanInfo !== undefined ? { chanInfo } : {}),
+  });
   client.subscriptions.set(channel.name, sub);
 
   const history = keepsHistory(channel.options);
@@ -87,7 +102,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
       (result) => {
         const fields = subscribeReplyFields(channel, result, { recover, recoverable, positioned });
         sub.startAt(result.position);
-        client.write(encodeResult(id, 'subscribe', { ...sub.expiry(), ...fields }));
+        client.write(encodeResult(id, 'subscribe', { ...sub.expiry(), ...fields, ...(replyData !== undefined ? { data: new RawJson(replyData) } : {}) }));
       },
     );
   } catch (err) {
@@ -102,17 +117,45 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   return REPLIED;
 }
 
-async function publish(client: Client, request: PublishRequest): Promise<unknown> {
-  const channel = client.node.channels.resolvePublishTarget(request.channel);
-  await client.node.authorize('publish', client.user, channel);
+/**
+ * A client publication: the namespace's rule or its publish proxy, its rate limit, then the
+ * node. `toOthers`: the publisher does not receive it live (Pusher's `toOthers`).
+ */
+async function publish(client: Client, channelName: string, clientData: unknown, toOthers: boolean): Promise<StreamPosition> {
+  const channel = client.node.channels.resolvePublishTarget(channelName);
+  const publishProxy = channel.options.proxy_publish ? client.node.proxies?.publish : undefined;
+  // With a publish proxy the app backend decides instead of the allow_publish rule.
+  if (!publishProxy) await client.node.authorize('publish', client.user, channel);
   const limit = channel.options.rate_limit;
   if (limit && limit.per_second > 0 && !client.namespaceBucket(channel.namespace, limit).take()) {
     NodeStats.inc(client.node.stats.rateLimited, 'namespace');
     throw new RelaisError('RATE_LIMITED', `publishing into "${channel.namespace}" too fast`);
   }
-  const data = toJsonText(request.data);
-  await client.node.publish(channel, data, { info: client.info });
-  return {};
+  let data = toJsonText(clientData);
+  // As in Centrifugo, a publication carries the publisher's channel info when it is subscribed.
+  const info = client.subscriptions.get(channel.name)?.info ?? client.info;
+  let input: PublishInput = { info, ...(toOthers ? { excludeClient: client.id } : {}) };
+  if (publishProxy) {
+    // Nothing reaches the channel unless the backend allowed it; its data replaces the client's.
+    const result = await publishProxy(client.proxyCaller(), channel.name, data);
+    if (result.data !== undefined) data = result.data;
+    input = { ...input, ...(result.skipHistory ? { skipHistory: true } : {}), ...(result.tags ? { tags: result.tags } : {}) };
+  }
+  return client.node.publish(channel, data, input);
+}
+
+/** The rpc method by which a client publishes without receiving its own publication (docs/protocol.md). */
+export const PUBLISH_TO_OTHERS_METHOD = 'relais.publish_to_others';
+
+/** `rpc relais.publish_to_others {channel, data}`: a publish whose publisher is left out; replies `{offset, epoch}` when positioned. */
+async function publishToOthers(client: Client, params: unknown): Promise<unknown> {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+    throw new RelaisError('BAD_REQUEST', `${PUBLISH_TO_OTHERS_METHOD} takes {"channel": string, "data": any}`);
+  }
+  const { channel, data } = params as Record<string, unknown>;
+  if (typeof channel !== 'string' || data === undefined) throw new RelaisError('BAD_REQUEST', `${PUBLISH_TO_OTHERS_METHOD} takes {"channel": string, "data": any}`);
+  const position = await publish(client, channel, data, true);
+  return { data: new RawJson(position.offset > 0 ? JSON.stringify({ offset: position.offset, epoch: position.epoch }) : '{}') };
 }
 
 /** A channel the client may read history or presence of: subscribed to it, or allowed to subscribe. */
@@ -138,6 +181,7 @@ async function history(client: Client, request: HistoryRequest): Promise<unknown
 }
 
 async function rpc(client: Client, request: RpcRequest): Promise<unknown> {
+  if (request.method === PUBLISH_TO_OTHERS_METHOD) return publishToOthers(client, request.data);
   const handler = client.node.rpc;
   if (!handler) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
   const data = await handler.rpc({ client: client.id, user: client.user, info: client.info }, request.method ?? '', toJsonText(request.data ?? null));

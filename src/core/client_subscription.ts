@@ -63,12 +63,17 @@ export interface SubscriptionOptions {
   readonly serverSide?: boolean;
   readonly chanInfo?: JsonText;
   readonly expiresAt?: number;
+  /** The subscribe proxy set the expiry: the server prolongs it through the sub_refresh proxy, the client is not asked. */
+  readonly refreshedByProxy?: boolean;
 }
 
 /** One channel subscription of a client, as the hub delivers to it. */
 export class ClientSubscription extends StreamSubscriber {
   expiresAt: number;
   readonly serverSide: boolean;
+  readonly refreshedByProxy: boolean;
+  /** A sub_refresh proxy call is in flight. */
+  refreshing = false;
   readonly info: ClientInfo;
   private held: (string | PreparedPush)[] | null = null;
   private entered = false;
@@ -85,6 +90,7 @@ export class ClientSubscription extends StreamSubscriber {
     super();
     this.serverSide = options.serverSide ?? false;
     this.expiresAt = options.expiresAt ?? 0;
+    this.refreshedByProxy = options.refreshedByProxy ?? false;
     this.info = options.chanInfo !== undefined ? { ...client.info, chanInfo: options.chanInfo } : client.info;
   }
 
@@ -126,6 +132,8 @@ export class ClientSubscription extends StreamSubscriber {
       this.offset = pub.offset;
       this.epoch = pub.epoch;
     }
+    // Its publisher asked not to get it back (after the position moved: no gap is seen).
+    if (pub.excludeClient === this.client.id) return;
     this.client.node.stats.publicationsDelivered++;
     this.out(frames.get(this.client.preparePublication));
   }
@@ -196,7 +204,7 @@ export class ClientSubscription extends StreamSubscriber {
   }
 
   expiry(): { expires?: true; ttl?: number } {
-    if (this.expiresAt === 0) return {};
+    if (this.expiresAt === 0 || this.refreshedByProxy) return {};
     return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
   }
 }
