@@ -124,6 +124,25 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads the proxy URLs from the environment and refuses a namespace hook without its URL', () => {
+    const loaded = loadConfig({ env: { RELAIS_PROXY_CONNECT_URL: 'http://127.0.0.1:3000/connect', RELAIS_PROXY_PUBLISH_URL: 'http://127.0.0.1:3000/publish' } });
+    expect(loaded.config.proxy.connect_url).toBe('http://127.0.0.1:3000/connect');
+    expect(loaded.config.proxy.retries).toBe(1);
+    const found = problems(() =>
+      loadConfig({
+        env: { RELAIS_PROXY_PUBLISH_URL: 'http://127.0.0.1:3000/publish' },
+        overrides: { namespaces: { mod: { proxy_publish: true, proxy_subscribe: true, proxy_sub_refresh: true } }, proxy: { http_headers: ['Bad Header'] } },
+      }),
+    );
+    expect(found.some((p) => p.includes('proxy.http_headers'))).toBe(true);
+    const crossChecked = problems(() => loadConfig({ env: {}, overrides: { namespaces: { mod: { proxy_publish: true, proxy_subscribe: true, proxy_sub_refresh: true } } } }));
+    expect(crossChecked).toEqual([
+      'namespaces.mod: proxy_subscribe needs proxy.subscribe_url',
+      'namespaces.mod: proxy_publish needs proxy.publish_url',
+      'namespaces.mod: proxy_sub_refresh needs proxy.sub_refresh_url',
+    ]);
+  });
+
   it('requires real secrets in production', () => {
     const found = problems(() => loadConfig({ env: { NODE_ENV: 'production' } }));
     expect(found).toEqual(expect.arrayContaining([expect.stringContaining('RELAIS_API_KEY'), expect.stringContaining('token key')]));

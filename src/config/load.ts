@@ -62,6 +62,13 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'DEBUG_DB_POOL', path: ['database', 'debug_pool'], kind: 'bool' },
   { name: 'RELAIS_DATA_DIR', path: ['data_dir'], kind: 'string' },
   { name: 'RELAIS_CHAT_AWAY_AFTER', path: ['chat', 'away_after'], kind: 'string' },
+  { name: 'RELAIS_PROXY_CONNECT_URL', path: ['proxy', 'connect_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_REFRESH_URL', path: ['proxy', 'refresh_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_SUBSCRIBE_URL', path: ['proxy', 'subscribe_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_PUBLISH_URL', path: ['proxy', 'publish_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_SUB_REFRESH_URL', path: ['proxy', 'sub_refresh_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_RPC_URL', path: ['proxy', 'rpc_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_TIMEOUT', path: ['proxy', 'timeout'], kind: 'string' },
 ];
 
 type Plain = Record<string, unknown>;
