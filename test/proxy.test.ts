@@ -34,13 +34,18 @@ interface Connection {
   subscribe(channel: string): Subscription;
 }
 
-function connection(relais: RelaisProcess, cookie: string, options: { data?: unknown; extraHeaders?: Record<string, string> } = {}): Connection {
+function connection(
+  relais: RelaisProcess,
+  cookie: string,
+  options: { data?: unknown; extraHeaders?: Record<string, string>; emulatedHeaders?: Record<string, string> } = {},
+): Connection {
   const centrifuge = new Centrifuge(relais.wsUrl, {
     websocket: cookieWebSocket(cookie, options.extraHeaders),
     minReconnectDelay: 100,
     maxReconnectDelay: 300,
     timeout: 3000,
     ...(options.data !== undefined ? { data: options.data } : {}),
+    ...(options.emulatedHeaders ? { headers: options.emulatedHeaders } : {}),
   });
   const pubs: PublicationContext[] = [];
   return {
@@ -73,7 +78,19 @@ describe('proxies to the app backend', () => {
       if (user === 'banned') return { answer: { disconnect: { code: 4501, reason: 'banned' } } };
       if (user === 'slow') return { answer: { result: { user } }, delayMs: PROXY_TIMEOUT_MS * 3 };
       if (user === 'expiring') return { answer: { result: { user, expire_at: Math.floor(Date.now() / 1000) + 1 } } };
-      return { answer: { result: { user, info: { name: user.toUpperCase() }, data: { welcome: user, echo: r.body['data'] ?? null }, meta: { plan: 'pro' } } } };
+      return {
+        answer: {
+          result: {
+            user,
+            info: { name: user.toUpperCase() },
+            data: { welcome: user, echo: r.body['data'] ?? null },
+            meta: { plan: 'pro' },
+            // Server-side subscriptions: one plain, one with its channel info and subscribe data.
+            channels: ['lobby'],
+            subs: { [`mod:${user}`]: { info: { own: true }, data: { first: true } } },
+          },
+        },
+      };
     });
     backend.on('/subscribe', (r) => {
       const channel = String(r.body['channel']);
@@ -102,6 +119,7 @@ describe('proxies to the app backend', () => {
           publish_url: `${backend.url}/publish`,
           timeout: `${PROXY_TIMEOUT_MS}ms`,
           http_headers: ['Cookie', 'X-Request-Id'],
+          emulated_headers: ['Authorization', 'Cookie'],
           static_headers: { 'X-Relais-Secret': 'shared-with-backend' },
           include_connection_meta: true,
         },
@@ -126,14 +144,30 @@ describe('proxies to the app backend', () => {
   });
 
   it('authenticates a connection from its cookie, with no token: user, info, data and the forwarded headers', async () => {
-    const alice = track(connection(relais, 'session=alice; theme=dark', { data: { app: 'web' }, extraHeaders: { 'x-request-id': 'r-1', 'x-not-forwarded': 'no' } }));
+    const alice = track(
+      connection(relais, 'session=alice; theme=dark', {
+        data: { app: 'web' },
+        extraHeaders: { 'x-request-id': 'r-1', 'x-not-forwarded': 'no' },
+        // Headers emulation (centrifuge-js `headers`): a forged cookie loses to the real one.
+        emulatedHeaders: { Authorization: 'Bearer from-the-page', Cookie: 'session=forged' },
+      }),
+    );
     let connectedData: unknown;
     alice.centrifuge.on('connected', (ctx) => {
       connectedData = ctx.data as unknown;
     });
+    const serverSide = new Map<string, unknown>();
+    alice.centrifuge.on('subscribed', (ctx) => serverSide.set(ctx.channel, ctx.data as unknown));
+    const serverPubs: { channel: string; data: unknown; info?: unknown }[] = [];
+    alice.centrifuge.on('publication', (ctx) => serverPubs.push({ channel: ctx.channel, data: ctx.data as unknown, info: ctx.info }));
     alice.centrifuge.connect();
     await alice.centrifuge.ready(5000);
     expect(connectedData).toEqual({ welcome: 'alice', echo: { app: 'web' } });
+    expect([...serverSide.keys()].sort()).toEqual(['lobby', 'mod:alice']);
+    expect(serverSide.get('mod:alice')).toEqual({ first: true });
+    await relais.call('publish', { channel: 'mod:alice', data: { note: 1 } });
+    await waitFor(() => serverPubs.length > 0, 5000, 'a server-side publication');
+    expect(serverPubs[0]).toMatchObject({ channel: 'mod:alice', data: { note: 1 } });
     const request = backend.received('/connect').find((r) => sessionUser(r) === 'alice');
     expect(request?.body).toMatchObject({ transport: 'websocket', protocol: 'json', encoding: 'json', data: { app: 'web' } });
     expect(typeof request?.body['client']).toBe('string');
@@ -141,6 +175,7 @@ describe('proxies to the app backend', () => {
     expect(request?.headers['x-request-id']).toBe('r-1');
     expect(request?.headers['x-relais-secret']).toBe('shared-with-backend');
     expect(request?.headers['x-not-forwarded']).toBeUndefined();
+    expect(request?.headers['authorization']).toBe('Bearer from-the-page');
     expect(request?.headers['content-type']).toBe('application/json');
   });
 
