@@ -1,15 +1,15 @@
 /**
  * The cost of the publish proxy (docs/proxy.md): the same client publishes, one at a time,
  * into a namespace without a proxy and into one with `proxy_publish`, whose backend (a plain
- * node:http server in this process, answering `{"result":{}}` at once) is asked before each
- * publication. The difference of the acknowledgement latencies is what the proxy adds.
+ * node:http server in its own process, answering `{"result":{}}` at once) is asked before
+ * each publication. The difference of the acknowledgement latencies is what the proxy adds.
  *
  *   node --import tsx bench/proxy/run.ts [--publishes 3000] [--warmup 300]
  *
  * Relais runs from dist/ (npm run build first), one process, memory bus, history on.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { startRelais } from '../../test/helpers/relais.js';
@@ -19,20 +19,32 @@ const { values } = parseArgs({ options: { publishes: { type: 'string', default: 
 const PUBLISHES = Number(values.publishes);
 const WARMUP = Number(values.warmup);
 
-async function backend(): Promise<{ url: string; close: () => Promise<void>; requests: () => number }> {
-  let requests = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      requests++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"result":{}}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+/**
+ * The app backend, in a process of its own as in production: answers every request with
+ * `{"result":{}}` at once and counts them.
+ */
+const BACKEND_SOURCE = `
+const http = require('node:http');
+let requests = 0;
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => { requests++; res.writeHead(200, { 'content-type': 'application/json' }).end('{"result":{}}'); });
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'));
+process.on('SIGTERM', () => { process.stdout.write('requests ' + requests + '\\n'); process.exit(0); });
+`;
+
+async function backend(): Promise<{ url: string; close: () => Promise<string> }> {
+  const child = spawn(process.execPath, ['-e', BACKEND_SOURCE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const port = await new Promise<string>((resolve) => lines.once('line', resolve));
+  const last = new Promise<string>((resolve) => lines.once('line', resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests: () => requests,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      child.kill('SIGTERM');
+      return last;
+    },
   };
 }
 
@@ -111,8 +123,8 @@ try {
     }
   }
   const mid = (list: LatencySummary[], key: 'p50' | 'p99'): number => list.map((s) => s[key] ?? 0).reduce((a, b) => a + b, 0) / list.length;
-  process.stdout.write(`added by the proxy: p50 ${(mid(proxied, 'p50') - mid(plain, 'p50')).toFixed(3)} ms, p99 ${(mid(proxied, 'p99') - mid(plain, 'p99')).toFixed(3)} ms; backend requests ${app.requests()}\n`);
+  process.stdout.write(`added by the proxy: p50 ${(mid(proxied, 'p50') - mid(plain, 'p50')).toFixed(3)} ms, p99 ${(mid(proxied, 'p99') - mid(plain, 'p99')).toFixed(3)} ms\n`);
 } finally {
   await relais.stop();
-  await app.close();
+  process.stdout.write(`backend ${await app.close()}\n`);
 }
