@@ -100,6 +100,11 @@ describe('proxies to the app backend', () => {
       return { answer: { result: { info: { seat: 7 }, data: { topic: channel } } } };
     });
     backend.on('/sub_refresh', () => ({ answer: { result: { expired: true } } }));
+    backend.on('/rpc', (r) => {
+      if (r.body['method'] === 'fail') return { answer: { error: { code: 1500, message: 'no such thing' } } };
+      return { answer: { result: { data: { backend: 'main', method: r.body['method'] } } } };
+    });
+    backend.on('/billing', (r) => ({ answer: { result: { data: { backend: 'billing', method: r.body['method'], user: r.body['user'] } } } }));
     backend.on('/publish', (r) => {
       const data = r.body['data'] as { text?: string; mode?: string };
       if (data.mode === 'refuse') return { answer: { error: { code: 4000, message: 'moderated' } } };
@@ -117,6 +122,8 @@ describe('proxies to the app backend', () => {
           subscribe_url: `${backend.url}/subscribe`,
           sub_refresh_url: `${backend.url}/sub_refresh`,
           publish_url: `${backend.url}/publish`,
+          rpc_url: `${backend.url}/rpc`,
+          rpc_namespaces: { billing: `${backend.url}/billing` },
           timeout: `${PROXY_TIMEOUT_MS}ms`,
           http_headers: ['Cookie', 'X-Request-Id'],
           emulated_headers: ['Authorization', 'Cookie'],
@@ -319,6 +326,18 @@ describe('proxies to the app backend', () => {
     await waitFor(() => backend.received('/sub_refresh').some((r) => r.body['channel'] === 'mod:short'), 5000, 'a sub_refresh request');
     await waitFor(() => backend.received('/subscribe').filter((r) => r.body['channel'] === 'mod:short').length >= before + 2, 5000, 'a new subscribe');
     expect(backend.received('/sub_refresh').find((r) => r.body['channel'] === 'mod:short')?.body).toMatchObject({ user: 'gina' });
+  });
+
+  it('routes rpc by method namespace to its backend, the rest to rpc_url, with the connection fields and headers', async () => {
+    const hana = track(connection(relais, 'session=hana'));
+    hana.centrifuge.connect();
+    await hana.centrifuge.ready(5000);
+    expect((await hana.centrifuge.rpc('billing:charge', { cents: 5 })).data).toEqual({ backend: 'billing', method: 'billing:charge', user: 'hana' });
+    expect((await hana.centrifuge.rpc('profile', {})).data).toEqual({ backend: 'main', method: 'profile' });
+    await expect(hana.centrifuge.rpc('fail', {})).rejects.toMatchObject({ code: 1500, message: 'no such thing' });
+    const request = backend.received('/billing')[0];
+    expect(request?.body).toMatchObject({ transport: 'websocket', protocol: 'json', encoding: 'json', user: 'hana', data: { cents: 5 }, meta: { plan: 'pro' } });
+    expect(request?.headers['cookie']).toBe('session=hana');
   });
 
   it('counts proxy requests, failures and latency in the metrics', async () => {

@@ -221,6 +221,11 @@ export const relaisConfig = z
         sub_refresh_url: z.url().optional(),
         /** Client `rpc` commands are POSTed here; without it rpc answers "method not found". */
         rpc_url: z.url().optional(),
+        /**
+         * Rpc namespaces routed to backends of their own, as Centrifugo's: a method `billing:charge`
+         * goes to the URL of `billing`; methods of no namespace listed go to rpc_url.
+         */
+        rpc_namespaces: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'rpc namespace names are letters, digits, "_", "." and "-"'), z.url()).default({}),
         /** Client `send` messages are POSTed here; without it they are dropped. */
         send_url: z.url().optional(),
         /** Most time one proxy request may take, retries included; past it the client gets a temporary error. */

@@ -184,7 +184,8 @@ async function rpc(client: Client, request: RpcRequest): Promise<unknown> {
   if (request.method === PUBLISH_TO_OTHERS_METHOD) return publishToOthers(client, request.data);
   const handler = client.node.rpc;
   if (!handler) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
-  const data = await handler.rpc({ client: client.id, user: client.user, info: client.info }, request.method ?? '', toJsonText(request.data ?? null));
+  const caller = { client: client.id, user: client.user, info: client.info, proxy: client.proxyCaller() };
+  const data = await handler.rpc(caller, request.method ?? '', toJsonText(request.data ?? null));
   return data === undefined ? {} : { data: new RawJson(data) };
 }
 
@@ -197,5 +198,5 @@ function send(client: Client, request: SendRequest): void {
   } catch {
     return;
   }
-  handler.send({ client: client.id, user: client.user }, data).catch((err: unknown) => client.logger.warn({ err }, 'send proxy failed'));
+  handler.send({ client: client.id, user: client.user, proxy: client.proxyCaller() }, data).catch((err: unknown) => client.logger.warn({ err }, 'send proxy failed'));
 }

@@ -11,6 +11,7 @@ import type {
 import { RelaisError } from '../core/errors.js';
 import { toJsonText, type JsonText } from '../core/json.js';
 import type { CallerContext, RpcHandler } from '../core/rpc.js';
+import type { RpcMethods } from '../core/rpc_router.js';
 import { ProxyTransport, type ProxyKind } from './proxy_http.js';
 
 export { ProxyStats } from './proxy_http.js';
@@ -153,20 +154,26 @@ export interface HttpProxyOptions {
  * proxy shapes): POST `{client, user, method, data}`; an rpc answer is
  * `{"result": {"data": ...}}` or `{"error": {"code", "message"}}`.
  */
-export class HttpProxy implements RpcHandler {
+export class HttpProxy implements RpcHandler, RpcMethods {
   constructor(private readonly options: HttpProxyOptions) {}
 
   async rpc(caller: CallerContext, method: string, data: JsonText): Promise<JsonText | undefined> {
     if (!this.options.rpcUrl) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
     const transport = this.options.transport;
-    const body = transport.body(undefined, { client: caller.client, user: caller.user, method }, { data });
-    const { result } = await transport.call('rpc', this.options.rpcUrl, undefined, body);
-    return result['data'] === undefined ? undefined : toJsonText(result['data']);
+    const body = transport.body(caller.proxy, { ...(caller.proxy ? {} : { client: caller.client }), user: caller.user, method }, { data });
+    const { result } = await transport.call('rpc', this.options.rpcUrl, caller.proxy, body);
+    return result['data'] === undefined || result['data'] === null ? undefined : toJsonText(result['data']);
+  }
+
+  /** As the route of an rpc namespace (`proxy.rpc_namespaces`). */
+  call(caller: CallerContext, method: string, data: JsonText): Promise<JsonText | undefined> {
+    return this.rpc(caller, method, data);
   }
 
   async send(caller: CallerContext, data: JsonText): Promise<void> {
     if (!this.options.sendUrl) return;
     const transport = this.options.transport;
-    await transport.call('send', this.options.sendUrl, undefined, transport.body(undefined, { client: caller.client, user: caller.user }, { data }));
+    const body = transport.body(caller.proxy, { ...(caller.proxy ? {} : { client: caller.client }), user: caller.user }, { data });
+    await transport.call('send', this.options.sendUrl, caller.proxy, body);
   }
 }

@@ -58,8 +58,11 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
           transport: proxyTransport,
         })
       : undefined;
-  // Client rpc: features' methods by prefix (chat.*), the rest to the app backend.
+  // Client rpc: features' methods by prefix (chat.*), rpc namespaces to their backends (billing:*), the rest to proxy.rpc_url.
   const rpc = new RpcRouter(proxy);
+  for (const [namespace, rpcUrl] of Object.entries(config.proxy.rpc_namespaces)) {
+    rpc.route(`${namespace}:`, new HttpProxy({ rpcUrl, transport: proxyTransport }));
+  }
   const durable = needsStore(config) ? await openStore(config, logger) : undefined;
   // The chat rides on the store: its members rule is checked against it.
   const chatAccess = durable ? createChatAccess(config, durable.store) : undefined;
