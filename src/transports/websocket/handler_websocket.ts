@@ -9,33 +9,10 @@ import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
 import { isOriginAllowed } from '../origin.js';
+import { textFrame } from './frames.js';
 
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
 const SLOW_CLOSE_GRACE_MS = 1000;
-
-/**
- * A complete unmasked WebSocket text frame of `text` (RFC 6455 5.2: FIN + opcode 1, then
- * the payload length in 7, 16 or 64 bits), encoded straight into its frame. Server frames
- * are never masked, so one frame serves every connection: a publication is framed once per
- * node, not once per subscriber.
- */
-export function textFrame(text: string): { readonly frame: Buffer; readonly payload: Buffer } {
-  const length = Buffer.byteLength(text);
-  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLength + length);
-  frame[0] = 0x81;
-  if (length < 126) {
-    frame[1] = length;
-  } else if (length < 65_536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeBigUInt64BE(BigInt(length), 2);
-  }
-  frame.write(text, headerLength);
-  return { frame, payload: frame.subarray(headerLength) };
-}
 
 /** A publication push as the WebSocket transport writes it: its text, inside its frame. */
 class PreparedFrame implements PreparedPush {
