@@ -340,6 +340,44 @@ describe('proxies to the app backend', () => {
     expect(request?.headers['cookie']).toBe('session=hana');
   });
 
+  it('authenticates SSE streams through the connect proxy and checks their channels with the subscribe proxy', async () => {
+    const controller = new AbortController();
+    const deadline = setTimeout(() => controller.abort(), 10_000);
+    try {
+      const stream = await fetch(`${relais.httpUrl}/sse?channel=mod:feed`, { headers: { cookie: 'session=ivan' }, signal: controller.signal });
+      expect(stream.status).toBe(200);
+      if (!stream.body) throw new Error('no body');
+      const reader: ReadableStreamDefaultReader<Uint8Array> = stream.body.getReader();
+      let text = '';
+      const readUntil = async (needle: string): Promise<void> => {
+        while (!text.includes(needle)) {
+          const { done, value } = await reader.read();
+          if (done) throw new Error(`stream ended before "${needle}": ${text}`);
+          text += Buffer.from(value).toString();
+        }
+      };
+      await readUntil('event: subscribed');
+      await relais.call('publish', { channel: 'mod:feed', data: { sse: 1 } });
+      await readUntil('"sse":1');
+      controller.abort();
+      const subscribe = backend.received('/subscribe').find((r) => r.body['channel'] === 'mod:feed');
+      expect(subscribe?.body).toMatchObject({ transport: 'sse', user: 'ivan', meta: { plan: 'pro' } });
+      expect(backend.received('/connect').some((r) => r.body['transport'] === 'sse' && sessionUser(r) === 'ivan')).toBe(true);
+
+      const refused = await fetch(`${relais.httpUrl}/sse?channel=mod:feed`, { signal: AbortSignal.timeout(5000) });
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toEqual({ error: { code: 4401, message: 'no session' } });
+      const secret = await fetch(`${relais.httpUrl}/sse?channel=mod:secret`, { headers: { cookie: 'session=ivan' }, signal: AbortSignal.timeout(5000) });
+      expect(secret.status).toBe(403);
+      expect(await secret.json()).toEqual({ error: { code: 4403, message: 'not for you' } });
+      const glob = await fetch(`${relais.httpUrl}/sse?channel=mod:*`, { headers: { cookie: 'session=ivan' }, signal: AbortSignal.timeout(5000) });
+      expect(glob.status).toBe(403);
+    } finally {
+      clearTimeout(deadline);
+      controller.abort();
+    }
+  });
+
   it('counts proxy requests, failures and latency in the metrics', async () => {
     const text = await (await fetch(`${relais.httpUrl}/metrics`)).text();
     expect(text).toMatch(/relais_proxy_requests_total\{proxy="publish"\} \d+/);

@@ -15,7 +15,7 @@ import {
 import { UnsubscribeCode } from '../protocol/codes.js';
 import type { Command, ConnectRequest, RefreshRequest, SubRefreshRequest, SubscribeRequest } from '../protocol/types.js';
 import { TokenError, type ConnectionClaims } from './auth.js';
-import type { ConnectProxyResult, ProxyCaller } from './client_proxy.js';
+import { pickHeaders, type ConnectProxyResult, type ProxyCaller } from './client_proxy.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
 import { handleChannelCommand } from './client_commands.js';
@@ -58,16 +58,6 @@ type Status = 'connecting' | 'connected' | 'closed';
 /** The HTTP request that opened a connection: its headers, of which the proxies forward the configured ones. */
 export interface ConnectionRequest {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-}
-
-/** Keeps the headers named in `names` (lowercase), joined when repeated. */
-function pickHeaders(headers: Readonly<Record<string, string | string[] | undefined>>, names: readonly string[]): Record<string, string> {
-  const picked: Record<string, string> = {};
-  for (const name of names) {
-    const value = headers[name];
-    if (value !== undefined) picked[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
-  }
-  return picked;
 }
 
 

@@ -91,3 +91,13 @@ export interface ClientProxies {
   /** Names of the connect command's headers to keep for the proxies (lowercase). */
   readonly emulatedHeaders: readonly string[];
 }
+
+/** Keeps the headers named in `names` (lowercase) of a request's headers, joined when repeated. */
+export function pickHeaders(headers: Readonly<Record<string, string | string[] | undefined>>, names: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of names) {
+    const value = headers[name];
+    if (value !== undefined) picked[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
+  }
+  return picked;
+}

@@ -112,7 +112,7 @@ export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, Ser
     // Browsers send Origin on cross-site EventSource requests: the same rule as WebSocket.
     const origin = request.headers.origin;
     if (!isOriginAllowed(origin, node.config.allowed_origins)) throw new RelaisError('FORBIDDEN', 'origin not allowed');
-    const sseRequest = { channels: list(request.query['channel']), token, lastEventId };
+    const sseRequest = { channels: list(request.query['channel']), token, lastEventId, headers: request.headers };
     const grant = await sse.authorize(sseRequest);
     reply.hijack();
     if (origin !== undefined) {

@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { passesRule } from '../../core/access.js';
 import { TokenError } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
-import { RelaisError } from '../../core/errors.js';
+import { pickHeaders, type ProxyCaller } from '../../core/client_proxy.js';
+import { DisconnectError, RelaisError } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
@@ -16,15 +18,32 @@ export interface SseRequest {
   readonly channels: readonly string[];
   readonly token: string | undefined;
   readonly lastEventId: string | undefined;
+  /** The request's headers, of which the proxies forward the configured ones. */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /** What an authorized request may stream, and until when. */
 export interface SseGrant {
+  /** The stream's client id (the one the proxies were told). */
+  readonly client: string;
   readonly user: string;
   /** Unix ms when the token expires and the stream ends; undefined when it never does. */
   readonly expiresAt: number | undefined;
   readonly channels: readonly ResolvedChannel[];
   readonly patterns: readonly ResolvedPattern[];
+}
+
+/**
+ * A proxy call before the stream opens: a `disconnect` answer can only be an HTTP refusal
+ * there, with the backend's code and reason.
+ */
+async function viaProxy<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof DisconnectError) throw new RelaisError('PROXY_REFUSED', err.disconnect.reason || 'refused by the app backend', { wireCode: err.disconnect.code });
+    throw err;
+  }
 }
 
 /** Longest delay setTimeout honours; a later expiry is checked again after it. */
@@ -58,6 +77,13 @@ export class SseEndpoint {
   async authorize(request: SseRequest): Promise<SseGrant> {
     let user = '';
     let expiresAt: number | undefined;
+    const proxies = this.node.proxies;
+    let caller: ProxyCaller = {
+      client: randomUUID(),
+      transport: 'sse',
+      user: '',
+      headers: proxies && request.headers ? pickHeaders(request.headers, proxies.httpHeaders) : {},
+    };
     if (request.token) {
       try {
         const claims = await this.node.tokens.verifyConnection(request.token);
@@ -67,6 +93,13 @@ export class SseEndpoint {
         if (err instanceof TokenError && err.reason === 'expired') throw new RelaisError('TOKEN_EXPIRED');
         throw new RelaisError('UNAUTHORIZED', 'invalid token', { cause: err });
       }
+    } else if (proxies?.connect) {
+      const connect = proxies.connect;
+      // Centrifugo's connect proxy serves unidirectional transports too: the stream's cookies decide.
+      const result = await viaProxy(() => connect(caller, {}));
+      user = result.user;
+      expiresAt = result.expiresAt;
+      caller = { ...caller, user, ...(result.meta !== undefined ? { meta: result.meta } : {}) };
     } else if (!this.node.config.allow_anonymous) {
       throw new RelaisError('UNAUTHORIZED', 'a token is required (Authorization: Bearer, or ?token=)');
     }
@@ -84,17 +117,20 @@ export class SseEndpoint {
       if (isPattern(name)) {
         const pattern = this.node.channels.resolvePattern(name);
         const rule = pattern.options.allow_subscribe;
-        if (rule === 'owner' || !passesRule(rule, user, { name, namespace: pattern.namespace, rest: '', options: pattern.options })) {
+        // The subscribe proxy judges channels one by one: it cannot answer for a glob.
+        if (pattern.options.proxy_subscribe || rule === 'owner' || !passesRule(rule, user, { name, namespace: pattern.namespace, rest: '', options: pattern.options })) {
           throw new RelaisError('FORBIDDEN', `cannot subscribe to pattern "${name}"`);
         }
         patterns.push(pattern);
       } else {
         const channel = this.node.channels.resolve(name);
-        await this.node.authorize('subscribe', user, channel);
+        const subscribe = channel.options.proxy_subscribe ? proxies?.subscribe : undefined;
+        if (subscribe) await viaProxy(() => subscribe(caller, channel.name, undefined));
+        else await this.node.authorize('subscribe', user, channel);
         channels.push(channel);
       }
     }
-    return { user, expiresAt, channels, patterns };
+    return { client: caller.client, user, expiresAt, channels, patterns };
   }
 
   /** Opens the stream on an authorized request. Resolves once it is live. */
@@ -105,7 +141,7 @@ export class SseEndpoint {
     const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
     this.streams.add(stream);
     this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
-    const client = new SseClient(grant.user, stream);
+    const client = new SseClient(grant.user, stream, grant.client);
     this.node.registerClient(client);
     stream.onClose(() => {
       this.node.unregisterClient(client);
