@@ -70,6 +70,8 @@ const EXPIRY_GRACE_MS = 10_000;
 /** After a refresh proxy call that failed (backend down), the next try comes this much later. */
 const PROXY_REFRESH_RETRY_MS = 5_000;
 const RESOLVED = Promise.resolve();
+/** Shared by every connection that forwards no header: an idle connection holds no object of its own. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * One connected client of the Centrifugo protocol: its identity, subscriptions and the
@@ -110,7 +112,7 @@ export class Client implements NodeClient {
     this.connectDeadline = Date.now() + node.config.client.connect_timeout;
     NodeStats.inc(node.stats.activeConnections, transport.name);
     const names = node.proxies?.httpHeaders ?? [];
-    this.proxyHeaders = request && names.length > 0 ? pickHeaders(request.headers, names) : {};
+    this.proxyHeaders = request && names.length > 0 ? pickHeaders(request.headers, names) : NO_HEADERS;
   }
 
   /** Who this connection is, for a request to the app backend's proxies. */
