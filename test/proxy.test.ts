@@ -398,8 +398,15 @@ describe('proxies with the backend down', () => {
     await gone.close();
     relais = await startRelais({
       config: {
-        proxy: { connect_url: `${deadUrl}/connect`, publish_url: `${deadUrl}/publish`, timeout: '1s', retries: 1 },
-        namespaces: { mod: { proxy_publish: true } },
+        proxy: {
+          connect_url: `${deadUrl}/connect`,
+          publish_url: `${deadUrl}/publish`,
+          subscribe_url: `${deadUrl}/subscribe`,
+          rpc_url: `${deadUrl}/rpc`,
+          timeout: '1s',
+          retries: 1,
+        },
+        namespaces: { mod: { proxy_publish: true }, gated: { proxy_subscribe: true } },
       },
     });
   });
@@ -408,7 +415,7 @@ describe('proxies with the backend down', () => {
     await relais?.stop();
   });
 
-  it('gives the SDK a temporary error at connect (it keeps retrying), and connects a client with a token as before', async () => {
+  it('gives the SDK a temporary error at connect (it keeps retrying) and to the hooks of a client with a token; nothing is published', async () => {
     const c = connection(relais, 'session=alice');
     const errors: { code: number; temporary?: boolean; message: string }[] = [];
     c.centrifuge.on('error', (ctx) => errors.push(ctx.error));
@@ -427,6 +434,16 @@ describe('proxies with the backend down', () => {
     );
     expect(failure).toMatchObject({ code: 100, temporary: true });
     expect(failure?.message).toMatch(/unreachable/);
+    await expect(withToken.centrifuge.rpc('anything', {})).rejects.toMatchObject({ code: 100, temporary: true });
+    const gated = withToken.centrifuge.newSubscription('gated:x', { minResubscribeDelay: 100, maxResubscribeDelay: 200 });
+    const subErrors: { code: number; temporary?: boolean }[] = [];
+    gated.on('error', (ctx) => subErrors.push(ctx.error));
+    gated.subscribe();
+    // Temporary: the SDK keeps trying, the subscription never goes through.
+    await waitFor(() => subErrors.length >= 2, 5000, 'two subscribe errors');
+    expect(subErrors[0]).toMatchObject({ code: 100, temporary: true });
+    expect(gated.state).toBe('subscribing');
+    gated.unsubscribe();
     await sleep(300);
     expect(withToken.pubs('mod:x')).toEqual([]);
     withToken.close();
