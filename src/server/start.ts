@@ -7,7 +7,8 @@ import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { RpcRouter } from '../core/rpc_router.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
-import { registerRoutes } from '../transports/http/routes.js';
+import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
+import { registerRoutes, serveSse } from '../transports/http/routes.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
 import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js';
@@ -40,7 +41,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const config = loaded.config;
   for (const warning of loaded.warnings) logger.warn(warning);
 
-  const tokens = await JwtVerifier.create(config.token);
+  const tokens = JwtVerifier.create(config.token);
   const proxyStats = new ProxyStats();
   const proxyTransport = new ProxyTransport({
     timeoutMs: config.proxy.timeout,
@@ -138,6 +139,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   });
   registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
+  const jobs = attachJobs(config, sse, logger);
+  if (jobs) {
+    app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(JOB_STREAM_ROUTE, (request, reply) =>
+      serveSse(node, sse, request, reply, [jobs.channelOf(request.params.id)], 'data'),
+    );
+  }
   // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
   await app.listen({ host: config.host, port: config.port, backlog: 4096 });
   const address = app.server.address();
