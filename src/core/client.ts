@@ -314,14 +314,14 @@ export class Client implements NodeClient {
     let claims: ConnectionClaims;
     let proxied: ConnectProxyResult | undefined;
     const connectProxy = this.node.proxies?.connect;
+    const emulated = this.node.proxies?.emulatedHeaders ?? [];
+    if (emulated.length > 0 && request.headers) {
+      const lowercase = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k.toLowerCase(), v]));
+      this.emulatedHeaders = pickHeaders(lowercase, emulated);
+    }
     if (request.token !== undefined && request.token !== '') {
       claims = await this.verifyConnectionToken(request.token);
     } else if (connectProxy) {
-      const emulated = this.node.proxies?.emulatedHeaders ?? [];
-      if (emulated.length > 0 && request.headers) {
-        const lowercase = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k.toLowerCase(), v]));
-        this.emulatedHeaders = pickHeaders(lowercase, emulated);
-      }
       proxied = await connectProxy(this.proxyCaller(), {
         ...(request.name ? { name: request.name } : {}),
         ...(request.version ? { version: request.version } : {}),

@@ -97,7 +97,10 @@ function parsePublish(result: Record<string, unknown>): PublishProxyResult {
 /** The client event proxies configured in `proxy.*`, over one transport. */
 export function createClientProxies(proxy: RelaisConfig['proxy'], transport: ProxyTransport): ClientProxies | undefined {
   const { connect_url, refresh_url, subscribe_url, sub_refresh_url, publish_url } = proxy;
-  if (!connect_url && !refresh_url && !subscribe_url && !sub_refresh_url && !publish_url && proxy.http_headers.length === 0) return undefined;
+  // Without hooks the headers may still be wanted: the rpc proxy forwards them too.
+  if (!connect_url && !refresh_url && !subscribe_url && !sub_refresh_url && !publish_url && proxy.http_headers.length === 0 && proxy.emulated_headers.length === 0) {
+    return undefined;
+  }
   const user = (caller: ProxyCaller): { user?: string } => (caller.user !== '' ? { user: caller.user } : {});
   return {
     httpHeaders: proxy.http_headers.map((h) => h.toLowerCase()),
