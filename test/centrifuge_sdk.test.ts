@@ -10,13 +10,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { sdkClient, sleep, waitFor, type SdkClient } from './helpers/clients.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
-import { NEWEST_SDK, SDK_5_0, SDK_MATRIX } from './helpers/sdk_versions.js';
+import { NEWEST_PROTOBUF_SDK, NEWEST_SDK, SDK_5_0, SDK_MATRIX } from './helpers/sdk_versions.js';
 
-/** Every SDK release against one process, and the newest against a server of 2 workers (relais serve --workers 2). */
-const CASES = [...SDK_MATRIX.map((sdk) => ({ sdk, workers: undefined, label: sdk.version })), { sdk: NEWEST_SDK, workers: 2, label: `${NEWEST_SDK.version} on 2 workers` }];
+/**
+ * Every SDK release against one process, the newest's Protobuf build, and the newest against
+ * a server of 2 workers (relais serve --workers 2).
+ */
+const CASES = [
+  ...SDK_MATRIX.map((sdk) => ({ sdk, workers: undefined, label: sdk.version })),
+  { sdk: NEWEST_PROTOBUF_SDK, workers: undefined, label: `${NEWEST_PROTOBUF_SDK.version} (Protobuf)` },
+  { sdk: NEWEST_SDK, workers: 2, label: `${NEWEST_SDK.version} on 2 workers` },
+];
 
 describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) => {
   const { Centrifuge } = sdk;
+  const decode = (data: unknown): unknown => sdk.decode(data);
   let relais: RelaisProcess;
   const clients: SdkClient[] = [];
 
@@ -57,15 +65,15 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
     await subB.ready(5000);
     await waitFor(() => joins.includes('bob'), 5000, 'join of bob');
 
-    await subA.publish({ text: 'Hello everyone!' });
+    await subA.publish(sdk.encode({ text: 'Hello everyone!' }));
     await waitFor(() => bob.pubs('chat:general').length === 1, 5000, 'bob receives');
     const got = bob.pubs('chat:general')[0];
-    expect(got?.data).toEqual({ text: 'Hello everyone!' });
+    expect(decode(got?.data)).toEqual({ text: 'Hello everyone!' });
     expect(got?.info?.user).toBe('alice');
     expect(got?.offset).toBe(1);
 
     const history = await subB.history({ limit: 10 });
-    expect(history.publications.map((p): unknown => p.data)).toEqual([{ text: 'Hello everyone!' }]);
+    expect(history.publications.map((p): unknown => decode(p.data))).toEqual([{ text: 'Hello everyone!' }]);
     expect(history.offset).toBe(1);
     expect(history.epoch).not.toBe('');
 
@@ -87,7 +95,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
     const sub = centrifuge.newSubscription('chat:recovery');
     sub.on('publication', (ctx) => {
       offsets.push(ctx.offset ?? -1);
-      values.push((ctx.data as { n: number }).n);
+      values.push((decode(ctx.data) as { n: number }).n);
     });
     sub.on('subscribed', (ctx) => subscribed.push(ctx));
     sub.subscribe();
@@ -120,7 +128,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
     const values: number[] = [];
     const subscribed: SubscribedContext[] = [];
     const sub = centrifuge.newSubscription('small:room');
-    sub.on('publication', (ctx) => values.push((ctx.data as { n: number }).n));
+    sub.on('publication', (ctx) => values.push((decode(ctx.data) as { n: number }).n));
     sub.on('subscribed', (ctx) => subscribed.push(ctx));
     sub.subscribe();
     centrifuge.connect();
@@ -166,11 +174,11 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
     const frank = await client('frank');
     const inbox = frank.subscribe('user:frank');
     await inbox.ready(5000);
-    await erin.centrifuge.publish('@frank', { text: 'psst', info: { user: 'mallory' } });
+    await erin.centrifuge.publish('@frank', sdk.encode({ text: 'psst', info: { user: 'mallory' } }));
     await waitFor(() => frank.pubs('user:frank').length === 1, 5000, 'direct message');
     const dm = frank.pubs('user:frank')[0];
     expect(dm?.info?.user).toBe('erin');
-    expect(dm?.data).toEqual({ text: 'psst', info: { user: 'mallory' } });
+    expect(decode(dm?.data)).toEqual({ text: 'psst', info: { user: 'mallory' } });
 
     const spy = erin.centrifuge.newSubscription('user:frank');
     const error = new Promise<{ code: number }>((resolve) => spy.once('unsubscribed', (ctx) => resolve(ctx)));
@@ -225,7 +233,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
     const subscribed: string[] = [];
     const pubs: { channel: string; data: unknown }[] = [];
     centrifuge.on('subscribed', (ctx) => subscribed.push(ctx.channel));
-    centrifuge.on('publication', (ctx) => pubs.push({ channel: ctx.channel, data: ctx.data }));
+    centrifuge.on('publication', (ctx) => pubs.push({ channel: ctx.channel, data: decode(ctx.data) }));
     centrifuge.connect();
     await centrifuge.ready(5000);
     await waitFor(() => subscribed.includes('chat:announce'), 5000, 'server-side subscription');

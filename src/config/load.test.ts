@@ -15,6 +15,17 @@ function problems(fn: () => unknown): readonly string[] {
 }
 
 describe('loadConfig', () => {
+  it('reads the telemetry settings from the environment, and refuses windows too short', () => {
+    const { config } = loadConfig({ env: { TELEMETRY: 'true', TELEMETRY_WINDOW: '250', MQTT_BROKER_URL: 'mqtt://127.0.0.1:1883', MQTT_PORT: '1884' } });
+    expect(config.telemetry).toMatchObject({ enabled: true, window: 250, allowed_lateness: 500, latest_ttl: 60_000, channel: 'telemetry:metrics' });
+    expect(config.telemetry.mqtt).toMatchObject({ broker_url: 'mqtt://127.0.0.1:1883', port: 1884, topic: 'devices/+/metrics', shared_group: 'relais' });
+    expect(loadConfig({ env: {} }).config.telemetry.enabled).toBe(false);
+    expect(problems(() => loadConfig({ env: { TELEMETRY_WINDOW: '10', MQTT_BROKER_URL: 'http://x' } }))).toEqual([
+      'MQTT_BROKER_URL (telemetry.mqtt.broker_url): expected an mqtt://, mqtts://, ws:// or wss:// URL',
+    ]);
+    expect(problems(() => loadConfig({ env: { TELEMETRY_WINDOW: '10' } }))).toEqual(['telemetry.window must be at least 50ms (got 10 ms)']);
+  });
+
   it('runs on embedded defaults with development secrets, and says so', () => {
     const loaded = loadConfig({ env: {} });
     expect(loaded.config.port).toBe(8000);

@@ -27,10 +27,14 @@ export interface SdkClient {
 }
 
 /** A `centrifuge` client connected with a token for `user`. */
-export async function sdkClient(relais: RelaisProcess, user: string, options: { token?: string; url?: string; sdk?: SdkRelease } = {}): Promise<SdkClient> {
+export async function sdkClient(
+  relais: RelaisProcess,
+  user: string,
+  options: { token?: string; url?: string; sdk?: SdkRelease; websocket?: typeof WebSocket } = {},
+): Promise<SdkClient> {
   const token = options.token ?? (await relais.token(user));
   const centrifuge = new (options.sdk ?? NEWEST_SDK).Centrifuge(options.url ?? relais.wsUrl, {
-    websocket: WebSocket,
+    websocket: options.websocket ?? WebSocket,
     token,
     minReconnectDelay: 50,
     maxReconnectDelay: 300,

@@ -3,6 +3,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { RelaisError, toRelaisError } from '../../core/errors.js';
+import { compileTagFilter, type TagFilter } from '../../core/tag_filter.js';
+import { decodeFilterNode } from '../../protocol/json_codec.js';
+import type { FilterNode } from '../../protocol/types.js';
 import type { Node } from '../../core/node.js';
 import { KeyedBuckets } from '../../core/rate_limit.js';
 import { NodeStats } from '../../core/stats.js';
@@ -39,10 +42,21 @@ function sendError(reply: FastifyReply, err: RelaisError): FastifyReply {
   return reply.code(err.httpStatus).type('application/json').send(JSON.stringify({ error: errorBody(err) }));
 }
 
-function bearer(request: FastifyRequest): string | undefined {
+export function bearerToken(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization;
   if (auth?.toLowerCase().startsWith('bearer ')) return auth.slice(7).trim();
   return undefined;
+}
+
+/** The `tf` parameter of /sse: a filter on publication tags, as the JSON of a FilterNode (docs/api.md). */
+function sseTagFilter(text: string): TagFilter {
+  let node: FilterNode;
+  try {
+    node = decodeFilterNode(JSON.parse(text));
+  } catch (err) {
+    throw new RelaisError('BAD_REQUEST', `invalid tags filter (tf): ${err instanceof Error ? err.message : 'not JSON'}`);
+  }
+  return compileTagFilter(node);
 }
 
 /** A repeated query parameter. Each value is one name: commas are channel characters, not separators. */
@@ -64,14 +78,15 @@ export async function serveSse(
   channels: readonly string[],
   format: SseDataFormat = 'envelope',
 ): Promise<void> {
-  const token = bearer(request) ?? (typeof request.query['token'] === 'string' ? request.query['token'] : undefined);
+  const token = bearerToken(request) ?? (typeof request.query['token'] === 'string' ? request.query['token'] : undefined);
   const header = request.headers['last-event-id'];
   const lastEventId =
     typeof header === 'string' ? header : typeof request.query['last_event_id'] === 'string' ? request.query['last_event_id'] : undefined;
   // Browsers send Origin on cross-site EventSource requests: the same rule as WebSocket.
   const origin = request.headers.origin;
   if (!isOriginAllowed(origin, node.config.allowed_origins)) throw new RelaisError('FORBIDDEN', 'origin not allowed');
-  const sseRequest = { channels, token, lastEventId, format, headers: request.headers };
+  const tf = request.query['tf'];
+  const sseRequest = { channels, token, lastEventId, format, headers: request.headers, ...(typeof tf === 'string' ? { filter: sseTagFilter(tf) } : {}) };
   const grant = await sse.authorize(sseRequest);
   reply.hijack();
   if (origin !== undefined) {

@@ -7,6 +7,7 @@ import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { pickHeaders, type ProxyCaller } from '../../core/client_proxy.js';
 import { DisconnectError, RelaisError } from '../../core/errors.js';
+import type { TagFilter } from '../../core/tag_filter.js';
 import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
@@ -19,19 +20,25 @@ export interface SseRequest {
   readonly channels: readonly string[];
   readonly token: string | undefined;
   readonly lastEventId: string | undefined;
-  /** The request's headers, of which the proxies forward the configured ones. */
-  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
   /** What a publication event carries; the envelope by default. */
   readonly format?: SseDataFormat;
+  /** Only publications whose tags pass it are streamed (the `tf` parameter). */
+  readonly filter?: TagFilter;
+  /** The request's headers, of which the proxies forward the configured ones. */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
-/** What an authorized request may stream, and until when. */
-export interface SseGrant {
-  /** The stream's client id (the one the proxies were told). */
-  readonly client: string;
+/** Who opens a stream, and until when. */
+export interface SseIdentity {
   readonly user: string;
   /** Unix ms when the token expires and the stream ends; undefined when it never does. */
   readonly expiresAt: number | undefined;
+  /** The stream as the app backend's proxies know it (its client id, forwarded headers). */
+  readonly caller?: ProxyCaller;
+}
+
+/** What an authorized request may stream, and until when. */
+export interface SseGrant extends SseIdentity {
   readonly channels: readonly ResolvedChannel[];
   readonly patterns: readonly ResolvedPattern[];
 }
@@ -83,8 +90,11 @@ export class SseEndpoint {
     return this.streams.size;
   }
 
-  /** Checks the request; throws RelaisError before anything is written. */
-  async authorize(request: SseRequest): Promise<SseGrant> {
+  /**
+   * Checks a stream's token (or anonymous access) and the user's stream limit; throws
+   * RelaisError before anything is written. Features' SSE routes (telemetry) use it too.
+   */
+  async authenticate(token: string | undefined, headers?: SseRequest['headers']): Promise<SseIdentity> {
     let user = '';
     let expiresAt: number | undefined;
     const proxies = this.node.proxies;
@@ -92,11 +102,11 @@ export class SseEndpoint {
       client: randomUUID(),
       transport: 'sse',
       user: '',
-      headers: proxies && request.headers ? pickHeaders(request.headers, proxies.httpHeaders) : {},
+      headers: proxies && headers ? pickHeaders(headers, proxies.httpHeaders) : {},
     };
-    if (request.token) {
+    if (token) {
       try {
-        const claims = await this.node.tokens.verifyConnection(request.token);
+        const claims = await this.node.tokens.verifyConnection(token);
         user = claims.user;
         expiresAt = claims.expiresAt;
       } catch (err) {
@@ -109,7 +119,7 @@ export class SseEndpoint {
       const result = await viaProxy(() => connect(caller, {}));
       user = result.user;
       expiresAt = result.expiresAt;
-      caller = { ...caller, user, ...(result.meta !== undefined ? { meta: result.meta } : {}) };
+      if (result.meta !== undefined) caller = { ...caller, meta: result.meta };
     } else if (!this.node.config.allow_anonymous) {
       throw new RelaisError('UNAUTHORIZED', 'a token is required (Authorization: Bearer, or ?token=)');
     }
@@ -117,6 +127,14 @@ export class SseEndpoint {
     if (maxPerUser > 0 && user !== '' && (this.streamsPerUser.get(user) ?? 0) >= maxPerUser) {
       throw new RelaisError('RATE_LIMITED', `more than ${maxPerUser} SSE streams open for this user`);
     }
+    return { user, expiresAt, caller: { ...caller, user } };
+  }
+
+  /** Checks the request; throws RelaisError before anything is written. */
+  async authorize(request: SseRequest): Promise<SseGrant> {
+    const identity = await this.authenticate(request.token, request.headers);
+    const { user } = identity;
+    const proxies = this.node.proxies;
     if (request.channels.length === 0) throw new RelaisError('BAD_REQUEST', 'at least one channel parameter is required');
     if (request.channels.length > this.node.config.sse.max_channels) {
       throw new RelaisError('LIMIT_EXCEEDED', `more than ${this.node.config.sse.max_channels} channels in one stream`);
@@ -135,12 +153,13 @@ export class SseEndpoint {
       } else {
         const channel = this.node.channels.resolve(name);
         const subscribe = channel.options.proxy_subscribe ? proxies?.subscribe : undefined;
-        if (subscribe) await viaProxy(() => subscribe(caller, channel.name, undefined));
+        const caller = identity.caller;
+        if (subscribe && caller) await viaProxy(() => subscribe(caller, channel.name, undefined));
         else await this.node.authorize('subscribe', user, channel);
         channels.push(channel);
       }
     }
-    return { client: caller.client, user, expiresAt, channels, patterns };
+    return { ...identity, channels, patterns };
   }
 
   /** Opens the stream on an authorized request. Resolves once it is live. */
@@ -154,27 +173,7 @@ export class SseEndpoint {
       res.end();
       return;
     }
-    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
-    this.streams.add(stream);
-    this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
-    const client = new SseClient(grant.user, stream, grant.client);
-    this.node.registerClient(client);
-    stream.onClose(() => {
-      this.node.unregisterClient(client);
-      this.streams.delete(stream);
-      const left = (this.streamsPerUser.get(grant.user) ?? 1) - 1;
-      if (left > 0) this.streamsPerUser.set(grant.user, left);
-      else this.streamsPerUser.delete(grant.user);
-    });
-    res.on('close', () => stream.close());
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
-    res.write(': relais\nretry: 2000\n\n');
-    if (grant.expiresAt !== undefined) this.endAtExpiry(stream, grant.expiresAt);
+    const stream = this.openStream(res, grant, cursor?.time ?? Date.now(), request.filter);
     for (const channel of grant.channels) stream.markExact(channel.name);
     stream.hasPatterns = grant.patterns.length > 0;
     // Ids written while the channels join must still carry the resumed position of those
@@ -190,6 +189,36 @@ export class SseEndpoint {
       stream.named('error', { message: err instanceof Error ? err.message : 'subscribe failed' });
       stream.close();
     }
+  }
+
+  /**
+   * Starts an SSE response for an authenticated user: counted as a connection of the node
+   * (per-user limit, server API `disconnect`), given heartbeats, ended when its token expires
+   * or the node shuts down. Features' SSE routes write their own events on it.
+   */
+  openStream(res: ServerResponse, identity: SseIdentity, startTime = Date.now(), filter?: TagFilter): SseStream {
+    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, startTime, this.node.stats, filter);
+    this.streams.add(stream);
+    this.streamsPerUser.set(identity.user, (this.streamsPerUser.get(identity.user) ?? 0) + 1);
+    const client = new SseClient(identity.user, stream, identity.caller?.client);
+    this.node.registerClient(client);
+    stream.onClose(() => {
+      this.node.unregisterClient(client);
+      this.streams.delete(stream);
+      const left = (this.streamsPerUser.get(identity.user) ?? 1) - 1;
+      if (left > 0) this.streamsPerUser.set(identity.user, left);
+      else this.streamsPerUser.delete(identity.user);
+    });
+    res.on('close', () => stream.close());
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write(': relais\nretry: 2000\n\n');
+    if (identity.expiresAt !== undefined) this.endAtExpiry(stream, identity.expiresAt);
+    return stream;
   }
 
   /**

@@ -2,58 +2,68 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Client, type ClientTransport, type PreparedPush } from '../../core/client.js';
-import type { Publication } from '../../core/publication.js';
-import { encodePublicationPush } from '../../protocol/json_codec.js';
+import { Client, type ClientTransport } from '../../core/client.js';
+import { publicationEncoders, type PreparedPush, type PublicationEncoders } from '../../core/push_encoders.js';
+import type { EncodedMessage, ProtocolCodec } from '../../protocol/codec.js';
+import { jsonCodec } from '../../protocol/json_codec.js';
+import { protobufCodec } from '../../protocol/protobuf_codec.js';
 import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
 import { isOriginAllowed } from '../origin.js';
-import { textFrame } from './frames.js';
+import { binaryFrame, textFrame } from './frames.js';
 
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
 const SLOW_CLOSE_GRACE_MS = 1000;
 
-/** A publication push as the WebSocket transport writes it: its text, inside its frame. */
+/** The WebSocket subprotocol a Protobuf client asks for (centrifuge-js, Dart, Swift, Java SDKs). */
+export const PROTOBUF_SUBPROTOCOL = 'centrifuge-protobuf';
+
+/** The frame of one protocol message: text for JSON, binary for Protobuf. */
+function frameFor(message: EncodedMessage): Buffer {
+  return (typeof message === 'string' ? textFrame(message) : binaryFrame(message)).frame;
+}
+
+/** A publication push as the WebSocket transport writes it: its message, inside its frame. */
 class PreparedFrame implements PreparedPush {
   readonly frame: Buffer;
-  readonly text: Buffer;
 
-  constructor(json: string) {
-    const { frame, payload } = textFrame(json);
-    this.frame = frame;
-    this.text = payload;
+  constructor(readonly message: EncodedMessage) {
+    this.frame = frameFor(message);
   }
 }
 
 /** The frame of one queued message: a publication's shared frame, or a reply framed now. */
-function frameOf(message: string | PreparedPush): Buffer {
+function frameOf(message: EncodedMessage | PreparedPush): Buffer {
   if (message instanceof PreparedFrame) return message.frame;
-  return textFrame(typeof message === 'string' ? message : message.text.toString()).frame;
+  return frameFor(typeof message === 'string' || message instanceof Uint8Array ? message : message.message);
 }
 
-function prepareWebSocketPublication(channel: string, pub: Publication): PreparedFrame {
-  return new PreparedFrame(encodePublicationPush(channel, pub));
-}
+const prepareFrame = (message: EncodedMessage): PreparedPush => new PreparedFrame(message);
+const JSON_ENCODERS = publicationEncoders(jsonCodec, prepareFrame);
+const PROTOBUF_ENCODERS = publicationEncoders(protobufCodec, prepareFrame);
 
-/** One WebSocket connection under the Centrifugo JSON protocol. */
+/** One WebSocket connection under the Centrifugo protocol, JSON (text frames) or Protobuf (binary frames). */
 class WebSocketTransport implements ClientTransport, Flushable {
   readonly name = 'websocket';
-  readonly preparePublication = prepareWebSocketPublication;
+  readonly publicationEncoders: PublicationEncoders;
   client: Client | undefined;
   // Allocated while messages wait for the next flush only: idle connections hold no array.
-  private queue: (string | PreparedPush)[] | null = null;
+  private queue: (EncodedMessage | PreparedPush)[] | null = null;
   private closed = false;
 
   constructor(
+    readonly codec: ProtocolCodec,
     private readonly ws: WebSocket,
     /** The upgraded socket, the one `ws` writes to: pre-framed pushes go to it directly. */
     private readonly socket: Duplex,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
-  ) {}
+  ) {
+    this.publicationEncoders = codec === protobufCodec ? PROTOBUF_ENCODERS : JSON_ENCODERS;
+  }
 
-  write(message: string | PreparedPush): void {
+  write(message: EncodedMessage | PreparedPush): void {
     if (this.closed) return;
     if (this.queue) {
       this.queue.push(message);
@@ -78,7 +88,7 @@ class WebSocketTransport implements ClientTransport, Flushable {
     // Frames go straight to the socket, in order with what ws writes there itself (ws never
     // holds frames back without compression); those of one turn leave in one write.
     if (queue.length === 1) {
-      this.socket.write(frameOf(queue[0] as string | PreparedPush));
+      this.socket.write(frameOf(queue[0] as EncodedMessage | PreparedPush));
       return;
     }
     this.socket.cork();
@@ -105,8 +115,21 @@ const clients = new WeakMap<WebSocket, Client>();
 function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
   const client = clients.get(this);
   if (!client) return;
-  if (isBinary) client.disconnect(Disconnects.badRequest);
-  else client.handleFrame(data.toString('utf8'));
+  // Each protocol has its kind of frame: a binary frame on a JSON connection (or text on a
+  // Protobuf one) is not the protocol the connection negotiated.
+  if (isBinary !== client.codec.binary) client.disconnect(Disconnects.badRequest);
+  else client.handleFrame(isBinary ? data : data.toString('utf8'));
+}
+
+/**
+ * The protocol a connection asked for, as Centrifugo reads it: the `centrifuge-protobuf`
+ * subprotocol, or `format=protobuf` (also `cf_protocol=protobuf`) in the query string.
+ */
+export function negotiatedCodec(url: string | undefined, subprotocol: string): ProtocolCodec {
+  if (subprotocol === PROTOBUF_SUBPROTOCOL) return protobufCodec;
+  const query = url?.includes('?') ? new URLSearchParams(url.slice(url.indexOf('?') + 1)) : undefined;
+  if (query && (query.get('format') === 'protobuf' || query.get('cf_protocol') === 'protobuf')) return protobufCodec;
+  return jsonCodec;
 }
 
 function onClose(this: WebSocket): void {
@@ -143,8 +166,8 @@ export class WebSocketEndpoint {
       maxPayload: config.client.max_frame_bytes,
       perMessageDeflate: false,
       clientTracking: false,
-      // Only the JSON protocol: a client asking for a subprotocol (protobuf) gets none.
-      handleProtocols: () => false,
+      // The one subprotocol served: Protobuf. Any other request gets none (JSON).
+      handleProtocols: (protocols) => (protocols.has(PROTOBUF_SUBPROTOCOL) ? PROTOBUF_SUBPROTOCOL : false),
     });
   }
 
@@ -159,11 +182,11 @@ export class WebSocketEndpoint {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, request));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, negotiatedCodec(request.url, ws.protocol), request));
   }
 
-  private accept(ws: WebSocket, socket: Duplex, request: IncomingMessage): void {
-    const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
+  private accept(ws: WebSocket, socket: Duplex, codec: ProtocolCodec, request: IncomingMessage): void {
+    const transport = new WebSocketTransport(codec, ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
     const client = new Client(this.node, transport, this.logger, request);
     transport.client = client;
     clients.set(ws, client);
