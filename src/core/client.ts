@@ -116,6 +116,7 @@ export class Client implements NodeClient {
     return {
       client: this.id,
       transport: this.transport.name,
+      protocol: this.transport.codec.name,
       user: this.user,
       headers: this.proxyHeaders,
       ...(this.emulatedHeaders ? { emulatedHeaders: this.emulatedHeaders } : {}),

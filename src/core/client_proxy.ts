@@ -17,6 +17,8 @@ export interface ProxyCaller {
   readonly client: string;
   /** `websocket`, or `sse`. */
   readonly transport: string;
+  /** The client protocol of the connection; `json` when absent. Payloads are JSON in both. */
+  readonly protocol?: 'json' | 'protobuf';
   /** '' before connect and for anonymous connections. */
   readonly user: string;
   /** Headers of the connection's HTTP request kept for the proxy (lowercase names). */

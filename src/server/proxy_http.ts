@@ -74,7 +74,7 @@ export class ProxyTransport {
   /** The request body: the caller's fields, `fields`, then raw JSON members (data, meta) spliced in unparsed. */
   body(caller: ProxyCaller | undefined, fields: Record<string, unknown>, raw: Record<string, JsonText | undefined> = {}): string {
     const base: Record<string, unknown> = caller
-      ? { client: caller.client, transport: caller.transport, protocol: 'json', encoding: 'json', ...fields }
+      ? { client: caller.client, transport: caller.transport, protocol: caller.protocol ?? 'json', encoding: 'json', ...fields }
       : fields;
     const members: string[] = [];
     for (const [name, value] of Object.entries(raw)) if (value !== undefined) members.push(`${JSON.stringify(name)}:${value}`);
