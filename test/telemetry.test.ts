@@ -225,10 +225,10 @@ describe('telemetry from an external MQTT broker (Mosquitto) across instances', 
     // The dashboard on the last instance: it gets windows merged wherever the merge happens.
     const dashboard = resources.on(await Dashboard.open(nodes[nodes.length - 1] as RelaisProcess, ''), (d) => d.close());
     const client = resources.on(await mqttConnect(MOSQUITTO_URL), (c) => c.endAsync(true));
-    const sent = await publishReadings(client, (d) => `${root}/devices/${d}/metrics`, ['m1', 'm2', 'm3', 'm4'], 75, 2000);
+    const sent = await publishReadings(client, (d) => `${root}/devices/${d}/metrics`, ['m1', 'm2', 'm3', 'm4'], 75, 1200);
     await waitFor(() => dashboard.counted() >= sent.length, 15_000, `aggregates covering ${sent.length} readings (have ${dashboard.counted()})`);
     // Anything published twice would come within the merge wait.
-    await sleep(2000);
+    await sleep(1600);
     const perInstance = await Promise.all(nodes.map(async (n) => sample(await scrape(n), 'relais_telemetry_readings_total', { source: 'mqtt' })));
     return { updates: dashboard.updates(), sent, perInstance, root, prefix };
   }

@@ -70,6 +70,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('has the job namespace as a latest-value channel, and refuses cache mode without history', () => {
+    const { config } = loadConfig({ env: {} });
+    expect(config.namespaces['batch']).toMatchObject({ force_recovery_mode: 'cache', force_recovery: true, history_size: 100, allow_publish: 'server-only' });
+    expect(config.jobs).toEqual({ namespace: 'batch', status_field: 'status', terminal_statuses: ['COMPLETED', 'PARTIAL', 'FAILED'] });
+    expect(config.latest_cache).toEqual({ ttl: 10_000, size: 10_000 });
+    // A namespace of the same name in the configuration is taken as written.
+    expect(loadConfig({ env: {}, overrides: { namespaces: { batch: { allow_subscribe: 'anonymous' } } } }).config.namespaces['batch']?.force_recovery_mode).toBe('stream');
+    expect(problems(() => loadConfig({ env: {}, overrides: { namespaces: { live: { force_recovery_mode: 'cache' } } } }))).toEqual([
+      expect.stringContaining('namespaces.live: force_recovery_mode cache keeps the latest publication in history'),
+    ]);
+    expect(problems(() => loadConfig({ env: {}, overrides: { namespaces: { live: { history_size: 1, history_ttl: '1m', force_recovery_mode: 'latest' as 'cache' } } } })).length).toBe(1);
+  });
+
   it('reads the database settings of seed 002, timeouts in milliseconds, and refuses bad ones all at once', () => {
     const { config } = loadConfig({
       env: {

@@ -276,8 +276,14 @@ export class SseEndpoint {
     const events = this.channelEvents.get(channel.namespace);
     const position = positions.get(channel.name);
     if (!events || !position || !keepsHistory(channel.options)) return false;
-    const snapshot = await this.node.latest(channel);
-    const latest = snapshot.publication;
+    let latest;
+    try {
+      latest = (await this.node.latest(channel)).publication;
+    } catch (err) {
+      // The bus cannot tell now: open the stream as usual, its join reports the outage.
+      this.logger.warn({ err, channel: channel.name }, 'latest value unavailable for a resumed stream');
+      return false;
+    }
     return latest !== undefined && events.isFinal(latest) && position.epoch === latest.epoch && position.offset >= latest.offset;
   }
 
