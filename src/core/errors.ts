@@ -30,6 +30,10 @@ export const errorTable = {
   // 100 is the only server code Centrifugo itself marks temporary; the SDKs keep codes below
   // 100 for their own client-side errors, so the temporary flag is what makes them retry.
   STORE_UNAVAILABLE: { wire: ErrorCode.internal, http: 503, temporary: true, message: 'store unavailable' },
+  // The app backend's proxy could not answer (down, slow past its timeout, not its JSON).
+  PROXY_UNAVAILABLE: { wire: ErrorCode.internal, http: 503, temporary: true, message: 'app backend unavailable' },
+  // The app backend's proxy answered `error`: the client gets the backend's own code and message.
+  PROXY_REFUSED: { wire: ErrorCode.permissionDenied, http: 403, temporary: false, message: 'refused by the app backend' },
   ROOM_NOT_FOUND: { wire: ErrorCode.unknownChannel, http: 404, temporary: false, message: 'room not found' },
   ROOM_EXISTS: { wire: ErrorCode.badRequest, http: 409, temporary: false, message: 'room already exists' },
 } as const;
@@ -39,15 +43,18 @@ export type RelaisErrorCode = keyof typeof errorTable;
 /** The one error type of Relais: a stable string code, its wire and HTTP mapping, and a cause. */
 export class RelaisError extends Error {
   readonly code: RelaisErrorCode;
+  /** A wire code other than the table's: the app backend's own code (PROXY_REFUSED). */
+  private readonly ownWireCode: number | undefined;
 
-  constructor(code: RelaisErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(code: RelaisErrorCode, message?: string, options?: { cause?: unknown; wireCode?: number }) {
     super(message ?? errorTable[code].message, options);
     this.name = 'RelaisError';
     this.code = code;
+    this.ownWireCode = options?.wireCode;
   }
 
   get wireCode(): number {
-    return errorTable[this.code].wire;
+    return this.ownWireCode ?? errorTable[this.code].wire;
   }
 
   get httpStatus(): number {

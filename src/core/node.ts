@@ -16,13 +16,14 @@ import type { RelaisConfig } from '../config/schema.js';
 import type { Store } from '../stores/store.js';
 import { authorize, type AsyncAccessRule, type ChannelAction, type ChannelAuthorizer } from './access.js';
 import type { ConnectionClaims, TokenVerifier } from './auth.js';
+import type { ClientProxies } from './client_proxy.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
 import { ChannelResolver, historyRetention, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
 import { Disconnects, RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber, type RecentOptions } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
-import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import { EXCLUDE_CLIENT_TAG, withExclusion, type ClientInfo, type Publication, type StreamPosition } from './publication.js';
 import { ChannelInterest } from './channel_interest.js';
 import { PersistentChannels } from './persistent_channels.js';
 import { mergeRecovery } from './recovery.js';
@@ -44,6 +45,8 @@ export interface NodeDeps {
   readonly logger: Logger;
   readonly version: string;
   readonly rpc?: RpcHandler;
+  /** The app backend's hooks on client events (connect, refresh, subscribe, sub_refresh, publish). */
+  readonly proxies?: ClientProxies;
   /** This node's id; a random UUID by default. */
   readonly id?: string;
   /** Per-user rate limit; per node by default, shared through the bus where it can be. */
@@ -76,6 +79,7 @@ export class Node implements BrokerEventHandler {
   readonly logger: Logger;
   readonly version: string;
   readonly rpc: RpcHandler | undefined;
+  readonly proxies: ClientProxies | undefined;
   readonly stats = new NodeStats();
   readonly hub = new Hub(this.stats);
   readonly userLimiter: UserRateLimiter;
@@ -107,6 +111,7 @@ export class Node implements BrokerEventHandler {
     this.logger = deps.logger;
     this.version = deps.version;
     this.rpc = deps.rpc;
+    this.proxies = deps.proxies;
     this.authorizers = deps.authorizers ?? {};
     this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
     this.channels = new ChannelResolver(deps.config);
@@ -497,6 +502,8 @@ export class Node implements BrokerEventHandler {
     if (jsonByteLength(data) > this.config.client.max_publication_bytes) {
       throw new RelaisError('LIMIT_EXCEEDED', `publication data larger than ${this.config.client.max_publication_bytes} bytes`);
     }
+    // The exclusion rides as a tag: every bus and store carries tags already (see withExclusion).
+    if (input.excludeClient !== undefined) input = { ...input, tags: { ...input.tags, [EXCLUDE_CLIENT_TAG]: input.excludeClient } };
     const step = this.publishSteps.size > 0 ? this.publishSteps.get(channel.namespace) : undefined;
     if (step) return step.publish(channel, data, input, this.publishNext);
     return this.publishNext(channel, data, input);
@@ -567,6 +574,12 @@ export class Node implements BrokerEventHandler {
   }
 
   private async readHistory(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
+    const result = await this.readHistoryTagged(channel, query);
+    if (!result.publications.some((p) => p.tags?.[EXCLUDE_CLIENT_TAG] !== undefined)) return result;
+    return { ...result, publications: result.publications.map(withExclusion) };
+  }
+
+  private async readHistoryTagged(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
     if (channel.options.persist) return this.requirePersistent(channel).history(channel.name, query);
     try {
       return await this.broker.history(channel.name, query);

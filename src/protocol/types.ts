@@ -159,6 +159,8 @@ export interface SubscribeResultWire {
    * the JSON protocol carries every payload as a JSON string.
    */
   delta?: boolean;
+  /** Custom data for the client (the subscribe proxy's `data`), JSON text. */
+  data?: string;
 }
 
 export interface ConnectResultWire {
@@ -170,6 +172,8 @@ export interface ConnectResultWire {
   ping?: number;
   pong?: boolean;
   subs?: Record<string, SubscribeResultWire>;
+  /** Custom data for the client (the connect proxy's `data`), JSON text. */
+  data?: string;
 }
 
 export interface RefreshResultWire {

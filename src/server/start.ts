@@ -27,7 +27,8 @@ import { createBus, type Bus } from './bus.js';
 import { needsStore, openStore } from './store.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { HttpProxy } from './proxy.js';
+import { HttpProxy, ProxyStats, createClientProxies } from './proxy.js';
+import { ProxyTransport } from './proxy_http.js';
 
 export interface RunningServer {
   readonly node: Node;
@@ -51,17 +52,28 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   for (const warning of loaded.warnings) logger.warn(warning);
 
   const tokens = JwtVerifier.create(config.token);
+  const proxyStats = new ProxyStats();
+  const proxyTransport = new ProxyTransport({
+    timeoutMs: config.proxy.timeout,
+    retries: config.proxy.retries,
+    staticHeaders: config.proxy.static_headers,
+    includeMeta: config.proxy.include_connection_meta,
+    stats: proxyStats,
+  });
+  const proxies = createClientProxies(config.proxy, proxyTransport);
   const proxy =
     config.proxy.rpc_url || config.proxy.send_url
       ? new HttpProxy({
           ...(config.proxy.rpc_url ? { rpcUrl: config.proxy.rpc_url } : {}),
           ...(config.proxy.send_url ? { sendUrl: config.proxy.send_url } : {}),
-          timeoutMs: config.proxy.timeout,
-          logger,
+          transport: proxyTransport,
         })
       : undefined;
-  // Client rpc: features' methods by prefix (chat.*), the rest to the app backend.
+  // Client rpc: features' methods by prefix (chat.*), rpc namespaces to their backends (billing:*), the rest to proxy.rpc_url.
   const rpc = new RpcRouter(proxy);
+  for (const [namespace, rpcUrl] of Object.entries(config.proxy.rpc_namespaces)) {
+    rpc.route(`${namespace}:`, new HttpProxy({ rpcUrl, transport: proxyTransport }));
+  }
   const durable = needsStore(config) ? await openStore(config, logger) : undefined;
   // The chat rides on the store: its members rule is checked against it.
   const chatAccess = durable ? createChatAccess(config, durable.store) : undefined;
@@ -85,6 +97,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     logger,
     version: VERSION,
     rpc,
+    ...(proxies ? { proxies } : {}),
     ...(bus.userLimiter ? { userLimiter: bus.userLimiter } : {}),
     ...(durable ? { store: durable.store } : {}),
     ...(chatAccess ? { authorizers: { members: chatAccess.authorizer } } : {}),
@@ -160,6 +173,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
         : []),
     ],
     sseStreams: () => sse.streamCount,
+    proxyStats,
     circuitState: () => ({ closed: 0, 'half-open': 1, open: 2 })[node.breaker.current],
   });
   registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });

@@ -182,12 +182,12 @@ export class WebSocketEndpoint {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, negotiatedCodec(request.url, ws.protocol)));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, negotiatedCodec(request.url, ws.protocol), request));
   }
 
-  private accept(ws: WebSocket, socket: Duplex, codec: ProtocolCodec): void {
+  private accept(ws: WebSocket, socket: Duplex, codec: ProtocolCodec, request: IncomingMessage): void {
     const transport = new WebSocketTransport(codec, ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
-    const client = new Client(this.node, transport, this.logger);
+    const client = new Client(this.node, transport, this.logger, request);
     transport.client = client;
     clients.set(ws, client);
     ws.on('message', onMessage);
