@@ -34,9 +34,21 @@ export interface PreparedPush {
   readonly text: Buffer;
 }
 
-/** Where a client's frames go: one WebSocket connection. */
+/** The kinds of connection a Client runs over. */
+export type TransportName = 'websocket' | 'http_stream' | 'sse';
+
+/**
+ * Where a client's frames go: one WebSocket connection, or one streamed HTTP response whose
+ * commands arrive through the emulation endpoint (HTTP-streaming, SSE).
+ */
 export interface ClientTransport {
-  readonly name: 'websocket';
+  readonly name: TransportName;
+  /**
+   * Set on emulated transports only: the secret id the client quotes in its emulation
+   * requests (with the node id) to reach this connection. Never the client id, which
+   * presence shows to other users. The connect reply carries it.
+   */
+  readonly session?: string;
   /**
    * Encodes a publication push for this kind of transport. One function per kind, never a
    * closure per connection: the hub's FrameCache encodes once per publication per function.
@@ -326,6 +338,7 @@ export class Client implements NodeClient {
       client: this.id,
       version: this.node.version,
       node: this.node.id,
+      ...(this.transport.session !== undefined ? { session: this.transport.session } : {}),
       ...this.expiry(),
       ...(this.node.config.client.ping_interval > 0
         ? { ping: Math.round(this.node.config.client.ping_interval / 1000), pong: true }

@@ -7,7 +7,9 @@ import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { RpcRouter } from '../core/rpc_router.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
+import { EmulationEndpoint } from '../transports/emulation/handler_emulation.js';
 import { registerRoutes } from '../transports/http/routes.js';
+import { registerEmulationRoutes } from '../transports/http/routes_emulation.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
 import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js';
@@ -90,6 +92,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
 
   const websocket = new WebSocketEndpoint({ node, logger });
   const sse = new SseEndpoint(node, logger);
+  const emulation = new EmulationEndpoint(node, logger);
   const api = new ServerApi(node);
   let chat: RunningChat | undefined;
   try {
@@ -124,6 +127,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   });
   registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
+  registerEmulationRoutes(app, { node, emulation });
   // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
   await app.listen({ host: config.host, port: config.port, backlog: 4096 });
   const address = app.server.address();
@@ -132,6 +136,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   logger.info(
     {
       websocket: `ws://${shown}:${port}/connection/websocket`,
+      http_stream: `http://${shown}:${port}/connection/http_stream`,
+      sse_emulation: `http://${shown}:${port}/connection/sse`,
       sse: `http://${shown}:${port}/sse?channel=<channel>`,
       api: `http://${shown}:${port}/api/<method>`,
       health: `http://${shown}:${port}/healthz`,

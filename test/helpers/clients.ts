@@ -2,6 +2,7 @@
 import type { Centrifuge, PublicationContext, Subscription, SubscriptionOptions } from 'centrifuge';
 import WebSocket from 'ws';
 import type { RelaisProcess } from './relais.js';
+import type { SdkConnection } from './sdk_transports.js';
 import { NEWEST_SDK, type SdkRelease } from './sdk_versions.js';
 
 /** Resolves once `check` holds, polling every 10 ms; rejects after `timeoutMs`. */
@@ -26,11 +27,16 @@ export interface SdkClient {
   close(): void;
 }
 
-/** A `centrifuge` client connected with a token for `user`. */
-export async function sdkClient(relais: RelaisProcess, user: string, options: { token?: string; url?: string; sdk?: SdkRelease } = {}): Promise<SdkClient> {
+/** A `centrifuge` client connected with a token for `user` (over WebSocket unless `connection` says otherwise). */
+export async function sdkClient(
+  relais: RelaisProcess,
+  user: string,
+  options: { token?: string; url?: string; sdk?: SdkRelease; connection?: SdkConnection } = {},
+): Promise<SdkClient> {
   const token = options.token ?? (await relais.token(user));
-  const centrifuge = new (options.sdk ?? NEWEST_SDK).Centrifuge(options.url ?? relais.wsUrl, {
-    websocket: WebSocket,
+  const connection = options.connection ?? { endpoint: options.url ?? relais.wsUrl, options: { websocket: WebSocket } };
+  const centrifuge = new (options.sdk ?? NEWEST_SDK).Centrifuge(connection.endpoint, {
+    ...connection.options,
     token,
     minReconnectDelay: 50,
     maxReconnectDelay: 300,
