@@ -69,19 +69,26 @@ export function registerEmulationRoutes(app: App, options: EmulationRoutesOption
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, parsed) => parsed(null, body));
 
     const streamLimit = { bodyLimit: config.client.max_frame_bytes };
-    scope.options('/connection/http_stream', preflight);
-    scope.post('/connection/http_stream', streamLimit, (request, reply) => {
-      stream('http_stream', request, reply, bodyText(request.body));
-    });
-
-    scope.options('/connection/sse', preflight);
-    scope.get<{ Querystring: Record<string, unknown> }>('/connection/sse', (request, reply) => {
-      const connect = request.query[CONNECT_PARAM];
-      stream('sse', request, reply, typeof connect === 'string' ? connect : '');
-    });
-    scope.post('/connection/sse', streamLimit, (request, reply) => {
-      stream('sse', request, reply, bodyText(request.body));
-    });
+    if (config.emulation.http_stream) {
+      scope.options('/connection/http_stream', preflight);
+      scope.post('/connection/http_stream', streamLimit, (request, reply) => {
+        stream('http_stream', request, reply, bodyText(request.body));
+      });
+    }
+    if (config.emulation.sse) {
+      scope.options('/connection/sse', preflight);
+      scope.get<{ Querystring: Record<string, unknown> }>('/connection/sse', (request, reply) => {
+        const connect = request.query[CONNECT_PARAM];
+        stream('sse', request, reply, typeof connect === 'string' ? connect : '');
+      });
+      scope.post('/connection/sse', streamLimit, (request, reply) => {
+        stream('sse', request, reply, bodyText(request.body));
+      });
+    }
+    if (!config.emulation.http_stream && !config.emulation.sse) {
+      done();
+      return;
+    }
 
     scope.options('/emulation', preflight);
     scope.post('/emulation', { bodyLimit: envelopeLimit(config.client.max_frame_bytes) }, async (request, reply) => {

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
+import type { RelaisConfig } from '../../config/schema.js';
 import { Client, type ClientTransport, type PreparedPush } from '../../core/client.js';
 import type { Publication } from '../../core/publication.js';
 import { encodePublicationPush } from '../../protocol/json_codec.js';
@@ -74,6 +75,8 @@ class WebSocketTransport implements ClientTransport, Flushable {
     private readonly socket: Duplex,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
+    /** permessage-deflate in use: frames go through ws, which compresses them. */
+    private readonly compressed: boolean,
   ) {}
 
   write(message: string | PreparedPush): void {
@@ -94,6 +97,12 @@ class WebSocketTransport implements ClientTransport, Flushable {
     // A client that stops reading must not make the server's memory grow: past the bound it is dropped.
     if (this.ws.bufferedAmount > this.maxQueueBytes) {
       this.client?.disconnect(Disconnects.slow);
+      return;
+    }
+    if (this.compressed) {
+      // ws holds frames back while zlib works: raw socket writes would overtake them, so
+      // every frame goes through ws (which compresses those above the threshold).
+      for (const message of queue) this.ws.send(typeof message === 'string' ? message : message.text, { binary: false });
       return;
     }
     // One protocol message per frame: `centrifuge` 5.0-5.7 reorders the messages of a frame
@@ -142,6 +151,23 @@ function onError(this: WebSocket, err: Error): void {
   client?.handleClose();
 }
 
+/**
+ * ws' permessage-deflate options from the `websocket` config, or false. No context takeover
+ * on the server side: each message is compressed alone, with no history between messages (a
+ * little less ratio; a client cannot be made to hold our window). The client's window is left
+ * to its offer: asking for a smaller one refuses the handshake of clients that do not offer
+ * `client_max_window_bits`.
+ */
+export function deflateOptions(config: RelaisConfig['websocket']): PerMessageDeflateOptions | false {
+  if (!config.compression) return false;
+  return {
+    threshold: config.compression_threshold,
+    serverNoContextTakeover: true,
+    serverMaxWindowBits: config.compression_window_bits,
+    zlibDeflateOptions: { level: config.compression_level, memLevel: config.compression_mem_level },
+  };
+}
+
 export interface WebSocketEndpointOptions {
   readonly node: Node;
   readonly logger: Logger;
@@ -164,7 +190,7 @@ export class WebSocketEndpoint {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.client.max_frame_bytes,
-      perMessageDeflate: false,
+      perMessageDeflate: deflateOptions(config.websocket),
       clientTracking: false,
       // Only the JSON protocol: a client asking for a subprotocol (protobuf) gets none.
       handleProtocols: () => false,
@@ -186,7 +212,9 @@ export class WebSocketEndpoint {
   }
 
   private accept(ws: WebSocket, socket: Duplex): void {
-    const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
+    // Compression is per connection: on only where the client's offer was accepted.
+    const compressed = ws.extensions.includes('permessage-deflate');
+    const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes, compressed);
     const client = new Client(this.node, transport, this.logger);
     transport.client = client;
     clients.set(ws, client);
