@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { connect } from 'nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { describe, it } from 'vitest';
 import { deleteNatsPrefix } from '../../src/brokers/nats/resources.js';
 import { freePort, portOpen } from '../../bench/net.js';
@@ -74,7 +75,7 @@ export async function natsWithJetStream(url: string, timeoutMs: number): Promise
   try {
     const nc = await connect({ servers: url, timeout: timeoutMs });
     try {
-      await nc.jetstreamManager({ timeout: timeoutMs });
+      await jetstreamManager(nc, { timeout: timeoutMs });
       return true;
     } finally {
       await nc.close();

@@ -5,7 +5,8 @@
  * (the shared server is never stopped).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { connect } from 'nats';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { JsonText } from '../../core/json.js';
 import type { PublishOptions } from '../broker.js';
@@ -130,7 +131,7 @@ if (!available && process.env.CI === 'true') {
           metaTtl: 3_600_000,
           data: json('two'),
         });
-        await nc.jetstream().publish(names.historySubject('chat:lost'), stored);
+        await jetstream(nc).publish(names.historySubject('chat:lost'), stored);
       } finally {
         await nc.close();
       }
@@ -151,7 +152,7 @@ if (!available && process.env.CI === 'true') {
       const nc = await connect({ servers: NATS_URL });
       try {
         const entry = { offset: 2, epoch: first.epoch, time: Date.now(), ttl: 60_000, size: 10, metaTtl: 3_600_000 };
-        await nc.jetstream().publish(names.historySubject('chat:late'), encodeStoredEntry({ kind: 'pub', ...entry, data: json('two') }));
+        await jetstream(nc).publish(names.historySubject('chat:late'), encodeStoredEntry({ kind: 'pub', ...entry, data: json('two') }));
         expect((await a.broker.publish('chat:late', json('three'), withHistory)).offset).toBe(3);
         await new Promise((r) => setTimeout(r, 100));
         expect(a.events.pubsOf('chat:late').map((p) => p.offset)).toEqual([1]);
@@ -201,7 +202,7 @@ if (!available && process.env.CI === 'true') {
       await a.broker.publish('chat:gone', json(2), withHistory);
       const nc = await connect({ servers: NATS_URL });
       try {
-        await (await nc.jetstreamManager()).streams.delete(natsNames(testPrefix).historyStream);
+        await (await jetstreamManager(nc)).streams.delete(natsNames(testPrefix).historyStream);
       } finally {
         await nc.close();
       }
@@ -241,7 +242,7 @@ if (!available && process.env.CI === 'true') {
       for (let i = 0; i < 60; i++) await a.broker.publish('chat:trim', json(i), withHistory);
       const nc = await connect({ servers: NATS_URL });
       try {
-        const jsm = await nc.jetstreamManager();
+        const jsm = await jetstreamManager(nc);
         const names = natsNames(testPrefix);
         const stored = async (): Promise<number> =>
           (await jsm.streams.info(names.historyStream, { subjects_filter: names.historySubjects })).state.subjects?.[names.historySubject('chat:trim')] ?? 0;

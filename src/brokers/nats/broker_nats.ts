@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { connect, Events, type Msg, type NatsConnection, type NatsError, type Subscription } from 'nats';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { compileGlob, type GlobMatcher } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
 import type { JsonText } from '../../core/json.js';
@@ -192,8 +193,8 @@ export class NatsBroker implements Broker {
       throw unavailable(err, `cannot connect to NATS at ${this.servers.join(', ')}`);
     }
     try {
-      const jsm = await nc.jetstreamManager({ timeout: this.settings.requestTimeoutMs });
-      const js = nc.jetstream({ timeout: this.settings.requestTimeoutMs });
+      const jsm = await jetstreamManager(nc, { timeout: this.settings.requestTimeoutMs });
+      const js = jetstream(nc, { timeout: this.settings.requestTimeoutMs });
       const history = new ChannelHistory(new JetStreamHistory(nc, js, jsm, this.names, this.settings.requestTimeoutMs), {
         limits: {
           maxMsgsPerSubject: this.settings.maxHistorySize > 0 ? this.settings.maxHistorySize : -1,
@@ -442,7 +443,7 @@ export class NatsBroker implements Broker {
   // --- receiving -------------------------------------------------------------
 
   /** A message of a subscribed channel's own subject. */
-  private onFanOut(channel: string, err: NatsError | null, msg: Msg): void {
+  private onFanOut(channel: string, err: Error | null, msg: Msg): void {
     if (err) {
       this.logger.warn({ err, channel }, 'NATS subscription error');
       return;
@@ -454,7 +455,7 @@ export class NatsBroker implements Broker {
   }
 
   /** A message of any channel, through the pattern subscription. */
-  private onWideFanOut(err: NatsError | null, msg: Msg): void {
+  private onWideFanOut(err: Error | null, msg: Msg): void {
     if (err) {
       this.logger.warn({ err }, 'NATS pattern subscription error');
       return;
@@ -536,7 +537,7 @@ export class NatsBroker implements Broker {
     }
   }
 
-  private onControl(err: NatsError | null, msg: Msg): void {
+  private onControl(err: Error | null, msg: Msg): void {
     if (err) {
       this.logger.warn({ err }, 'NATS control subscription error');
       return;
@@ -566,20 +567,20 @@ export class NatsBroker implements Broker {
     try {
       for await (const status of nc.status()) {
         switch (status.type) {
-          case Events.Disconnect:
+          case 'disconnect':
             this.connected = false;
-            this.logger.warn({ server: status.data }, 'NATS connection lost; reconnecting');
+            this.logger.warn({ server: status.server }, 'NATS connection lost; reconnecting');
             break;
-          case Events.Reconnect:
+          case 'reconnect':
             this.connected = true;
-            this.logger.warn({ server: status.data }, 'NATS connection restored; resyncing subscribed channels');
+            this.logger.warn({ server: status.server }, 'NATS connection restored; resyncing subscribed channels');
             void this.resync();
             break;
-          case Events.LDM:
-            this.logger.warn({ server: status.data }, 'NATS server entering lame duck mode');
+          case 'ldm':
+            this.logger.warn({ server: status.server }, 'NATS server entering lame duck mode');
             break;
-          case Events.Error:
-            this.logger.warn({ err: status.data }, 'NATS async error');
+          case 'error':
+            this.logger.warn({ err: status.error }, 'NATS async error');
             break;
           default:
             break;

@@ -1,20 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import {
-  DiscardPolicy,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-  type PubAck,
-  type StreamConfig,
-} from 'nats';
+import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type PubAck, type StreamConfig } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Publication, StreamPosition } from '../../core/publication.js';
 import { decodeStoredEntry, encodeStoredEntry, publicationOf, type StoredEntry } from './codec.js';
 import type { NatsNames } from './names.js';
 import { readSubject } from './subject_reader.js';
-import { isNoMessage, isStreamNotFound } from './util.js';
+import { isStreamNotFound } from './util.js';
 
 /** The last message of a channel's history subject: the channel's position. */
 export interface Top {
@@ -91,7 +82,7 @@ export class JetStreamHistory {
       duplicate_window: nanos(Math.min(limits.duplicateWindowMs, limits.maxAgeMs)),
       num_replicas: limits.replicas,
     };
-    const config: Partial<StreamConfig> = {
+    const config: Partial<StreamConfig> & { name: string } = {
       name: this.names.historyStream,
       subjects: [this.names.historySubjects],
       retention: RetentionPolicy.Limits,
@@ -126,24 +117,14 @@ export class JetStreamHistory {
 
   /** The channel's last history message; undefined when the subject holds none. */
   async readTop(channel: string): Promise<Top | undefined> {
-    try {
-      const msg = await this.jsm.streams.getMessage(this.names.historyStream, { last_by_subj: this.names.historySubject(channel) });
-      return { seq: msg.seq, entry: decodeStoredEntry(msg.data) };
-    } catch (err) {
-      if (isNoMessage(err)) return undefined;
-      throw err;
-    }
+    const msg = await this.jsm.streams.getMessage(this.names.historyStream, { last_by_subj: this.names.historySubject(channel) });
+    return msg ? { seq: msg.seq, entry: decodeStoredEntry(msg.data) } : undefined;
   }
 
   /** The entry at a stream sequence, if still stored. */
   async readAt(seq: number): Promise<StoredEntry | undefined> {
-    try {
-      const msg = await this.jsm.streams.getMessage(this.names.historyStream, { seq });
-      return decodeStoredEntry(msg.data);
-    } catch (err) {
-      if (isNoMessage(err)) return undefined;
-      throw err;
-    }
+    const msg = await this.jsm.streams.getMessage(this.names.historyStream, { seq });
+    return msg ? decodeStoredEntry(msg.data) : undefined;
   }
 
   /**

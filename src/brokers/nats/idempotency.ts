@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { StorageType, type JetStreamClient, type KV } from 'nats';
+import { StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { StreamPosition } from '../../core/publication.js';
 import { encodeToken, type NatsNames } from './names.js';
 
@@ -63,7 +64,7 @@ export class IdempotencyStore {
   /** Opens (creating on first use) the bucket; a failed open is retried by the next call. */
   private open(): Promise<KV> {
     if (!this.bucket) {
-      const opening = this.js.views.kv(this.names.idempotencyBucket, {
+      const opening = new Kvm(this.js).create(this.names.idempotencyBucket, {
         history: 1,
         ttl: this.maxTtlMs,
         replicas: this.replicas,

@@ -1,4 +1,6 @@
-import { connect, StorageType, type JetStreamManager, type KV, type NatsConnection } from 'nats';
+import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ClientInfo } from '../../core/publication.js';
 import type { PresenceManager, PresenceStats } from '../broker.js';
 import { parseClientInfo } from './codec.js';
@@ -170,7 +172,7 @@ export class NatsPresenceManager implements PresenceManager {
   private async withBucket<T>(op: (kv: KV) => Promise<T>): Promise<T> {
     const { nc } = await this.open();
     if (!this.bucket) {
-      const opening = nc.jetstream({ timeout: this.requestTimeoutMs }).views.kv(this.names.presenceBucket, {
+      const opening = new Kvm(jetstream(nc, { timeout: this.requestTimeoutMs })).create(this.names.presenceBucket, {
         history: 1,
         ttl: this.options.maxTtlMs ?? 3_600_000,
         replicas: this.options.replicas ?? 1,
@@ -217,7 +219,7 @@ export class NatsPresenceManager implements PresenceManager {
         });
         nc = own;
       }
-      const jsm = await nc.jetstreamManager({ timeout: this.requestTimeoutMs });
+      const jsm = await jetstreamManager(nc, { timeout: this.requestTimeoutMs });
       if (this.closed) throw new Error('closed while connecting');
       this.ownConnection = own;
       return { nc, jsm };

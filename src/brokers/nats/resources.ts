@@ -1,4 +1,5 @@
-import { connect } from 'nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { natsStreamsOf } from './names.js';
 import { isStreamNotFound } from './util.js';
 
@@ -10,7 +11,7 @@ import { isStreamNotFound } from './util.js';
 export async function deleteNatsPrefix(servers: string | readonly string[], prefix: string, timeoutMs = 5000): Promise<void> {
   const nc = await connect({ servers: typeof servers === 'string' ? [servers] : [...servers], timeout: timeoutMs, name: 'relais-cleanup' });
   try {
-    const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
+    const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
     for (const stream of natsStreamsOf(prefix)) {
       try {
         await jsm.streams.delete(stream);

@@ -1,4 +1,5 @@
-import { AckPolicy, createInbox, DeliverPolicy, nanos, type JetStreamManager, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
+import { AckPolicy, DeliverPolicy, type JetStreamManager } from '@nats-io/jetstream';
+import { createInbox, nanos, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 
 export interface ReadSubjectOptions {
   readonly stream: string;

@@ -1,4 +1,5 @@
-import { NatsError } from 'nats';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { NoRespondersError, RequestError } from '@nats-io/transport-node';
 import { RelaisError } from '../../core/errors.js';
 
 /** Where the NATS broker reports what it handles itself (pino's Logger fits). */
@@ -12,35 +13,34 @@ export const silentLogger: NatsLogger = {
   error: () => undefined,
 };
 
-// JetStream API error codes (nats-server `server/errors.json`).
-const JS_WRONG_LAST_SEQUENCE = 10071;
-const JS_NO_MESSAGE_FOUND = 10037;
-const JS_STREAM_NOT_FOUND = 10059;
-
 function jsErrCode(err: unknown): number | undefined {
-  return err instanceof NatsError ? (err.jsError()?.err_code ?? undefined) : undefined;
+  return err instanceof JetStreamApiError ? err.code : undefined;
 }
 
 /** A publish refused because another message was appended to the subject first. */
 export function isWrongLastSequence(err: unknown): boolean {
-  return jsErrCode(err) === JS_WRONG_LAST_SEQUENCE;
+  return jsErrCode(err) === JetStreamApiCodes.StreamWrongLastSequence;
 }
 
-/** A message get that found nothing (from the JSON API or a direct get). */
-export function isNoMessage(err: unknown): boolean {
-  return jsErrCode(err) === JS_NO_MESSAGE_FOUND || (err instanceof NatsError && err.code === '404');
-}
 
 export function isStreamNotFound(err: unknown): boolean {
-  return jsErrCode(err) === JS_STREAM_NOT_FOUND;
+  return jsErrCode(err) === JetStreamApiCodes.StreamNotFound;
 }
 
 /**
  * The stream behind a subject is gone: the API says so, or a publish to a subject no stream
- * captures gets no responder at all.
+ * captures gets no responder at all (which the JetStream client reports as "not enabled",
+ * the no-responders error as its cause).
  */
 export function isStreamMissing(err: unknown): boolean {
-  return isStreamNotFound(err) || (err instanceof NatsError && err.code === '503');
+  return isStreamNotFound(err) || hasNoResponders(err);
+}
+
+function hasNoResponders(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (e instanceof NoRespondersError || (e instanceof RequestError && e.isNoResponders())) return true;
+  }
+  return false;
 }
 
 /** Any failure of the bus as the error callers of a broker expect: temporary, with its cause. */
