@@ -3,6 +3,7 @@
  * a client that offers it gets compressed frames above the threshold, in order with the
  * uncompressed ones, and the SDK works unchanged.
  */
+import type { ClientRequestArgs } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -14,8 +15,8 @@ async function openClient(relais: RelaisProcess): Promise<{ ws: WebSocket; socke
   let socket: Socket | undefined;
   const ws = new WebSocket(relais.wsUrl, {
     perMessageDeflate: true,
-    createConnection: (options) => {
-      socket = connect(options as { port: number; host: string });
+    createConnection: (options: ClientRequestArgs) => {
+      socket = connect({ port: Number(options.port), host: options.hostname ?? options.host ?? '127.0.0.1' });
       return socket;
     },
   });
