@@ -9,51 +9,40 @@ import { encodePublicationPush } from '../../protocol/json_codec.js';
 import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
+import { FrameDeflater } from './frame_deflater.js';
+import { textFrame } from './text_frame.js';
 import { isOriginAllowed } from '../origin.js';
 
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
 const SLOW_CLOSE_GRACE_MS = 1000;
 
-/**
- * A complete unmasked WebSocket text frame of `text` (RFC 6455 5.2: FIN + opcode 1, then
- * the payload length in 7, 16 or 64 bits), encoded straight into its frame. Server frames
- * are never masked, so one frame serves every connection: a publication is framed once per
- * node, not once per subscriber.
- */
-export function textFrame(text: string): { readonly frame: Buffer; readonly payload: Buffer } {
-  const length = Buffer.byteLength(text);
-  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLength + length);
-  frame[0] = 0x81;
-  if (length < 126) {
-    frame[1] = length;
-  } else if (length < 65_536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeBigUInt64BE(BigInt(length), 2);
-  }
-  frame.write(text, headerLength);
-  return { frame, payload: frame.subarray(headerLength) };
-}
-
 /** A publication push as the WebSocket transport writes it: its text, inside its frame. */
 class PreparedFrame implements PreparedPush {
   readonly frame: Buffer;
   readonly text: Buffer;
+  // Built by the first compressed connection that writes it, then shared by the others.
+  private deflated: Buffer | undefined;
 
   constructor(json: string) {
     const { frame, payload } = textFrame(json);
     this.frame = frame;
     this.text = payload;
   }
+
+  compressedFrame(deflater: FrameDeflater): Buffer {
+    this.deflated ??= deflater.frame(this.text);
+    return this.deflated;
+  }
 }
 
-/** The frame of one queued message: a publication's shared frame, or a reply framed now. */
-function frameOf(message: string | PreparedPush): Buffer {
-  if (message instanceof PreparedFrame) return message.frame;
-  return textFrame(typeof message === 'string' ? message : message.text.toString()).frame;
+/**
+ * The frame of one queued message: a publication's shared frame (compressed once per node for
+ * the connections that negotiated compression), or a reply framed now.
+ */
+function frameOf(message: string | PreparedPush, deflater: FrameDeflater | undefined): Buffer {
+  if (message instanceof PreparedFrame) return deflater ? message.compressedFrame(deflater) : message.frame;
+  const text = typeof message === 'string' ? message : message.text;
+  return deflater ? deflater.frame(text) : textFrame(text).frame;
 }
 
 function prepareWebSocketPublication(channel: string, pub: Publication): PreparedFrame {
@@ -75,8 +64,8 @@ class WebSocketTransport implements ClientTransport, Flushable {
     private readonly socket: Duplex,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
-    /** permessage-deflate in use: frames go through ws, which compresses them. */
-    private readonly compressed: boolean,
+    /** Set where the connection negotiated permessage-deflate. */
+    private readonly deflater: FrameDeflater | undefined,
   ) {}
 
   write(message: string | PreparedPush): void {
@@ -99,22 +88,17 @@ class WebSocketTransport implements ClientTransport, Flushable {
       this.client?.disconnect(Disconnects.slow);
       return;
     }
-    if (this.compressed) {
-      // ws holds frames back while zlib works: raw socket writes would overtake them, so
-      // every frame goes through ws (which compresses those above the threshold).
-      for (const message of queue) this.ws.send(typeof message === 'string' ? message : message.text, { binary: false });
-      return;
-    }
     // One protocol message per frame: `centrifuge` 5.0-5.7 reorders the messages of a frame
     // holding several when the next frame arrives in the same read (docs/design-notes.md).
     // Frames go straight to the socket, in order with what ws writes there itself (ws never
-    // holds frames back without compression); those of one turn leave in one write.
+    // holds frames back: Relais never sends through it, compressed frames included); those of
+    // one turn leave in one write.
     if (queue.length === 1) {
-      this.socket.write(frameOf(queue[0] as string | PreparedPush));
+      this.socket.write(frameOf(queue[0] as string | PreparedPush, this.deflater));
       return;
     }
     this.socket.cork();
-    for (const message of queue) this.socket.write(frameOf(message));
+    for (const message of queue) this.socket.write(frameOf(message, this.deflater));
     this.socket.uncork();
   }
 
@@ -152,11 +136,12 @@ function onError(this: WebSocket, err: Error): void {
 }
 
 /**
- * ws' permessage-deflate options from the `websocket` config, or false. No context takeover
- * on the server side: each message is compressed alone, with no history between messages (a
- * little less ratio; a client cannot be made to hold our window). The client's window is left
- * to its offer: asking for a smaller one refuses the handshake of clients that do not offer
- * `client_max_window_bits`.
+ * ws' permessage-deflate options from the `websocket` config, or false: what the handshake
+ * negotiates and how ws inflates client frames (Relais deflates its own, FrameDeflater). No
+ * context takeover on the server side and a fixed server window (ws refuses offers asking for
+ * a smaller one): every connection decodes the same compressed bytes. The client's window is
+ * left to its offer: asking for a smaller one refuses the handshake of clients that do not
+ * offer `client_max_window_bits`.
  */
 export function deflateOptions(config: RelaisConfig['websocket']): PerMessageDeflateOptions | false {
   if (!config.compression) return false;
@@ -180,6 +165,7 @@ export interface WebSocketEndpointOptions {
 export class WebSocketEndpoint {
   private readonly wss: WebSocketServer;
   private readonly scheduler = new FlushScheduler();
+  private readonly deflater: FrameDeflater | undefined;
   private readonly node: Node;
   private readonly logger: Logger;
 
@@ -187,6 +173,10 @@ export class WebSocketEndpoint {
     this.node = options.node;
     this.logger = options.logger;
     const config = options.node.config;
+    const ws = config.websocket;
+    if (ws.compression) {
+      this.deflater = new FrameDeflater({ threshold: ws.compression_threshold, level: ws.compression_level, memLevel: ws.compression_mem_level, windowBits: ws.compression_window_bits });
+    }
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.client.max_frame_bytes,
@@ -213,8 +203,8 @@ export class WebSocketEndpoint {
 
   private accept(ws: WebSocket, socket: Duplex): void {
     // Compression is per connection: on only where the client's offer was accepted.
-    const compressed = ws.extensions.includes('permessage-deflate');
-    const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes, compressed);
+    const deflater = this.deflater && ws.extensions.includes('permessage-deflate') ? this.deflater : undefined;
+    const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes, deflater);
     const client = new Client(this.node, transport, this.logger);
     transport.client = client;
     clients.set(ws, client);

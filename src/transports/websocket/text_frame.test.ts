@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { textFrame } from './handler_websocket.js';
+import { textFrame } from './text_frame.js';
 
 /** Reads an unmasked single-frame text message as RFC 6455 5.2 lays it out. */
 function decode(frame: Buffer): { fin: boolean; opcode: number; masked: boolean; text: string } {

@@ -1,0 +1,43 @@
+import { constants, deflateRawSync } from 'node:zlib';
+import { textFrame } from './text_frame.js';
+
+/** The permessage-deflate parameters every compressed connection of a node shares. */
+export interface DeflateParams {
+  /** Messages smaller than this many bytes go uncompressed. */
+  readonly threshold: number;
+  readonly level: number;
+  readonly memLevel: number;
+  /** The server's LZ77 window (server_max_window_bits), the same on every connection. */
+  readonly windowBits: number;
+}
+
+/** The empty stored block a sync flush ends with; RFC 7692 7.2.1 removes it from each message. */
+const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+/**
+ * Compressed WebSocket frames (RFC 7692) built once and written to every connection that
+ * negotiated permessage-deflate. Without context takeover each message is compressed alone,
+ * with the node's fixed window, so its compressed bytes do not depend on the connection: a
+ * publication is deflated once per node, not once per subscriber, and no connection holds a
+ * deflate context. ws still inflates what clients send.
+ */
+export class FrameDeflater {
+  constructor(private readonly params: DeflateParams) {}
+
+  /** The complete frame of `text`: compressed (RSV1 set) when at or above the threshold, else plain. */
+  frame(text: string | Buffer): Buffer {
+    const payload = typeof text === 'string' ? Buffer.from(text) : text;
+    if (payload.length < this.params.threshold) return textFrame(payload).frame;
+    let deflated = deflateRawSync(payload, {
+      level: this.params.level,
+      memLevel: this.params.memLevel,
+      windowBits: this.params.windowBits,
+      finishFlush: constants.Z_SYNC_FLUSH,
+    });
+    if (deflated.subarray(-4).equals(TRAILER)) deflated = deflated.subarray(0, -4);
+    const frame = textFrame(deflated).frame;
+    // RSV1: the payload is compressed.
+    frame[0] = 0xc1;
+    return frame;
+  }
+}
