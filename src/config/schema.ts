@@ -158,9 +158,9 @@ export const relaisConfig = z
       .strict()
       .prefault({}),
     /**
-     * WebSocket permessage-deflate (RFC 7692), off by default: it trades CPU and a zlib context
-     * per connection (docs/performance.md) for bandwidth. Messages under the threshold go
-     * uncompressed; small windows bound each context's memory.
+     * WebSocket permessage-deflate (RFC 7692), off by default: it trades memory per connection
+     * and a deflate per large message per node (docs/performance.md) for bandwidth. Messages
+     * under the threshold go uncompressed.
      */
     websocket: z
       .object({
