@@ -19,7 +19,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/cli/**', 'bench/**', 'test/**', '**/*.test.ts', 'client/examples/**'],
+    files: ['src/cli/**', 'bench/**', 'scripts/**', 'test/**', '**/*.test.ts', 'client/examples/**'],
     rules: { 'no-console': 'off' },
   },
   {

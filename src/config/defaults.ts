@@ -5,7 +5,7 @@ export const DEV_API_KEY = 'relais-dev-api-key';
 export const DEV_TOKEN_SECRET = 'relais-dev-token-secret-change-me';
 
 /** Embedded namespaces that a configuration defining one of the same name replaces instead of adjusting (see loadConfig). */
-export const REPLACEABLE_NAMESPACES: readonly string[] = ['room', 'dm', 'status'];
+export const REPLACEABLE_NAMESPACES: readonly string[] = ['room', 'dm', 'status', 'batch'];
 
 /**
  * What Relais runs with when nothing is configured: the in-memory bus and two namespaces,
@@ -21,6 +21,10 @@ export const REPLACEABLE_NAMESPACES: readonly string[] = ['room', 'dm', 'status'
  * - `dm:<a>,<b>`: the conversation of two users (ids sorted), stored, readable by those two.
  * - `status:<user>`: the user's status (online, away, offline), for any authenticated user to
  *   follow; only the server publishes, the latest on join.
+ * - `batch:<id>`: job progress (docs/jobs.md): a latest-value channel (cache recovery mode) that
+ *   only the server publishes in (workers through the HTTP API); any authenticated user follows
+ *   it, gets the job's current state first, and an SSE stream ends after its terminal status.
+ *   History keeps the last 100 states for an hour, so that an SSE stream resumed mid-job misses none.
  * Channels without a namespace: authenticated users subscribe, only the server publishes.
  */
 export function embeddedDefaults(production: boolean): RelaisConfigInput {
@@ -65,6 +69,14 @@ export function embeddedDefaults(production: boolean): RelaisConfigInput {
         history_ttl: '24h',
         force_recovery: true,
         history_on_join: 1,
+        allow_subscribe: 'authenticated',
+        allow_publish: 'server-only',
+      },
+      batch: {
+        history_size: 100,
+        history_ttl: '1h',
+        force_recovery: true,
+        force_recovery_mode: 'cache',
         allow_subscribe: 'authenticated',
         allow_publish: 'server-only',
       },

@@ -124,6 +124,13 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('takes a Redis Cluster or Sentinel URL and the replica acknowledgements', () => {
+    const cluster = loadConfig({ env: { REDIS_URL: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001', REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT: '250' } });
+    expect(cluster.config).toMatchObject({ redis_url: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001', redis_replica_acks: 1, redis_replica_ack_timeout: 250 });
+    expect(loadConfig({ env: { REDIS_URL: 'redis+sentinel://127.0.0.1:26379/mymaster' } }).config.redis_replica_acks).toBe(0);
+    expect(problems(() => loadConfig({ env: { REDIS_URL: 'http://127.0.0.1' } }))).toEqual([expect.stringContaining('redis+cluster://')]);
+  });
+
   it('requires real secrets in production', () => {
     const found = problems(() => loadConfig({ env: { NODE_ENV: 'production' } }));
     expect(found).toEqual(expect.arrayContaining([expect.stringContaining('RELAIS_API_KEY'), expect.stringContaining('token key')]));

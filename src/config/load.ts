@@ -50,6 +50,8 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'RELAIS_ALLOW_ANONYMOUS', path: ['allow_anonymous'], kind: 'bool' },
   { name: 'CLIENT_URL', path: ['allowed_origins'], kind: 'list' },
   { name: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
+  { name: 'REDIS_REPLICA_ACKS', path: ['redis_replica_acks'], kind: 'int' },
+  { name: 'REDIS_REPLICA_ACK_TIMEOUT', path: ['redis_replica_ack_timeout'], kind: 'millis' },
   { name: 'NATS_URL', path: ['nats_url'], kind: 'string' },
   { name: 'RELAIS_BUS_PREFIX', path: ['bus_prefix'], kind: 'string' },
   { name: 'DATABASE_URL', path: ['database', 'url'], kind: 'string' },
@@ -170,6 +172,9 @@ function crossCheck(config: RelaisConfig): string[] {
     if (ns.allow_history && !keepsHistory(ns)) problems.push(`${where}: allow_history needs history_size and history_ttl, or persist`);
     if (ns.history_on_join > 0 && !keepsHistory(ns)) problems.push(`${where}: history_on_join needs history_size and history_ttl, or persist`);
     if (ns.force_recovery && !keepsHistory(ns)) problems.push(`${where}: force_recovery needs history_size and history_ttl, or persist`);
+    if (ns.force_recovery_mode === 'cache' && !keepsHistory(ns)) {
+      problems.push(`${where}: force_recovery_mode cache keeps the latest publication in history: it needs history_size (1 is enough) and history_ttl, or persist`);
+    }
     if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
   }
   const db = config.database;

@@ -51,6 +51,14 @@ export const namespaceOptions = z
     history_meta_ttl: duration.prefault('30d'),
     /** Recovery for every subscriber, even when its client did not ask for it. */
     force_recovery: z.boolean().default(false),
+    /**
+     * What a recovering subscriber gets (Centrifugo's `force_recovery_mode`). `stream`: every
+     * publication it missed, or none. `cache`: a latest-value channel — the channel's latest
+     * publication (within history_ttl) as its first event, on every subscribe and resubscribe,
+     * then the live ones; an SSE resume still replays what it missed when history holds it all.
+     * Needs history (history_size 1 is enough) and force_recovery.
+     */
+    force_recovery_mode: z.enum(['stream', 'cache']).default('stream'),
     /** Tell clients their stream is positioned (offsets checked for gaps). */
     force_positioning: z.boolean().default(false),
     /** Largest number of publications one recovery may replay; beyond it recovery fails. */
@@ -239,7 +247,19 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
-    redis_url: z.string().regex(/^rediss?:\/\//, 'redis_url must start with redis:// or rediss://').optional(),
+    /** One server (redis://, rediss://), a Cluster (redis+cluster://h:p,h:p) or a Sentinel group (redis+sentinel://h:p,h:p/master). */
+    redis_url: z
+      .string()
+      .regex(/^(rediss?|rediss?\+cluster|rediss?\+sentinel):\/\//, 'redis_url must start with redis://, rediss://, redis+cluster:// or redis+sentinel://')
+      .optional(),
+    /**
+     * Replicas that must confirm a publication's history write (Redis WAIT) before it is
+     * acknowledged; 0: none. Set 1 with Sentinel or a Cluster with replicas, so that a failover
+     * loses no acknowledged publication.
+     */
+    redis_replica_acks: z.number().int().min(0).max(16).default(0),
+    /** Longest wait for those replicas; past it the publish is refused (temporary, BROKER_UNAVAILABLE). */
+    redis_replica_ack_timeout: duration.prefault('500ms'),
     nats_url: z.string().regex(/^(nats|tls):\/\//, 'nats_url must start with nats:// or tls://').optional(),
     /** Prefix of every key and subject Relais uses on the bus. */
     bus_prefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('relais'),
@@ -262,6 +282,32 @@ export const relaisConfig = z
         query_timeout: duration.prefault('30s'),
         /** Logs pool events and counts every 30 s. */
         debug_pool: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * The snapshot cache of latest-value reads (server API `latest`): a node that read a
+     * channel's latest publication keeps following the channel for `ttl` after the last read,
+     * so that further reads are answered from memory and stay current (every live publication
+     * replaces the entry). `size`: channels followed that way at most (least recently read go first).
+     */
+    latest_cache: z
+      .object({
+        ttl: duration.prefault('10s'),
+        size: z.number().int().min(0).max(1_000_000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Job progress (docs/jobs.md): the channels of `namespace` carry a job's state; an SSE
+     * stream of one of them sends each state as a `progress` event and, on a terminal status
+     * (`status_field` in the data), a `complete` event, then ends.
+     */
+    jobs: z
+      .object({
+        namespace: namespaceName.default('batch'),
+        status_field: z.string().min(1).max(64).default('status'),
+        terminal_statuses: z.array(z.string().min(1).max(64)).min(1).default(['COMPLETED', 'PARTIAL', 'FAILED']),
       })
       .strict()
       .prefault({}),

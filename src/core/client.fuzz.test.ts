@@ -44,7 +44,7 @@ beforeAll(async () => {
     config,
     broker: new MemoryBroker(),
     presence: new MemoryPresenceManager(),
-    tokens: await JwtVerifier.create(config.token),
+    tokens: JwtVerifier.create(config.token),
     logger: pino({ level: 'silent' }),
     version: 'test',
     store,

@@ -18,7 +18,7 @@ import { authorize, type AsyncAccessRule, type ChannelAction, type ChannelAuthor
 import type { TokenVerifier } from './auth.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
-import { ChannelResolver, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
+import { ChannelResolver, historyRetention, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
 import { RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber, type RecentOptions } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
@@ -26,6 +26,8 @@ import type { ClientInfo, Publication, StreamPosition } from './publication.js';
 import { ChannelInterest } from './channel_interest.js';
 import { PersistentChannels } from './persistent_channels.js';
 import { mergeRecovery } from './recovery.js';
+import { mergeLatest } from './latest.js';
+import { SnapshotCache, type Snapshot } from './snapshot_cache.js';
 import { LocalUserRateLimiter, type UserRateLimiter } from './rate_limit.js';
 import type { RpcHandler } from './rpc.js';
 import { NodeStats } from './stats.js';
@@ -82,6 +84,7 @@ export class Node implements BrokerEventHandler {
   /** Persistent namespaces' channels; undefined without a store. */
   private readonly persistent: PersistentChannels | undefined;
   private readonly interest: ChannelInterest;
+  private readonly snapshots: SnapshotCache;
   private readonly startedAt = Date.now();
   private readonly clients = new Map<string, NodeClient>();
   /** Connections by user: the connection itself for a user with one (the common case), else a Set. */
@@ -137,6 +140,15 @@ export class Node implements BrokerEventHandler {
       lingerMs: deps.config.client.channel_linger,
       persistentFor: (channel) => this.persistentFor(channel),
     });
+    this.snapshots = new SnapshotCache({
+      hub: this.hub,
+      stats: this.stats,
+      attach: (channel, subscriber, recent) => this.attach(channel, subscriber, recent),
+      detach: (channel, subscriber) => this.detach(channel, subscriber),
+      readLatest: (channel) => this.readHistory(this.channels.resolve(channel), { limit: 1, reverse: true }),
+      ttlMs: deps.config.latest_cache.ttl,
+      size: deps.config.latest_cache.size,
+    });
   }
 
   async start(): Promise<void> {
@@ -154,6 +166,7 @@ export class Node implements BrokerEventHandler {
     this.closing = true;
     this.interest.stopLingering();
     for (const t of this.timers) clearInterval(t);
+    this.snapshots.clear();
     for (const client of [...this.clients.values()]) client.disconnect(disconnect);
     await this.interest.settled();
     this.persistent?.close();
@@ -316,6 +329,10 @@ export class Node implements BrokerEventHandler {
       onJoined({ recovered: false, publications: subscriber.goLive().map((f) => f.event) });
       return;
     }
+    if (channel.options.force_recovery_mode === 'cache') {
+      await this.joinLatest(channel, subscriber, request, onJoined);
+      return;
+    }
     // A channel this node already follows answers from memory, in this very tick: what
     // arrived while attaching is in that memory too (the hub records before it delivers).
     const onJoin = request.recover ? 0 : channel.options.history_on_join;
@@ -346,6 +363,52 @@ export class Node implements BrokerEventHandler {
       });
       if (!outcome.ok) throw new RelaisError('BROKER_UNAVAILABLE', `${outcome.reason}, retry`);
       if (request.recover && !outcome.recovered && request.rejectUnrecovered) throw new RelaisError('UNRECOVERABLE_POSITION');
+      result = { position: outcome.position, recovered: outcome.recovered, publications: outcome.publications };
+    } catch (err) {
+      this.detach(channel.name, subscriber);
+      throw err;
+    }
+    onJoined(result);
+  }
+
+  /**
+   * joinStream in cache recovery mode: the channel's latest publication first (from memory when
+   * this node follows the channel, else read from history), then the live stream; a resume
+   * replays what it missed when history holds it all (see mergeLatest).
+   */
+  private async joinLatest(
+    channel: ResolvedChannel,
+    subscriber: StreamSubscriber,
+    request: JoinRequest,
+    onJoined: (result: JoinResult) => void,
+  ): Promise<void> {
+    const max = channel.options.recovery_max_publications;
+    const since = request.recover ? (request.since ?? { offset: 0, epoch: '' }) : undefined;
+    const resume = request.resume === true && since !== undefined;
+    const window = resume ? memoryWindow(channel.options).size : 1;
+    // Memory answers the latest, or a resume it holds all of, in this very tick (see joinStream).
+    const top = this.hub.recent(channel.name, undefined, 0)?.position;
+    if (top && !subscriber.sawGap) {
+      const resumable = resume && since && (since.epoch === '' || since.epoch === top.epoch) && since.offset <= top.offset;
+      const fromMemory = resumable ? this.hub.recent(channel.name, since, max) : this.hub.recent(channel.name, { offset: top.offset - 1, epoch: top.epoch }, 1);
+      if (fromMemory) {
+        const unpositioned = subscriber
+          .goLive()
+          .map((f) => f.event)
+          .filter((p) => p.offset === 0);
+        const latest = fromMemory.publications;
+        const recovered = since !== undefined && (since.epoch === '' || since.epoch === top.epoch) && (resumable === true || latest.length > 0);
+        onJoined({ position: fromMemory.position, recovered, publications: [...latest, ...unpositioned] });
+        return;
+      }
+    }
+    let result: JoinResult;
+    try {
+      const read = await this.readHistory(channel, { limit: Math.max(1, Math.min(window, max)), reverse: true });
+      if (subscriber.sawGap) throw new RelaisError('BROKER_UNAVAILABLE', 'stream interrupted during subscribe, retry');
+      // From here to onJoined nothing awaits: no publication can slip between.
+      const outcome = mergeLatest({ ...(since ? { since } : {}), resume, history: read, buffered: subscriber.goLive().map((f) => f.event) });
+      if (!outcome.ok) throw new RelaisError('BROKER_UNAVAILABLE', `${outcome.reason}, retry`);
       result = { position: outcome.position, recovered: outcome.recovered, publications: outcome.publications };
     } catch (err) {
       this.detach(channel.name, subscriber);
@@ -424,6 +487,15 @@ export class Node implements BrokerEventHandler {
   async history(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
     if (!keepsHistory(channel.options)) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" keeps no history`);
     return this.readHistory(channel, query);
+  }
+
+  /**
+   * A channel's current value: its latest publication (none when history holds none, or only
+   * past its TTL) and position, from this node's memory when it can (see SnapshotCache).
+   */
+  async latest(channel: ResolvedChannel): Promise<Snapshot> {
+    if (!keepsHistory(channel.options)) throw new RelaisError('NOT_AVAILABLE', `channel "${channel.name}" keeps no history, so no latest value`);
+    return this.snapshots.get({ name: channel.name, ttlMs: historyRetention(channel.options).ttlMs, recent: memoryWindow(channel.options) });
   }
 
   /** Removes a channel's history: from the bus, or for a persistent channel from the store (a new epoch). */
@@ -667,6 +739,7 @@ export class Node implements BrokerEventHandler {
     const now = Date.now();
     for (const client of this.clients.values()) client.tick(now);
     this.interest.tick(now);
+    this.snapshots.sweep(now);
   }
 
   private async refreshPresence(): Promise<void> {

@@ -66,6 +66,11 @@ export interface JoinRequest {
   readonly since?: StreamPosition;
   /** Answer UNRECOVERABLE_POSITION instead of `recovered: false`. */
   readonly rejectUnrecovered?: boolean;
+  /**
+   * In a cache recovery mode namespace, replay what `since` missed when history still holds
+   * all of it, instead of the latest publication only (SSE resumes: nothing lost, nothing repeated).
+   */
+  readonly resume?: boolean;
 }
 
 export interface JoinResult {

@@ -29,6 +29,9 @@ export class NodeStats {
   publicationsDelivered = 0;
   slowConsumerDisconnects = 0;
   sseEvents = 0;
+  /** Latest-value reads (server API `latest`) answered from this node's memory, and those that read the bus. */
+  snapshotHits = 0;
+  snapshotMisses = 0;
   /** Latency observers; the metrics endpoint replaces these no-ops with histograms. */
   observeCommandLatency: (method: string, ms: number) => void = noop;
   observePublishLatency: (ms: number) => void = noop;

@@ -53,6 +53,7 @@ const schemas = {
     .object({ channel: z.string(), limit: z.number().int().optional(), since: position.optional(), reverse: z.boolean().optional() })
     .strict(),
   history_remove: channelParams,
+  latest: channelParams,
   channels: z.object({ pattern: z.string().max(1024).optional() }).strict(),
   info: z.object({}).strict(),
 } as const;
@@ -175,6 +176,16 @@ export class ServerApi {
         const limit = p.limit === undefined ? 0 : p.limit < 0 ? max : Math.min(p.limit, max);
         const result = await this.node.history(channel, { limit, ...(p.since ? { since: p.since } : {}), ...(p.reverse ? { reverse: true } : {}) });
         return { publications: result.publications.map(wirePublication), epoch: result.position.epoch, offset: result.position.offset };
+      }
+      case 'latest': {
+        const p = parse('latest', params);
+        const snapshot = await this.node.latest(this.node.channels.resolve(p.channel));
+        return {
+          ...(snapshot.publication ? { publication: { ...wirePublication(snapshot.publication), time: snapshot.publication.time } } : {}),
+          epoch: snapshot.position.epoch,
+          offset: snapshot.position.offset,
+          cached: snapshot.cached,
+        };
       }
       case 'history_remove': {
         const p = parse('history_remove', params);

@@ -40,7 +40,7 @@ describe('JwtVerifier', () => {
   });
 
   it('verifies HS256 connection tokens with sub, exp, info and channels', async () => {
-    const verifier = await JwtVerifier.create({ hmac_secret: SECRET });
+    const verifier = JwtVerifier.create({ hmac_secret: SECRET });
     const token = await new SignJWT({ info: { name: 'Alice' }, channels: ['chat:a'] })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject('alice')
@@ -54,17 +54,21 @@ describe('JwtVerifier', () => {
   });
 
   it('tells expired tokens from invalid ones', async () => {
-    const verifier = await JwtVerifier.create({ hmac_secret: SECRET });
+    const verifier = JwtVerifier.create({ hmac_secret: SECRET });
     const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(secretKey);
     expect(await reason(verifier.verifyConnection(expired))).toBe('expired');
     const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(new TextEncoder().encode('another-secret-entirely'));
     expect(await reason(verifier.verifyConnection(forged))).toBe('invalid');
     expect(await reason(verifier.verifyConnection(new UnsecuredJWT({}).setSubject('a').encode()))).toBe('invalid');
     expect(await reason(verifier.verifyConnection('a.b.c'))).toBe('invalid');
+    const early = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setNotBefore(Math.floor(Date.now() / 1000) + 60).sign(secretKey);
+    expect(await reason(verifier.verifyConnection(early))).toBe('invalid');
+    const badExp = await new SignJWT({ exp: 'tomorrow' } as unknown as { exp: number }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(secretKey);
+    expect(await reason(verifier.verifyConnection(badExp))).toBe('invalid');
   });
 
   it('remembers verified connection tokens until they expire', async () => {
-    const verifier = await JwtVerifier.create({ hmac_secret: SECRET });
+    const verifier = JwtVerifier.create({ hmac_secret: SECRET });
     const exp = Math.floor(Date.now() / 1000) + 2;
     const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime(exp).sign(secretKey);
     expect((await verifier.verifyConnection(token)).user).toBe('a');
@@ -74,7 +78,7 @@ describe('JwtVerifier', () => {
   });
 
   it('keeps connection and subscription tokens apart', async () => {
-    const verifier = await JwtVerifier.create({ hmac_secret: SECRET });
+    const verifier = JwtVerifier.create({ hmac_secret: SECRET });
     const sub = await new SignJWT({ channel: 'secret:x', info: { role: 'r' } }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(secretKey);
     expect(await reason(verifier.verifyConnection(sub))).toBe('invalid');
     expect(await verifier.verifySubscription(sub)).toMatchObject({ user: 'a', channel: 'secret:x' });
@@ -84,21 +88,21 @@ describe('JwtVerifier', () => {
 
   it('verifies RS256 and ES256 with a public key, and refuses HS/RS algorithm confusion', async () => {
     const rsaPem = await exportSPKI(rsa.publicKey);
-    const verifier = await JwtVerifier.create({ public_key: rsaPem });
+    const verifier = JwtVerifier.create({ public_key: rsaPem });
     const good = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject('bob').sign(rsa.privateKey);
     expect((await verifier.verifyConnection(good)).user).toBe('bob');
     // The classic confusion: an HS256 token signed with the public key's PEM text as the secret.
     const confused = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('admin').sign(new TextEncoder().encode(rsaPem));
     expect(await reason(verifier.verifyConnection(confused))).toBe('invalid');
 
-    const ecVerifier = await JwtVerifier.create({ public_key: await exportSPKI(ec.publicKey) });
+    const ecVerifier = JwtVerifier.create({ public_key: await exportSPKI(ec.publicKey) });
     const ecToken = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).setSubject('carol').sign(ec.privateKey);
     expect((await ecVerifier.verifyConnection(ecToken)).user).toBe('carol');
     expect(await reason(ecVerifier.verifyConnection(good))).toBe('invalid');
   });
 
   it('fetches keys from a JWKS URL', async () => {
-    const verifier = await JwtVerifier.create({ jwks_url: jwksUrl });
+    const verifier = JwtVerifier.create({ jwks_url: jwksUrl });
     const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).setSubject('dave').sign(ec.privateKey);
     expect((await verifier.verifyConnection(token)).user).toBe('dave');
     const other = await generateKeyPair('ES256');
@@ -107,7 +111,7 @@ describe('JwtVerifier', () => {
   });
 
   it('checks audience and issuer when configured', async () => {
-    const verifier = await JwtVerifier.create({ hmac_secret: SECRET, audience: 'relais', issuer: 'https://auth.example' });
+    const verifier = JwtVerifier.create({ hmac_secret: SECRET, audience: 'relais', issuer: 'https://auth.example' });
     const right = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setAudience('relais').setIssuer('https://auth.example').sign(secretKey);
     expect((await verifier.verifyConnection(right)).user).toBe('a');
     const wrong = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setAudience('other').setIssuer('https://auth.example').sign(secretKey);

@@ -1,33 +1,32 @@
-import { createPublicKey, webcrypto } from 'node:crypto';
-import {
-  createRemoteJWKSet,
-  decodeProtectedHeader,
-  errors as joseErrors,
-  importSPKI,
-  jwtVerify,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { createPublicKey } from 'node:crypto';
+import { createVerifier, TokenError as FastJwtError } from 'fast-jwt';
+import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { ConnectionClaims, SubscriptionClaims, TokenVerifier } from '../core/auth.js';
 import { TokenError } from '../core/auth.js';
 import { toJsonText, type JsonText } from '../core/json.js';
 import type { RelaisConfig } from '../config/schema.js';
 
-type Key = Uint8Array | Awaited<ReturnType<typeof importSPKI>>;
-
-interface KeyChoice {
-  readonly key: Key | JWTVerifyGetKey;
-  readonly algorithms: string[];
-}
+/**
+ * How tokens of one family of algorithms are checked: a static key (HMAC secret, PEM public
+ * key) by fast-jwt's synchronous verifier, a remote key set (JWKS) by jose, which fetches
+ * and rotates keys. Both check the signature, `exp`, `nbf`, `aud` and `iss`.
+ */
+type KeyChoice =
+  | { readonly kind: 'static'; readonly verify: (token: string) => JWTPayload }
+  | { readonly kind: 'jwks'; readonly keySet: JWTVerifyGetKey; readonly algorithms: string[] };
 
 const VERIFIED_CACHE_SIZE = 10_000;
 
 const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'];
 
 /**
- * Verifies connection and subscription JWTs with jose. The algorithms a key accepts are
- * fixed by the key's kind (HMAC secret: HS256 only; RSA key: RS256; EC key: ES256), so
- * `alg: none` and HS/RS confusion are refused whatever the token header says.
+ * Verifies connection and subscription JWTs. The algorithms a key accepts are fixed by the
+ * key's kind (HMAC secret: HS256 only; RSA key: RS256; EC key: ES256), so `alg: none` and
+ * HS/RS confusion are refused whatever the token header says.
+ *
+ * Static keys go through fast-jwt's synchronous node:crypto path: after a deploy every
+ * client reconnects at once with a token this instance has never seen, and jose's WebCrypto
+ * path cost 4-8x the CPU per HS256 token (bench/jwt, docs/performance.md).
  */
 export class JwtVerifier implements TokenVerifier {
   /** Connection tokens verified lately, oldest first; a token's claims are fixed by its signature. */
@@ -39,26 +38,20 @@ export class JwtVerifier implements TokenVerifier {
     private readonly options: { audience?: string; issuer?: string },
   ) {}
 
-  static async create(config: RelaisConfig['token']): Promise<JwtVerifier> {
-    // Imported once: jose would otherwise import a raw secret on every verification.
-    const hmac = config.hmac_secret
-      ? {
-          key: await webcrypto.subtle.importKey('raw', new TextEncoder().encode(config.hmac_secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']),
-          algorithms: ['HS256'],
-        }
-      : undefined;
+  static create(config: RelaisConfig['token']): JwtVerifier {
+    const options: { audience?: string; issuer?: string } = {};
+    if (config.audience) options.audience = config.audience;
+    if (config.issuer) options.issuer = config.issuer;
+    const hmac = config.hmac_secret ? staticKey(config.hmac_secret, 'HS256', options) : undefined;
     let asymmetric: KeyChoice | undefined;
     if (config.public_key) {
       const kind = createPublicKey(config.public_key).asymmetricKeyType;
       const alg = kind === 'rsa' ? 'RS256' : kind === 'ec' ? 'ES256' : undefined;
       if (!alg) throw new Error(`token.public_key: unsupported key type "${kind ?? 'unknown'}" (use RSA for RS256 or EC P-256 for ES256)`);
-      asymmetric = { key: await importSPKI(config.public_key, alg), algorithms: [alg] };
+      asymmetric = staticKey(config.public_key, alg, options);
     } else if (config.jwks_url) {
-      asymmetric = { key: createRemoteJWKSet(new URL(config.jwks_url), { cooldownDuration: 30_000 }), algorithms: JWKS_ALGORITHMS };
+      asymmetric = { kind: 'jwks', keySet: createRemoteJWKSet(new URL(config.jwks_url), { cooldownDuration: 30_000 }), algorithms: JWKS_ALGORITHMS };
     }
-    const options: { audience?: string; issuer?: string } = {};
-    if (config.audience) options.audience = config.audience;
-    if (config.issuer) options.issuer = config.issuer;
     return new JwtVerifier(hmac, asymmetric, options);
   }
 
@@ -115,15 +108,27 @@ export class JwtVerifier implements TokenVerifier {
     const choice = alg?.startsWith('HS') ? this.hmac : this.asymmetric;
     if (!choice) throw new TokenError('invalid', `no key configured for algorithm "${alg ?? 'none'}"`);
     try {
-      const options = { ...this.options, algorithms: choice.algorithms };
-      const { payload } =
-        typeof choice.key === 'function' ? await jwtVerify(token, choice.key, options) : await jwtVerify(token, choice.key, options);
-      return payload;
+      if (choice.kind === 'static') return choice.verify(token);
+      return (await jwtVerify(token, choice.keySet, { ...this.options, algorithms: choice.algorithms })).payload;
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new TokenError('expired', 'token expired', { cause: err });
+      if (err instanceof joseErrors.JWTExpired || (err instanceof FastJwtError && err.code === FastJwtError.codes.expired)) {
+        throw new TokenError('expired', 'token expired', { cause: err });
+      }
       throw new TokenError('invalid', err instanceof Error ? err.message : 'invalid token', { cause: err });
     }
   }
+}
+
+function staticKey(key: string, algorithm: 'HS256' | 'RS256' | 'ES256', options: { audience?: string; issuer?: string }): KeyChoice {
+  const verify = createVerifier({
+    key,
+    algorithms: [algorithm],
+    // JwtVerifier keeps its own cache of verified connection tokens.
+    cache: false,
+    ...(options.audience !== undefined ? { allowedAud: options.audience } : {}),
+    ...(options.issuer !== undefined ? { allowedIss: options.issuer } : {}),
+  });
+  return { kind: 'static', verify: (token) => verify(token) as JWTPayload };
 }
 
 function subject(payload: JWTPayload): string {

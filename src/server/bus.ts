@@ -34,7 +34,7 @@ function startable(config: Readonly<RelaisConfig>, logger: Logger, kind: Broker[
 }
 
 function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  return url.replace(/\/\/[^@/]*@/, '//***@').replace(/(sentinel_password=)[^&]*/, '$1***');
 }
 
 /**
@@ -49,7 +49,20 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
     const url = config.redis_url;
     return {
       userLimiter: new RedisUserRateLimiter({ url, prefix: config.bus_prefix, limit: config.rate_limit.user, logger }),
-      broker: startable(config, logger, 'redis', () => new RedisBroker({ url, prefix: config.bus_prefix, nodeId, logger })),
+      broker: startable(
+        config,
+        logger,
+        'redis',
+        () =>
+          new RedisBroker({
+            url,
+            prefix: config.bus_prefix,
+            nodeId,
+            logger,
+            replicaAcks: config.redis_replica_acks,
+            replicaAckTimeoutMs: config.redis_replica_ack_timeout,
+          }),
+      ),
       presence: new RedisPresenceManager({ url: config.redis_url, prefix: config.bus_prefix }),
       description: `cluster mode: Redis bus at ${redact(config.redis_url)} (prefix "${config.bus_prefix}"); instances sharing it form one cluster`,
       label: `the Redis bus at ${redact(config.redis_url)}`,

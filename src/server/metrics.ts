@@ -130,6 +130,36 @@ export function createMetrics(sources: MetricsSources): Registry {
   });
   stats.observeSseLatency = (ms) => sseLatency.observe(ms);
 
+  new Counter({
+    name: 'relais_snapshot_cache_hits_total',
+    help: 'Latest-value reads (server API latest) answered from this node\'s memory',
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (stats.snapshotHits > 0) this.inc(stats.snapshotHits);
+    },
+  });
+
+  new Counter({
+    name: 'relais_snapshot_cache_misses_total',
+    help: 'Latest-value reads (server API latest) that read the message bus or store',
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (stats.snapshotMisses > 0) this.inc(stats.snapshotMisses);
+    },
+  });
+
+  new Gauge({
+    name: 'relais_snapshot_cache_hit_ratio',
+    help: 'Share of latest-value reads answered from memory since start (seed 001 REDIS_CACHE_HIT_RATIO), 0 to 1',
+    registers: [registry],
+    collect() {
+      const total = stats.snapshotHits + stats.snapshotMisses;
+      this.set(total === 0 ? 0 : stats.snapshotHits / total);
+    },
+  });
+
   new Gauge({
     name: 'relais_channels',
     help: 'Channels with subscribers on this node',

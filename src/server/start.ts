@@ -7,8 +7,9 @@ import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { RpcRouter } from '../core/rpc_router.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
+import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
 import { EmulationEndpoint } from '../transports/emulation/handler_emulation.js';
-import { registerRoutes } from '../transports/http/routes.js';
+import { registerRoutes, serveSse } from '../transports/http/routes.js';
 import { registerEmulationRoutes } from '../transports/http/routes_emulation.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
@@ -41,7 +42,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const config = loaded.config;
   for (const warning of loaded.warnings) logger.warn(warning);
 
-  const tokens = await JwtVerifier.create(config.token);
+  const tokens = JwtVerifier.create(config.token);
   const proxy =
     config.proxy.rpc_url || config.proxy.send_url
       ? new HttpProxy({
@@ -128,6 +129,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
   registerEmulationRoutes(app, { node, emulation });
+  const jobs = attachJobs(config, sse, logger);
+  if (jobs) {
+    app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(JOB_STREAM_ROUTE, (request, reply) =>
+      serveSse(node, sse, request, reply, [jobs.channelOf(request.params.id)], 'data'),
+    );
+  }
   // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
   await app.listen({ host: config.host, port: config.port, backlog: 4096 });
   const address = app.server.address();

@@ -60,7 +60,7 @@ export async function inProcessNode(broker: Broker, overrides: RelaisConfigInput
     config,
     broker,
     presence: new MemoryPresenceManager(),
-    tokens: await JwtVerifier.create(config.token),
+    tokens: JwtVerifier.create(config.token),
     logger: pino({ level: 'silent' }),
     version: 'test',
     store,

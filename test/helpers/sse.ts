@@ -35,6 +35,8 @@ export interface EventSourceClientOptions {
   readonly token?: string | (() => Promise<string>);
   /** Extra request headers of the first connection only (such as an explicit Last-Event-ID). */
   readonly firstHeaders?: Record<string, string>;
+  /** Further named events to record (a feature's, such as `progress` and `complete`). */
+  readonly events?: readonly string[];
 }
 
 /** A request the EventSource made and what the server answered. */
@@ -71,7 +73,7 @@ export class EventSourceClient {
     this.source = new EventSource(url, { fetch: fetchWithAuth });
     this.source.addEventListener('open', () => this.opens++);
     this.source.addEventListener('message', (e) => this.events.push({ type: 'message', data: String(e.data), id: e.lastEventId }));
-    for (const type of NAMED_EVENTS) {
+    for (const type of [...NAMED_EVENTS, ...(options.events ?? [])]) {
       this.source.addEventListener(type, (e: MessageEvent) => this.events.push({ type, data: String(e.data), id: e.lastEventId }));
     }
     this.source.addEventListener('error', (e) => this.errors.push({ code: e.code, message: e.message }));

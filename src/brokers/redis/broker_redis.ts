@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { compileGlob } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
 import type { JsonText } from '../../core/json.js';
@@ -31,14 +30,21 @@ import {
   startHealthCheck,
   unavailable,
   watchConnection,
+  type RedisClient,
   type RedisLogger,
 } from './connection.js';
 import { RedisKeys } from './keys.js';
+import { PublishQueue, type ReplicaAcks } from './publish_queue.js';
 import { HISTORY, PUBLISH } from './scripts.js';
 import { BusSubscriptions } from './subscriptions.js';
+import { parseRedisUrl, type RedisTarget } from './target.js';
 
 export interface RedisBrokerOptions {
-  /** `redis://` or `rediss://` (TLS) URL, with credentials and database if any. */
+  /**
+   * `redis://` or `rediss://` (TLS) URL, with credentials and database if any;
+   * `redis+cluster://host:port,...` for a Cluster, `redis+sentinel://host:port,.../master`
+   * for a Sentinel group (target.ts).
+   */
   readonly url: string;
   /** Starts every key and pub/sub channel of this deployment; nodes sharing it form one cluster. */
   readonly prefix: string;
@@ -49,9 +55,19 @@ export interface RedisBrokerOptions {
    * SPUBLISH / SSUBSCRIBE (Redis 7) instead of PUBLISH / SUBSCRIBE: on a Cluster, a
    * publication then travels only within its channel's shard instead of to every node of
    * the Cluster. Every node of a deployment must use the same mode. Redis has no sharded
-   * pattern subscription: `subscribePattern` then rejects with NOT_AVAILABLE.
+   * pattern subscription: `subscribePattern` then rejects with NOT_AVAILABLE. Always on
+   * for a Cluster URL.
    */
   readonly shardedPubSub?: boolean;
+  /**
+   * Replicas that must hold a publication's history write (WAIT) before its publish
+   * resolves, so that a failover to a replica loses nothing acknowledged; 0 (default): no
+   * WAIT. A publish not confirmed within `replicaAckTimeoutMs` rejects with
+   * BROKER_UNAVAILABLE (it may have been published: retry with the idempotency key).
+   */
+  readonly replicaAcks?: number;
+  /** Longest WAIT for the replicas, ms; default 500. */
+  readonly replicaAckTimeoutMs?: number;
   /** Longest a command may wait for its reply, ms; default 5000. */
   readonly commandTimeoutMs?: number;
   /** Longest `start` waits for Redis, ms; default 5000. */
@@ -63,6 +79,8 @@ export interface RedisBrokerOptions {
 /** Meta TTL of a stream created by a read, before a publish sets its namespace's own. */
 const READ_CREATED_META_TTL_MS = 24 * 3_600_000;
 const DEFAULT_IDEMPOTENT_RESULT_TTL_MS = 300_000;
+/** Cluster: resubscription rounds closer together than this cause one resync. */
+const RESYNC_COALESCE_MS = 500;
 
 function newEpoch(): string {
   return randomBytes(6).toString('base64url');
@@ -105,24 +123,30 @@ export class RedisBroker implements Broker {
   private readonly commandTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly publishCommand: 'publish' | 'spublish';
-  private commands: Redis | undefined;
-  private subscriber: Redis | undefined;
+  private readonly target: RedisTarget;
+  private readonly publishQueue: PublishQueue;
+  private commands: RedisClient | undefined;
+  private subscriber: RedisClient | undefined;
   private handler: BrokerEventHandler | undefined;
   private readonly subscriptions: BusSubscriptions;
   private readonly copies = new BusCopies();
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
   private stopHealthChecks: (() => void)[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RedisBrokerOptions) {
-    if (!/^rediss?:\/\//.test(options.url)) throw new Error('redis url must start with redis:// or rediss://');
+    this.target = parseRedisUrl(options.url);
     this.options = options;
     this.keys = new RedisKeys(options.prefix);
     this.logger = options.logger ?? silentLogger;
-    this.sharded = options.shardedPubSub ?? false;
+    // Classic pub/sub on a Cluster sends every message to every node of the Cluster.
+    this.sharded = this.target.kind === 'cluster' || (options.shardedPubSub ?? false);
     this.publishCommand = this.sharded ? 'spublish' : 'publish';
     this.commandTimeoutMs = options.commandTimeoutMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.subscriptions = new BusSubscriptions(() => this.subscriber, this.sharded);
+    const acks: ReplicaAcks = { replicas: Math.max(0, Math.floor(options.replicaAcks ?? 0)), timeoutMs: Math.max(1, Math.floor(options.replicaAckTimeoutMs ?? 500)) };
+    this.publishQueue = new PublishQueue(() => this.running('publish'), PUBLISH, acks, this.target.kind === 'cluster', this.publishCommand);
   }
 
   async start(handler: BrokerEventHandler): Promise<void> {
@@ -131,8 +155,8 @@ export class RedisBroker implements Broker {
     this.handler = handler;
     const { url, nodeId, prefix } = this.options;
     const connection = { commandTimeoutMs: this.commandTimeoutMs, connectTimeoutMs: this.connectTimeoutMs };
-    const commands = createConnection(url, { ...connection, name: `${prefix}:${nodeId}:cmd` });
-    const subscriber = createConnection(url, { ...connection, name: `${prefix}:${nodeId}:sub` });
+    const commands = createConnection(this.target, { ...connection, name: `${prefix}:${nodeId}:cmd` });
+    const subscriber = createConnection(this.target, { ...connection, name: `${prefix}:${nodeId}:sub`, subscriber: true });
     this.commands = commands;
     this.subscriber = subscriber;
     watchConnection(commands, 'commands', url, this.logger);
@@ -155,13 +179,28 @@ export class RedisBroker implements Broker {
       throw new RelaisError('BROKER_UNAVAILABLE', `redis unreachable at ${redactUrl(url)}`, { cause: err });
     }
     if (this.closed()) throw new RelaisError('BROKER_UNAVAILABLE', 'redis broker closed while starting');
-    // Registered only now: the first `ready` was start's own.
-    subscriber.on('ready', () => void this.resubscribe());
     const interval = this.options.healthCheckIntervalMs ?? 5000;
-    this.stopHealthChecks = [
-      startHealthCheck(commands, interval, 'commands', this.logger),
-      startHealthCheck(subscriber, interval, 'subscriber', this.logger),
-    ];
+    if (this.target.kind === 'cluster') {
+      // ioredis keeps one subscriber per master and subscribes its channels again itself
+      // whenever the slots move (a failover) or a subscriber connection is replaced; then
+      // the node resyncs through history.
+      // ioredis announces one such round per slots refresh, several a second while a master
+      // is down: one resync per RESYNC_COALESCE_MS covers them.
+      subscriber.on('subscribersReady', () => {
+        this.resyncTimer ??= setTimeout(() => {
+          this.resyncTimer = undefined;
+          this.resync();
+        }, RESYNC_COALESCE_MS);
+      });
+      this.stopHealthChecks = [startHealthCheck(commands, interval, 'commands', this.logger)];
+    } else {
+      // Registered only now: the first `ready` was start's own.
+      subscriber.on('ready', () => void this.resubscribe());
+      this.stopHealthChecks = [
+        startHealthCheck(commands, interval, 'commands', this.logger),
+        startHealthCheck(subscriber, interval, 'subscriber', this.logger),
+      ];
+    }
     this.state = 'running';
   }
 
@@ -191,9 +230,7 @@ export class RedisBroker implements Broker {
     }
     const keys = [this.keys.stream(channel), this.keys.meta(channel)];
     if (options.idempotencyKey !== undefined) keys.push(this.keys.idempotency(channel, options.idempotencyKey));
-    let reply: unknown;
-    try {
-      reply = await PUBLISH.run(commands, keys, [
+    const reply = await this.publishQueue.run(channel, bus, keys, [
         this.publishCommand,
         bus,
         tail,
@@ -203,9 +240,6 @@ export class RedisBroker implements Broker {
         newEpoch(),
         Math.max(1, Math.floor(options.idempotentResultTtlMs ?? DEFAULT_IDEMPOTENT_RESULT_TTL_MS)),
       ]);
-    } catch (err) {
-      throw unavailable('publish', err);
-    }
     return positionOf(reply);
   }
 
@@ -304,16 +338,20 @@ export class RedisBroker implements Broker {
     const commands = this.running('streamChannels');
     const match = compileGlob(pattern);
     const found = new Set<string>();
-    let cursor = '0';
+    // On a Cluster every master holds its own slots' keys: each is scanned.
+    const servers = 'nodes' in commands ? commands.nodes('master') : [commands];
     try {
-      do {
-        const [next, keys] = await commands.scan(cursor, 'MATCH', this.keys.metaScanPattern(pattern), 'COUNT', 1000);
-        cursor = next;
-        for (const key of keys) {
-          const channel = this.keys.channelOfMeta(key);
-          if (channel !== undefined && match(channel)) found.add(channel);
-        }
-      } while (cursor !== '0');
+      for (const server of servers) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await server.scan(cursor, 'MATCH', this.keys.metaScanPattern(pattern), 'COUNT', 1000);
+          cursor = next;
+          for (const key of keys) {
+            const channel = this.keys.channelOfMeta(key);
+            if (channel !== undefined && match(channel)) found.add(channel);
+          }
+        } while (cursor !== '0');
+      }
     } catch (err) {
       throw unavailable('streamChannels', err);
     }
@@ -334,8 +372,9 @@ export class RedisBroker implements Broker {
     this.state = 'closed';
     this.handler = undefined;
     for (const stop of this.stopHealthChecks) stop();
+    clearTimeout(this.resyncTimer);
     this.subscriptions.clear(new RelaisError('BROKER_UNAVAILABLE', 'redis broker closed'));
-    const connections = [this.commands, this.subscriber].filter((c): c is Redis => c !== undefined);
+    const connections = [this.commands, this.subscriber].filter((c): c is RedisClient => c !== undefined);
     this.commands = undefined;
     this.subscriber = undefined;
     await Promise.all(connections.map((c) => closeConnection(c, this.commandTimeoutMs)));
@@ -346,7 +385,7 @@ export class RedisBroker implements Broker {
     return this.state === 'closed';
   }
 
-  private running(operation: string): Redis {
+  private running(operation: string): RedisClient {
     if (this.state !== 'running' || !this.commands) {
       throw new RelaisError('BROKER_UNAVAILABLE', `redis ${operation}: the broker is ${this.state === 'closed' ? 'closed' : 'not started'}`);
     }
@@ -387,6 +426,11 @@ export class RedisBroker implements Broker {
       subscriber.disconnect(true);
       return;
     }
+    this.resync();
+  }
+
+  private resync(): void {
+    if (this.state !== 'running') return;
     try {
       this.handler?.handleResync();
     } catch (err) {

@@ -4,8 +4,12 @@
  * every command has a deadline. Callers see failures as BROKER_UNAVAILABLE and decide
  * themselves whether to retry; the connection keeps reconnecting in the background.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { RelaisError } from '../../core/errors.js';
+import { parseRedisUrl, redactRedisUrl, type RedisTarget } from './target.js';
+
+/** A connection to one server, through Sentinel to the current master, or to a whole Cluster. */
+export type RedisClient = Redis | Cluster;
 
 /** What the Redis broker logs: a pino logger fits. */
 export interface RedisLogger {
@@ -26,6 +30,11 @@ export interface ConnectionOptions {
    * the one-attempt retry policy still bound how long a queued command waits.
    */
   readonly offlineQueue?: boolean;
+  /**
+   * A connection that only subscribes. On a Cluster it holds one connection per master
+   * (ioredis `shardedSubscribers`), each SSUBSCRIBE going to the shard of its channel.
+   */
+  readonly subscriber?: boolean;
 }
 
 /** Reconnect backoff: 100 ms doubling to 2 s, forever. */
@@ -33,8 +42,9 @@ export function reconnectDelayMs(attempt: number): number {
   return Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 5), 2000);
 }
 
-export function createConnection(url: string, options: ConnectionOptions): Redis {
-  return new Redis(url, {
+/** The options shared by every connection to one Redis server, whatever the deployment shape. */
+function serverOptions(options: ConnectionOptions): RedisOptions {
+  return {
     lazyConnect: true,
     connectionName: options.name,
     connectTimeout: options.connectTimeoutMs,
@@ -49,11 +59,59 @@ export function createConnection(url: string, options: ConnectionOptions): Redis
     // The broker resubscribes itself after a reconnect, then tells the node to resync.
     autoResubscribe: false,
     retryStrategy: reconnectDelayMs,
-  });
+  };
+}
+
+export function createConnection(url: string | RedisTarget, options: ConnectionOptions): RedisClient {
+  const target = typeof url === 'string' ? parseRedisUrl(url) : url;
+  if (target.kind === 'single') return new Redis(target.url, serverOptions(options));
+  if (target.kind === 'sentinel') {
+    return new Redis({
+      ...serverOptions(options),
+      sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
+      name: target.masterName,
+      db: target.db,
+      ...(target.username === undefined ? {} : { username: target.username }),
+      ...(target.password === undefined ? {} : { password: target.password }),
+      ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+      ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+      // Sentinel announces a promotion on +switch-master: reconnect to the new master at once
+      // instead of waiting for the old one's connection to fail.
+      failoverDetector: true,
+      sentinelRetryStrategy: reconnectDelayMs,
+      // A master demoted by a failover answers writes with READONLY: reconnect (Sentinel
+      // then gives the new master) and let the failed command reject, never resend it.
+      reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
+    });
+  }
+  // Node connections: the fast-fail settings of a single server; ioredis itself decides
+  // their reconnects and queue (it opens them lazily, on the first command routed there).
+  const { enableOfflineQueue: _queue, retryStrategy: _retry, ...server } = serverOptions(options);
+  const clusterOptions: ClusterOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: options.offlineQueue ?? false,
+    // A command refused during a failover (CLUSTERDOWN) or whose connection closed may have
+    // run (the latter): reject it rather than send it again after a delay.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    clusterRetryStrategy: reconnectDelayMs,
+    slotsRefreshTimeout: options.connectTimeoutMs,
+    redisOptions: {
+      ...server,
+      ...(target.username === undefined ? {} : { username: target.username }),
+      ...(target.password === undefined ? {} : { password: target.password }),
+      ...(target.tls ? { tls: {} } : {}),
+    },
+    ...(options.subscriber ? { shardedSubscribers: true } : {}),
+  };
+  return new Cluster(
+    target.nodes.map(({ host, port }) => ({ host, port })),
+    clusterOptions,
+  );
 }
 
 /** Resolves once the connection is ready; rejects (leaving it closed) after `timeoutMs`. */
-export async function connectWithin(redis: Redis, timeoutMs: number): Promise<void> {
+export async function connectWithin(redis: RedisClient, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const connecting = redis.connect();
   // The race below may settle on the timer first: the connect promise must never go unhandled.
@@ -74,7 +132,7 @@ export async function connectWithin(redis: Redis, timeoutMs: number): Promise<vo
 }
 
 /** QUIT when the link is up (pending replies arrive first), then make sure it is closed. */
-export async function closeConnection(redis: Redis, timeoutMs: number): Promise<void> {
+export async function closeConnection(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') {
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -98,7 +156,7 @@ export async function closeConnection(redis: Redis, timeoutMs: number): Promise<
  * (ioredis reports an error per attempt), and once when it ends. Also keeps ioredis from
  * printing unhandled error events. Errors before the first `ready` are start's to report.
  */
-export function watchConnection(redis: Redis, what: string, url: string, logger: RedisLogger): void {
+export function watchConnection(redis: RedisClient, what: string, url: string, logger: RedisLogger): void {
   const context = { redis: redactUrl(url), connection: what };
   let up = false;
   let lost = false;
@@ -132,7 +190,7 @@ export function watchConnection(redis: Redis, what: string, url: string, logger:
  * later: a subscriber would miss publications unaware. A failed ping drops the connection,
  * which reconnects (and a subscriber then resubscribes and resyncs). Returns the stopper.
  */
-export function startHealthCheck(redis: Redis, intervalMs: number, what: string, logger: RedisLogger): () => void {
+export function startHealthCheck(redis: RedisClient, intervalMs: number, what: string, logger: RedisLogger): () => void {
   if (intervalMs <= 0) return () => undefined;
   let inFlight = false;
   const timer = setInterval(() => {
@@ -162,11 +220,5 @@ export function unavailable(operation: string, err: unknown): RelaisError {
 
 /** The URL without its password, for logs and errors. */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis://(unparseable url)';
-  }
+  return redactRedisUrl(url);
 }

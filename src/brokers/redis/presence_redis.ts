@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis';
 import { RelaisError } from '../../core/errors.js';
 import type { ClientInfo } from '../../core/publication.js';
 import type { PresenceManager, PresenceStats } from '../broker.js';
 import { decodeClientInfo, encodeClientInfo } from './codec.js';
-import { closeConnection, createConnection, unavailable, watchConnection, silentLogger, type RedisLogger } from './connection.js';
+import { closeConnection, createConnection, unavailable, watchConnection, silentLogger, type RedisClient, type RedisLogger } from './connection.js';
 import { RedisKeys } from './keys.js';
 import { PRESENCE_ADD, PRESENCE_GET, PRESENCE_REMOVE, PRESENCE_STATS, type LuaScript } from './scripts.js';
 
@@ -15,13 +14,13 @@ export type RedisPresenceOptions = {
   readonly commandTimeoutMs?: number;
 } & (
   | {
-      /** `redis://` or `rediss://`: the manager opens, and closes, its own connection. */
+      /** A REDIS_URL (target.ts): the manager opens, and closes, its own connection. */
       readonly url: string;
       readonly nodeId?: string;
     }
   | {
       /** A connection owned by the caller, who closes it: `close` leaves it open. */
-      readonly client: Redis;
+      readonly client: RedisClient;
     }
 );
 
@@ -35,7 +34,7 @@ export type RedisPresenceOptions = {
  */
 export class RedisPresenceManager implements PresenceManager {
   private readonly keys: RedisKeys;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly owned: boolean;
   private readonly commandTimeoutMs: number;
   private closed = false;
@@ -47,7 +46,6 @@ export class RedisPresenceManager implements PresenceManager {
       this.redis = options.client;
       this.owned = false;
     } else {
-      if (!/^rediss?:\/\//.test(options.url)) throw new Error('redis url must start with redis:// or rediss://');
       // Connects on first use: presence has no start. Commands made before the connection is
       // up wait for it, bounded by the command deadline; one made while Redis is down
       // rejects at the next failed reconnect attempt at the latest.

@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { RateLimit, UserRateLimiter } from '../../core/rate_limit.js';
 import { KeyedBuckets } from '../../core/rate_limit.js';
-import { createConnection, type RedisLogger } from './connection.js';
+import { createConnection, type RedisClient, type RedisLogger } from './connection.js';
 import { LuaScript } from './scripts.js';
 
 /**
@@ -44,7 +43,7 @@ export interface RedisUserRateLimiterOptions {
  * every command or letting everything through.
  */
 export class RedisUserRateLimiter implements UserRateLimiter {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly local: KeyedBuckets;
   private degraded = false;
 

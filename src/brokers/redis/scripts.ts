@@ -10,7 +10,7 @@
  * so every script does its fallible work before its first write.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 /** A script run by EVALSHA, falling back to EVAL (which also caches it) when Redis lost it. */
 export class LuaScript {
@@ -23,7 +23,7 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -55,10 +55,13 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
  * TTL it was published with, even when the namespace's TTL changes later.
  *
  * KEYS: 1 stream, 2 meta, 3 idempotency result (optional)
- * ARGV: 1 'publish' | 'spublish', 2 bus channel, 3 frame tail (codec.publicationTail),
+ * ARGV: 1 'publish' | 'spublish', or '' to leave the sending to the caller (after WAIT: a
+ *       publication is then seen by subscribers only once replicas hold it),
+ *       2 bus channel, 3 frame tail (codec.publicationTail),
  *       4 history size, 5 history TTL ms, 6 meta TTL ms (<= 0: no expiry),
  *       7 epoch for a stream that has none, 8 idempotent result TTL ms
- * Returns: {offset, epoch, 1 when an earlier publish with the same key answered}
+ * Returns: {offset, epoch, 1 when an earlier publish with the same key answered, the frame
+ * to send when ARGV[1] is '' and this call published}
  */
 export const PUBLISH = new LuaScript(
   'publish',
@@ -109,10 +112,11 @@ if size > 0 then
 else
   frame = '[{"offset":0,"epoch":"","time":' .. string.format('%d', now) .. ARGV[3]
 end
-redis.call(ARGV[1], ARGV[2], frame)
 if KEYS[3] then
   redis.call('set', KEYS[3], string.format('%d', offset) .. ':' .. epoch, 'PX', ARGV[8])
 end
+if ARGV[1] == '' then return {offset, epoch, 0, frame} end
+redis.call(ARGV[1], ARGV[2], frame)
 return {offset, epoch, 0}
 `,
 );

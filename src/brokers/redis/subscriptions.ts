@@ -4,7 +4,7 @@
  * are sent as one command per kind (the node subscribes channel by channel, often hundreds
  * at once when clients connect).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { compileGlob, type GlobMatcher } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
 
@@ -46,7 +46,7 @@ export class BusSubscriptions {
    *   channels of one slot per command); SUBSCRIBE many otherwise.
    */
   constructor(
-    private readonly connection: () => Redis | undefined,
+    private readonly connection: () => RedisClient | undefined,
     private readonly sharded: boolean,
   ) {}
 

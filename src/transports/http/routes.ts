@@ -9,6 +9,7 @@ import { NodeStats } from '../../core/stats.js';
 import { errorBody, toWireJson, type ServerApi } from '../../server/api.js';
 import { isOriginAllowed } from '../origin.js';
 import type { SseEndpoint } from '../sse/handler_sse.js';
+import type { SseDataFormat } from '../sse/channel_events.js';
 import type { WebSocketEndpoint } from '../websocket/handler_websocket.js';
 
 export interface HttpRoutesOptions {
@@ -51,6 +52,36 @@ function list(value: unknown): string[] {
   return values.filter((v): v is string => typeof v === 'string' && v !== '');
 }
 
+/**
+ * Answers an SSE request for `channels`: token (Bearer or `?token=`), Last-Event-ID (header or
+ * `?last_event_id=`), origin check, then the stream. `/sse` and features' stream routes use it.
+ */
+export async function serveSse(
+  node: Node,
+  sse: SseEndpoint,
+  request: FastifyRequest<{ Querystring: Record<string, unknown> }>,
+  reply: FastifyReply,
+  channels: readonly string[],
+  format: SseDataFormat = 'envelope',
+): Promise<void> {
+  const token = bearer(request) ?? (typeof request.query['token'] === 'string' ? request.query['token'] : undefined);
+  const header = request.headers['last-event-id'];
+  const lastEventId =
+    typeof header === 'string' ? header : typeof request.query['last_event_id'] === 'string' ? request.query['last_event_id'] : undefined;
+  // Browsers send Origin on cross-site EventSource requests: the same rule as WebSocket.
+  const origin = request.headers.origin;
+  if (!isOriginAllowed(origin, node.config.allowed_origins)) throw new RelaisError('FORBIDDEN', 'origin not allowed');
+  const sseRequest = { channels, token, lastEventId, format };
+  const grant = await sse.authorize(sseRequest);
+  reply.hijack();
+  if (origin !== undefined) {
+    // CORS: without it the browser does not hand the stream to the page.
+    reply.raw.setHeader('Access-Control-Allow-Origin', origin);
+    reply.raw.setHeader('Vary', 'Origin');
+  }
+  await sse.open(reply.raw, sseRequest, grant);
+}
+
 /** HTTP routes: health, server API, SSE, and the WebSocket upgrade. */
 export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>, options: HttpRoutesOptions): void {
   const { node, api, sse, websocket } = options;
@@ -85,7 +116,7 @@ export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, Ser
 
   app.get('/healthz', (_request, reply) => reply.type('application/json').send('{"status":"ok"}'));
 
-  app.post<{ Params: { method: string } }>('/api/:method', async (request, reply) => {
+  const callApi = async (request: FastifyRequest, reply: FastifyReply, method: string, params: unknown): Promise<FastifyReply> => {
     const key = presentedKey(request);
     if (key === undefined || !timingSafeEqual(digest(key), expectedKey)) {
       return sendError(reply, new RelaisError('UNAUTHORIZED', 'missing or wrong API key (header X-API-Key)'));
@@ -95,33 +126,24 @@ export function registerRoutes(app: FastifyInstance<Server, IncomingMessage, Ser
       return sendError(reply, new RelaisError('RATE_LIMITED', 'too many API requests for this key'));
     }
     try {
-      const result = await api.call(request.params.method, request.body);
+      const result = await api.call(method, params);
       return reply.type('application/json').send(`{"result":${toWireJson(result)}}`);
     } catch (err) {
       const error = toRelaisError(err);
-      if (error.code === 'INTERNAL') node.logger.error({ err, method: request.params.method }, 'api call failed');
+      if (error.code === 'INTERNAL') node.logger.error({ err, method }, 'api call failed');
       return sendError(reply, error);
     }
+  };
+
+  app.post<{ Params: { method: string } }>('/api/:method', (request, reply) => callApi(request, reply, request.params.method, request.body));
+
+  // A channel's current value for a plain GET (curl, a cache in front): the `latest` method.
+  app.get<{ Querystring: Record<string, unknown> }>('/api/latest', (request, reply) => {
+    const channel = request.query['channel'];
+    return callApi(request, reply, 'latest', typeof channel === 'string' ? { channel } : {});
   });
 
-  app.get<{ Querystring: Record<string, unknown> }>('/sse', async (request, reply) => {
-    const token = bearer(request) ?? (typeof request.query['token'] === 'string' ? request.query['token'] : undefined);
-    const header = request.headers['last-event-id'];
-    const lastEventId =
-      typeof header === 'string' ? header : typeof request.query['last_event_id'] === 'string' ? request.query['last_event_id'] : undefined;
-    // Browsers send Origin on cross-site EventSource requests: the same rule as WebSocket.
-    const origin = request.headers.origin;
-    if (!isOriginAllowed(origin, node.config.allowed_origins)) throw new RelaisError('FORBIDDEN', 'origin not allowed');
-    const sseRequest = { channels: list(request.query['channel']), token, lastEventId };
-    const grant = await sse.authorize(sseRequest);
-    reply.hijack();
-    if (origin !== undefined) {
-      // CORS: without it the browser does not hand the stream to the page.
-      reply.raw.setHeader('Access-Control-Allow-Origin', origin);
-      reply.raw.setHeader('Vary', 'Origin');
-    }
-    await sse.open(reply.raw, sseRequest, grant);
-  });
+  app.get<{ Querystring: Record<string, unknown> }>('/sse', (request, reply) => serveSse(node, sse, request, reply, list(request.query['channel'])));
 
   app.server.on('upgrade', (request, socket, head: Buffer) => {
     const path = (request.url ?? '').split('?')[0];

@@ -9,13 +9,16 @@ import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
 import { FlushScheduler } from '../flush_scheduler.js';
-import { MAX_PATTERN_POSITIONS, SseChannelSubscription, SseClient, SseStream, sseEventData } from './sse_stream.js';
+import { MAX_PATTERN_POSITIONS, SseChannelSubscription, SseClient, SseStream, sseBareData, sseEventData } from './sse_stream.js';
+import type { SseChannelEvents, SseDataFormat } from './channel_events.js';
 import { decodeEventId, type StreamCursor } from './event_id.js';
 
 export interface SseRequest {
   readonly channels: readonly string[];
   readonly token: string | undefined;
   readonly lastEventId: string | undefined;
+  /** What a publication event carries; the envelope by default. */
+  readonly format?: SseDataFormat;
 }
 
 /** What an authorized request may stream, and until when. */
@@ -39,6 +42,7 @@ export class SseEndpoint {
   private readonly streams = new Set<SseStream>();
   private readonly streamsPerUser = new Map<string, number>();
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly channelEvents = new Map<string, SseChannelEvents>();
 
   constructor(
     private readonly node: Node,
@@ -48,6 +52,12 @@ export class SseEndpoint {
       for (const stream of this.streams) stream.comment('ping');
     }, node.config.sse.heartbeat_interval);
     this.heartbeat.unref();
+  }
+
+  /** Gives the publications of `namespace` a feature's event names and final event (one per namespace). */
+  useChannelEvents(namespace: string, events: SseChannelEvents): void {
+    if (this.channelEvents.has(namespace)) throw new Error(`namespace "${namespace}" already has SSE channel events`);
+    this.channelEvents.set(namespace, events);
   }
 
   get streamCount(): number {
@@ -102,6 +112,12 @@ export class SseEndpoint {
     const decoded = decodeEventId(request.lastEventId);
     // A time ahead of this clock would hide the next publications of every new glob channel.
     const cursor = decoded && { time: Math.min(decoded.time, Date.now()), positions: decoded.positions };
+    if (cursor && (await this.endedBefore(cursor.positions, grant))) {
+      // 204 is how a server tells EventSource not to reconnect: the stream already ended.
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
     this.streams.add(stream);
     this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
@@ -124,12 +140,13 @@ export class SseEndpoint {
     res.write(': relais\nretry: 2000\n\n');
     if (grant.expiresAt !== undefined) this.endAtExpiry(stream, grant.expiresAt);
     for (const channel of grant.channels) stream.markExact(channel.name);
+    stream.hasPatterns = grant.patterns.length > 0;
     // Ids written while the channels join must still carry the resumed position of those
     // not joined yet: a client cut off then would otherwise resume them from scratch.
     const resumed = cursor ? this.resumablePositions(cursor.positions, grant) : new Map<string, StreamPosition>();
     for (const [name, position] of resumed) stream.setPosition(name, position);
     try {
-      for (const channel of grant.channels) await this.joinChannel(stream, channel, resumed.get(channel.name));
+      for (const channel of grant.channels) await this.joinChannel(stream, channel, resumed.get(channel.name), request.format ?? 'envelope');
       for (const pattern of grant.patterns) await this.joinPattern(stream, pattern, cursor && { time: cursor.time, positions: resumed });
       stream.joined();
     } catch (err) {
@@ -184,11 +201,26 @@ export class SseEndpoint {
     stream.onClose(() => clearTimeout(timer));
   }
 
-  private async joinChannel(stream: SseStream, channel: ResolvedChannel, since: StreamPosition | undefined): Promise<void> {
+  /**
+   * Whether a resumed stream of one channel with a final event already got that channel's final
+   * publication: its position is at or past the channel's latest, and the latest is final.
+   */
+  private async endedBefore(positions: ReadonlyMap<string, StreamPosition>, grant: SseGrant): Promise<boolean> {
+    const channel = grant.channels[0];
+    if (grant.channels.length !== 1 || grant.patterns.length > 0 || !channel) return false;
+    const events = this.channelEvents.get(channel.namespace);
+    const position = positions.get(channel.name);
+    if (!events || !position || !keepsHistory(channel.options)) return false;
+    const snapshot = await this.node.latest(channel);
+    const latest = snapshot.publication;
+    return latest !== undefined && events.isFinal(latest) && position.epoch === latest.epoch && position.offset >= latest.offset;
+  }
+
+  private async joinChannel(stream: SseStream, channel: ResolvedChannel, since: StreamPosition | undefined, format: SseDataFormat): Promise<void> {
     if (stream.isClosed) return;
-    const sub = new SseChannelSubscription(stream);
+    const sub = new SseChannelSubscription(stream, this.channelEvents.get(channel.namespace), format === 'data' ? sseBareData : sseEventData);
     const recover = keepsHistory(channel.options) && since !== undefined;
-    await this.node.joinStream(channel, sub, { recover, ...(since ? { since } : {}) }, (result) => {
+    await this.node.joinStream(channel, sub, { recover, resume: true, ...(since ? { since } : {}) }, (result) => {
       if (result.position) {
         // Start just before what is replayed, so that each replayed event moves the position itself.
         const first = result.publications[0];
@@ -200,7 +232,7 @@ export class SseEndpoint {
         was_recovering: recover,
         recovered: recover && result.recovered,
       });
-      for (const pub of result.publications) stream.publication(channel.name, pub, sseEventData(channel.name, pub));
+      for (const pub of result.publications) sub.write(channel.name, pub, sub.dataOf(channel.name, pub), false);
     });
     stream.onClose(() => this.node.detach(channel.name, sub));
   }
@@ -234,7 +266,7 @@ export class SseEndpoint {
         continue;
       }
       if (r.since) stream.setPosition(channel, r.since);
-      for (const pub of r.publications) stream.publication(channel, pub, sseEventData(channel, pub));
+      for (const pub of r.publications) stream.publication(channel, pub, sseEventData(channel, pub), undefined, false);
     }
     stream.named('subscribed', { pattern: pattern.pattern, was_recovering: cursor !== undefined });
     for (const frames of sub.goLive()) stream.publication(frames.channel, frames.event, frames.get(sseEventData));

@@ -10,6 +10,7 @@ import { NodeStats } from '../../core/stats.js';
 import { StreamSubscriber } from '../../core/stream_subscriber.js';
 import type { FlushScheduler, Flushable } from '../flush_scheduler.js';
 import { encodeEventId } from './event_id.js';
+import type { SseChannelEvents } from './channel_events.js';
 
 /** The JSON of one publication event, shared by every SSE stream of the node. */
 export function sseEventData(channel: string, pub: Publication): string {
@@ -19,6 +20,11 @@ export function sseEventData(channel: string, pub: Publication): string {
   if (pub.info) out += `,"info":${encodeClientInfo(pub.info)}`;
   if (pub.tags) out += `,"tags":${JSON.stringify(pub.tags)}`;
   return `${out},"time":${pub.time}}`;
+}
+
+/** The data of a publication event on a route that streams one channel's payloads as they are (`/streams/batches/<id>`). */
+export function sseBareData(_channel: string, pub: Publication): string {
+  return pub.data;
 }
 
 /** An SSE `data:` field: one line per line of the payload. */
@@ -33,6 +39,10 @@ export const MAX_PATTERN_POSITIONS = 64;
 export class SseStream implements Flushable {
   readonly positions = new Map<string, StreamPosition>();
   private readonly exact = new Set<string>();
+  /** Exact channels whose final publication was written (see SseChannelEvents). */
+  private readonly ended = new Set<string>();
+  /** Whether the stream also follows globs (it then never ends on a channel's final event). */
+  hasPatterns = false;
   /**
    * The time written in ids: every publication of a glob's channel at or after it that is
    * not listed in the id still has to be delivered. It stays at the resumed id's time while
@@ -74,18 +84,22 @@ export class SseStream implements Flushable {
     if (this.queue.length === 1) this.scheduler.mark(this);
   }
 
-  /** A publication event; skipped when the stream already delivered that offset. */
-  publication(channel: string, pub: Publication, data: string): void {
+  /**
+   * A publication event; skipped when the stream already delivered that offset. `event` names
+   * it (unnamed: EventSource's `message`); `live` false for replayed ones (snapshot, recovery),
+   * which the publish-to-write latency does not count. Returns whether it was written.
+   */
+  publication(channel: string, pub: Publication, data: string, event?: string, live = true): boolean {
     if (pub.offset > 0) {
       const known = this.positions.get(channel);
       if (known && known.epoch === pub.epoch) {
-        if (pub.offset <= known.offset) return;
+        if (pub.offset <= known.offset) return false;
         // A glob channel the hub cannot check (no exact subscriber here) skipped offsets: end
         // the stream, its Last-Event-ID recovers the missing ones from history.
         if (pub.offset > known.offset + 1 && !this.joining) {
           NodeStats.inc(this.stats.outOfSequence, 'subscriber');
           this.close();
-          return;
+          return false;
         }
       }
       this.setPosition(channel, { offset: pub.offset, epoch: pub.epoch });
@@ -93,8 +107,21 @@ export class SseStream implements Flushable {
     if (pub.time > this.newestTime) this.newestTime = pub.time;
     if (!this.joining && pub.time > this.lastTime) this.lastTime = pub.time;
     this.stats.sseEvents++;
-    this.stats.observeSseLatency(Date.now() - pub.time);
-    this.enqueue(`id: ${encodeEventId(this.lastTime, this.positions)}\n${dataField(data)}\n`);
+    if (live) this.stats.observeSseLatency(Date.now() - pub.time);
+    this.enqueue(`${event ? `event: ${event}\n` : ''}id: ${encodeEventId(this.lastTime, this.positions)}\n${dataField(data)}\n`);
+    return true;
+  }
+
+  /**
+   * A channel's final event (after its final publication): the stream ends once every exact
+   * channel it follows has ended, and it follows no glob.
+   */
+  endChannel(channel: string, event: string, data: string): void {
+    this.enqueue(`event: ${event}\nid: ${encodeEventId(this.lastTime, this.positions)}\n${dataField(data)}\n`);
+    this.ended.add(channel);
+    if (this.hasPatterns) return;
+    for (const name of this.exact) if (!this.ended.has(name)) return;
+    this.close();
   }
 
   /** Every channel and glob has joined: whatever came before the newest publication was delivered. */
@@ -147,14 +174,29 @@ export class SseStream implements Flushable {
   }
 }
 
-/** One channel of an SSE stream. */
+/** One channel (or glob) of an SSE stream. */
 export class SseChannelSubscription extends StreamSubscriber {
-  constructor(private readonly stream: SseStream) {
+  constructor(
+    private readonly stream: SseStream,
+    private readonly events?: SseChannelEvents,
+    private readonly encode: (channel: string, pub: Publication) => string = sseEventData,
+  ) {
     super();
   }
 
   protected deliverPublication(frames: FrameCache<Publication>): void {
-    this.stream.publication(frames.channel, frames.event, frames.get(sseEventData));
+    this.write(frames.channel, frames.event, frames.get(this.encode), true);
+  }
+
+  /** Writes a publication, live or replayed, and its channel's final event after a final one. */
+  write(channel: string, pub: Publication, data: string, live: boolean): void {
+    if (!this.stream.publication(channel, pub, data, this.events?.event, live)) return;
+    if (this.events?.isFinal(pub)) this.stream.endChannel(channel, this.events.finalEvent, data);
+  }
+
+  /** The data of a publication of this subscription, as its stream writes it. */
+  dataOf(channel: string, pub: Publication): string {
+    return this.encode(channel, pub);
   }
 
   protected deliverJoin(_frames: FrameCache<ClientInfo>): void {}

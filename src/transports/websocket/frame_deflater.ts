@@ -1,5 +1,5 @@
 import { constants, deflateRawSync } from 'node:zlib';
-import { textFrame } from './text_frame.js';
+import { deflatedTextFrame, textFrame } from './frames.js';
 
 /** The permessage-deflate parameters every compressed connection of a node shares. */
 export interface DeflateParams {
@@ -27,7 +27,7 @@ export class FrameDeflater {
   /** The complete frame of `text`: compressed (RSV1 set) when at or above the threshold, else plain. */
   frame(text: string | Buffer): Buffer {
     const payload = typeof text === 'string' ? Buffer.from(text) : text;
-    if (payload.length < this.params.threshold) return textFrame(payload).frame;
+    if (payload.length < this.params.threshold) return textFrame(payload.toString()).frame;
     let deflated = deflateRawSync(payload, {
       level: this.params.level,
       memLevel: this.params.memLevel,
@@ -35,9 +35,6 @@ export class FrameDeflater {
       finishFlush: constants.Z_SYNC_FLUSH,
     });
     if (deflated.subarray(-4).equals(TRAILER)) deflated = deflated.subarray(0, -4);
-    const frame = textFrame(deflated).frame;
-    // RSV1: the payload is compressed.
-    frame[0] = 0xc1;
-    return frame;
+    return deflatedTextFrame(deflated).frame;
   }
 }

@@ -10,8 +10,8 @@ import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
 import { FrameDeflater } from './frame_deflater.js';
-import { textFrame } from './text_frame.js';
 import { isOriginAllowed } from '../origin.js';
+import { textFrame } from './frames.js';
 
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
 const SLOW_CLOSE_GRACE_MS = 1000;
@@ -41,7 +41,7 @@ class PreparedFrame implements PreparedPush {
  */
 function frameOf(message: string | PreparedPush, deflater: FrameDeflater | undefined): Buffer {
   if (message instanceof PreparedFrame) return deflater ? message.compressedFrame(deflater) : message.frame;
-  const text = typeof message === 'string' ? message : message.text;
+  const text = typeof message === 'string' ? message : message.text.toString();
   return deflater ? deflater.frame(text) : textFrame(text).frame;
 }
 
