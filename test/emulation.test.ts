@@ -160,3 +160,24 @@ describe('bidirectional emulation (HTTP-streaming, SSE)', () => {
     await stream.reply(1);
   });
 });
+
+describe('bidirectional emulation turned off', () => {
+  let relais: RelaisProcess;
+
+  beforeAll(async () => {
+    relais = await startRelais({ config: { emulation: { http_stream: false, sse: false } } });
+  });
+
+  afterAll(async () => {
+    await relais.stop();
+  });
+
+  it('serves neither stream nor /emulation (404 METHOD_NOT_FOUND)', async () => {
+    const stream = await fetch(`${relais.httpUrl}/connection/http_stream`, { method: 'POST', body: '{"id":1,"connect":{}}' });
+    expect(stream.status).toBe(404);
+    expect((await fetch(`${relais.httpUrl}/connection/sse?cf_connect=%7B%7D`)).status).toBe(404);
+    const emulation = await fetch(`${relais.httpUrl}/emulation`, { method: 'POST', body: '{}' });
+    expect(emulation.status).toBe(404);
+    expect(((await emulation.json()) as { error: { code: number } }).error.code).toBe(104);
+  });
+});
