@@ -4,8 +4,10 @@
  * `/emulation`, the disconnect push that ends a stream, and what bad input gets (a
  * documented error, never a crash). The SDK suite runs the full client over these transports.
  */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/clients.js';
+import { sample, scrape } from './helpers/metrics.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 
 /** A streamed response read message by message: lines (http_stream) or `data:` fields (sse). */
@@ -179,5 +181,54 @@ describe('bidirectional emulation turned off', () => {
     const emulation = await fetch(`${relais.httpUrl}/emulation`, { method: 'POST', body: '{}' });
     expect(emulation.status).toBe(404);
     expect(((await emulation.json()) as { error: { code: number } }).error.code).toBe(104);
+  });
+});
+
+describe('bidirectional emulation with a reader that stops reading', () => {
+  let relais: RelaisProcess;
+
+  beforeAll(async () => {
+    relais = await startRelais({ config: { client: { max_queue_bytes: 262_144 }, namespaces: { bulk: { allow_subscribe: 'authenticated' } } } });
+  });
+
+  afterAll(async () => {
+    await relais.stop();
+  });
+
+  it('cuts the stream as slow once its backlog passes client.max_queue_bytes, and keeps serving', async () => {
+    const token = await relais.token('slow-stream');
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(`${relais.httpUrl}/connection/http_stream`, { method: 'POST', headers: { 'content-type': 'application/json' } }, resolve);
+      req.once('error', reject);
+      req.end(JSON.stringify({ id: 1, connect: { token } }));
+    });
+    let head = '';
+    const connected = await new Promise<{ session: string; node: string }>((resolve) => {
+      response.on('data', (chunk: Buffer) => {
+        head += chunk.toString();
+        const line = head.split('\n')[0] ?? '';
+        if (head.includes('\n')) {
+          response.removeAllListeners('data');
+          response.pause();
+          resolve((JSON.parse(line) as { connect: { session: string; node: string } }).connect);
+        }
+      });
+    });
+    const ended = new Promise<void>((resolve) => response.socket.once('close', () => resolve()));
+    const subscribe = await fetch(`${relais.httpUrl}/emulation`, {
+      method: 'POST',
+      body: JSON.stringify({ ...connected, data: JSON.stringify({ id: 2, subscribe: { channel: 'bulk:firehose' } }) }),
+    });
+    expect(subscribe.status).toBe(204);
+    // Bounded: at most 400 publications of 60 KB (24 MB), far past the queue bound and the socket buffers.
+    let cut = false;
+    for (let n = 0; n < 400 && !cut; n++) {
+      await relais.call('publish', { channel: 'bulk:firehose', data: { n, pad: 'x'.repeat(60_000) } });
+      if (n % 20 === 19) cut = sample(await scrape(relais), 'relais_slow_consumer_disconnects_total') === 1;
+    }
+    expect(sample(await scrape(relais), 'relais_slow_consumer_disconnects_total')).toBe(1);
+    response.resume();
+    await ended;
+    expect((await fetch(`${relais.httpUrl}/healthz`)).status).toBe(200);
   });
 });
