@@ -7,6 +7,7 @@ const COLORS: Readonly<Record<TargetName, string>> = {
   socketio: '#2563eb',
   'socketio-redis': '#7c3aed',
   relais: '#dc2626',
+  'relais-protobuf': '#be185d',
   'relais-redis': '#ea580c',
   'relais-baseline': '#f59e0b',
   'relais-workers': '#b91c1c',

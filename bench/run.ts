@@ -25,7 +25,7 @@ const USAGE = `npm run bench -- [options]
        d reconnect with recovery: 1,000 clients drop and resubscribe from their offset
        e multi-instance fan-out over Redis (socketio-redis, relais-redis)
        f burst: 1 room x 100 subscribers, 2,000 to 20,000 publications/s
-  --targets ws,socketio,socketio-redis,relais,relais-redis,relais-baseline,relais-workers
+  --targets ws,socketio,socketio-redis,relais,relais-protobuf,relais-redis,relais-baseline,relais-workers
                                (default: the scenario's own list)
   --preset smoke|short|full    sizes and durations (default short)
   --rates 25,50,100            publication rates of the stepped scenarios

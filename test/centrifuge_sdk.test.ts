@@ -3,7 +3,8 @@
  * publish, history, presence, join/leave, recovery after a forced disconnect, private
  * messages, token refresh, subscription tokens and server-side subscriptions. Run for every
  * release of the compatibility matrix (the newest, the oldest 5.x, and 5.7.4, the last one
- * before the frame dispatch fix), and for the newest over each fallback transport.
+ * before the frame dispatch fix), for the newest's Protobuf build, and for the newest over
+ * each fallback transport.
  */
 import { randomBytes } from 'node:crypto';
 import type { SubscribedContext } from 'centrifuge';
@@ -12,7 +13,7 @@ import { busEnv, deletePrefix, sharedBusAvailable, SHARED_URL } from './helpers/
 import { sdkClient, sleep, waitFor, type SdkClient } from './helpers/clients.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 import { HTTP_STREAM, SSE_EMULATION, WEBSOCKET, type SdkConnection, type SdkTransport } from './helpers/sdk_transports.js';
-import { NEWEST_SDK, SDK_5_0, SDK_MATRIX, type SdkRelease } from './helpers/sdk_versions.js';
+import { NEWEST_PROTOBUF_SDK, NEWEST_SDK, SDK_5_0, SDK_MATRIX, type SdkRelease } from './helpers/sdk_versions.js';
 
 interface SdkCase {
   readonly sdk: SdkRelease;
@@ -24,12 +25,13 @@ interface SdkCase {
 }
 
 /**
- * Every SDK release over WebSocket, the newest against a server of 2 workers (relais serve
- * --workers 2), and the newest over HTTP-streaming and SSE emulation: on one instance, and
- * with its commands sent to another instance than its stream.
+ * Every SDK release over WebSocket, the newest's Protobuf build, the newest against a server
+ * of 2 workers (relais serve --workers 2), and the newest over HTTP-streaming and SSE
+ * emulation: on one instance, and with its commands sent to another instance than its stream.
  */
 const CASES: SdkCase[] = [
   ...SDK_MATRIX.map((sdk) => ({ sdk, transport: WEBSOCKET, label: sdk.version })),
+  { sdk: NEWEST_PROTOBUF_SDK, transport: WEBSOCKET, label: `${NEWEST_PROTOBUF_SDK.version} (Protobuf)` },
   { sdk: NEWEST_SDK, transport: WEBSOCKET, workers: 2, label: `${NEWEST_SDK.version} on 2 workers` },
   ...[HTTP_STREAM, SSE_EMULATION].flatMap((transport) => [
     { sdk: NEWEST_SDK, transport, label: `${NEWEST_SDK.version} over ${transport.name}` },
@@ -58,6 +60,7 @@ async function twoInstanceEnv(prefix: string): Promise<Record<string, string>> {
 
 describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, transport, twoInstances }) => {
   const { Centrifuge } = sdk;
+  const decode = (data: unknown): unknown => sdk.decode(data);
   let relais: RelaisProcess;
   /** Where emulation requests go: the second instance, or `relais` itself. */
   let commands: RelaisProcess | undefined;
@@ -100,15 +103,15 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
     await subB.ready(5000);
     await waitFor(() => joins.includes('bob'), 5000, 'join of bob');
 
-    await subA.publish({ text: 'Hello everyone!' });
+    await subA.publish(sdk.encode({ text: 'Hello everyone!' }));
     await waitFor(() => bob.pubs('chat:general').length === 1, 5000, 'bob receives');
     const got = bob.pubs('chat:general')[0];
-    expect(got?.data).toEqual({ text: 'Hello everyone!' });
+    expect(decode(got?.data)).toEqual({ text: 'Hello everyone!' });
     expect(got?.info?.user).toBe('alice');
     expect(got?.offset).toBe(1);
 
     const history = await subB.history({ limit: 10 });
-    expect(history.publications.map((p): unknown => p.data)).toEqual([{ text: 'Hello everyone!' }]);
+    expect(history.publications.map((p): unknown => decode(p.data))).toEqual([{ text: 'Hello everyone!' }]);
     expect(history.offset).toBe(1);
     expect(history.epoch).not.toBe('');
 
@@ -130,7 +133,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
     const sub = centrifuge.newSubscription('chat:recovery');
     sub.on('publication', (ctx) => {
       offsets.push(ctx.offset ?? -1);
-      values.push((ctx.data as { n: number }).n);
+      values.push((decode(ctx.data) as { n: number }).n);
     });
     sub.on('subscribed', (ctx) => subscribed.push(ctx));
     sub.subscribe();
@@ -163,7 +166,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
     const values: number[] = [];
     const subscribed: SubscribedContext[] = [];
     const sub = centrifuge.newSubscription('small:room');
-    sub.on('publication', (ctx) => values.push((ctx.data as { n: number }).n));
+    sub.on('publication', (ctx) => values.push((decode(ctx.data) as { n: number }).n));
     sub.on('subscribed', (ctx) => subscribed.push(ctx));
     sub.subscribe();
     centrifuge.connect();
@@ -209,11 +212,11 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
     const frank = await client('frank');
     const inbox = frank.subscribe('user:frank');
     await inbox.ready(5000);
-    await erin.centrifuge.publish('@frank', { text: 'psst', info: { user: 'mallory' } });
+    await erin.centrifuge.publish('@frank', sdk.encode({ text: 'psst', info: { user: 'mallory' } }));
     await waitFor(() => frank.pubs('user:frank').length === 1, 5000, 'direct message');
     const dm = frank.pubs('user:frank')[0];
     expect(dm?.info?.user).toBe('erin');
-    expect(dm?.data).toEqual({ text: 'psst', info: { user: 'mallory' } });
+    expect(decode(dm?.data)).toEqual({ text: 'psst', info: { user: 'mallory' } });
 
     const spy = erin.centrifuge.newSubscription('user:frank');
     const error = new Promise<{ code: number }>((resolve) => spy.once('unsubscribed', (ctx) => resolve(ctx)));
@@ -268,7 +271,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
     const subscribed: string[] = [];
     const pubs: { channel: string; data: unknown }[] = [];
     centrifuge.on('subscribed', (ctx) => subscribed.push(ctx.channel));
-    centrifuge.on('publication', (ctx) => pubs.push({ channel: ctx.channel, data: ctx.data }));
+    centrifuge.on('publication', (ctx) => pubs.push({ channel: ctx.channel, data: decode(ctx.data) }));
     centrifuge.connect();
     await centrifuge.ready(5000);
     await waitFor(() => subscribed.includes('chat:announce'), 5000, 'server-side subscription');

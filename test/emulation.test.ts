@@ -129,6 +129,10 @@ describe('bidirectional emulation (HTTP-streaming, SSE)', () => {
     const tooLarge = await emulate({ session: 's', node: 'n', data: 'x'.repeat(70_000) });
     expect(tooLarge.status).toBe(413);
 
+    const protobuf = await emulate({ session: 's', node: 'n', data: '{}' }, { 'content-type': 'application/octet-stream' });
+    expect(protobuf.status).toBe(400);
+    expect(((await protobuf.json()) as { error: { message: string } }).error.message).toContain('WebSocket only');
+
     const foreign = await emulate({ session: 's', node: 'n', data: '{}' }, { origin: 'https://evil.example' });
     expect(foreign.status).toBe(403);
 

@@ -1,7 +1,7 @@
 import type { HistogramData } from '../metrics.js';
 
 /** Wire protocols the lean load clients speak. */
-export type ProtocolName = 'ws' | 'socketio' | 'relais';
+export type ProtocolName = 'ws' | 'socketio' | 'relais' | 'relais-protobuf';
 
 /** Where and how load clients reach a target. */
 export interface Endpoint {

@@ -5,8 +5,15 @@ import type { ClientHandler } from './lean_client.js';
  * Opens the raw socket every lean client uses: no compression, the same options for every
  * protocol. `onText` gets each text frame as a string.
  */
-export function openSocket(url: string, localAddress: string | undefined, handler: ClientHandler, onOpen: () => void, onText: (text: string) => void): WebSocket {
-  const ws = new WebSocket(url, {
+export function openSocket(
+  url: string,
+  localAddress: string | undefined,
+  handler: ClientHandler,
+  onOpen: () => void,
+  onText: (text: string) => void,
+  binary?: { readonly subprotocol: string; readonly onBinary: (data: Buffer) => void },
+): WebSocket {
+  const ws = new WebSocket(url, binary ? [binary.subprotocol] : [], {
     perMessageDeflate: false,
     handshakeTimeout: 30_000,
     ...(localAddress !== undefined ? { localAddress } : {}),
@@ -22,9 +29,10 @@ export function openSocket(url: string, localAddress: string | undefined, handle
     onOpen();
   });
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (isBinary) return;
+    if (isBinary !== (binary !== undefined)) return;
     try {
-      onText(data.toString('utf8'));
+      if (binary) binary.onBinary(data);
+      else onText(data.toString('utf8'));
     } catch {
       // A frame we cannot read counts as malformed, it does not stop the process.
       handler.publication(null, -1, false);

@@ -14,6 +14,8 @@ export function startTarget(name: TargetName, options: TargetOptions): Promise<R
       return startSocketIo(2, options);
     case 'relais':
       return startRelais(1, options);
+    case 'relais-protobuf':
+      return startRelais(1, options, undefined, 'relais-protobuf').then((t) => ({ ...t, endpoint: { ...t.endpoint, protocol: 'relais-protobuf' } }));
     case 'relais-redis':
       return startRelais(2, options);
     case 'relais-workers':

@@ -3,7 +3,8 @@ import type { Endpoint } from '../load/messages.js';
 
 /** `relais-baseline`: Relais built from another checkout (`--baseline <dir>`), to compare a change in one run. */
 /** `relais-workers`: one Relais server of 2 worker processes (relais serve --workers 2), the bus built into its primary. */
-export const TARGET_NAMES = ['ws', 'socketio', 'socketio-redis', 'relais', 'relais-redis', 'relais-baseline', 'relais-workers'] as const;
+/** `relais-protobuf`: the `relais` server, its clients speaking the Protobuf protocol. */
+export const TARGET_NAMES = ['ws', 'socketio', 'socketio-redis', 'relais', 'relais-protobuf', 'relais-redis', 'relais-baseline', 'relais-workers'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
 export function isTargetName(value: string): value is TargetName {

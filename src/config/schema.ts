@@ -59,6 +59,12 @@ export const namespaceOptions = z
      * Needs history (history_size 1 is enough) and force_recovery.
      */
     force_recovery_mode: z.enum(['stream', 'cache']).default('stream'),
+    /**
+     * Delta compression a subscriber may ask for (`delta` in its subscribe request): ['fossil']
+     * lets publications after a subscriber's first one go as fossil deltas of the previous.
+     * Empty: none, and a subscribe asking for one is refused.
+     */
+    allowed_delta_types: z.array(z.enum(['fossil'])).default([]),
     /** Tell clients their stream is positioned (offsets checked for gaps). */
     force_positioning: z.boolean().default(false),
     /** Largest number of publications one recovery may replay; beyond it recovery fails. */

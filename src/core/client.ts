@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  PING_FRAME,
-  decodeLine,
-  encodeError,
-  encodeMessagePush,
-  encodeResult,
-  encodeSubscribePush,
-  encodeUnsubscribePush,
-  splitFrame,
-  type DecodedLine,
-} from '../protocol/json_codec.js';
+import type { DecodedCommand, EncodedMessage, ProtocolCodec } from '../protocol/codec.js';
 import { UnsubscribeCode } from '../protocol/codes.js';
-import type { Command, ConnectRequest, RefreshRequest, SubRefreshRequest, SubscribeRequest } from '../protocol/types.js';
+import type {
+  Command,
+  ConnectRequest,
+  ConnectResultWire,
+  RefreshRequest,
+  RefreshResultWire,
+  ReplyResult,
+  SubRefreshRequest,
+  SubscribeRequest,
+  SubscribeResultWire,
+} from '../protocol/types.js';
 import { TokenError, type ConnectionClaims } from './auth.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
@@ -20,25 +20,19 @@ import { handleChannelCommand } from './client_commands.js';
 import { DisconnectError, Disconnects, RelaisError, toRelaisError, type Disconnect } from './errors.js';
 import type { JsonText } from './json.js';
 import type { Node, NodeClient } from './node.js';
-import type { ClientInfo, Publication } from './publication.js';
+import type { ClientInfo } from './publication.js';
+import type { PreparedPush, PublicationEncoders } from './push_encoders.js';
 import { TokenBucket, type RateLimit } from './rate_limit.js';
 import { REPLIED } from './replied.js';
 import { NodeStats } from './stats.js';
 
-/**
- * A publication push encoded once per node for one kind of transport and written to every
- * subscriber of that kind: `text` is the protocol message; a transport may attach more
- * (the WebSocket transport attaches the complete frame).
- */
-export interface PreparedPush {
-  readonly text: Buffer;
-}
+export type { PreparedPush } from './push_encoders.js';
 
 /** The kinds of connection a Client runs over. */
 export type TransportName = 'websocket' | 'http_stream' | 'sse';
 
 /**
- * Where a client's frames go: one WebSocket connection, or one streamed HTTP response whose
+ * Where a client's messages go: one WebSocket connection, or one streamed HTTP response whose
  * commands arrive through the emulation endpoint (HTTP-streaming, SSE).
  */
 export interface ClientTransport {
@@ -49,16 +43,19 @@ export interface ClientTransport {
    * presence shows to other users. The connect reply carries it.
    */
   readonly session?: string;
+  /** The protocol this connection speaks: it decodes the client's frames and encodes every message to it. */
+  readonly codec: ProtocolCodec;
   /**
-   * Encodes a publication push for this kind of transport. One function per kind, never a
-   * closure per connection: the hub's FrameCache encodes once per publication per function.
+   * Encode publication pushes for this protocol and this kind of transport. One set per
+   * (protocol, kind), never closures per connection: the hub's FrameCache encodes once per
+   * publication per function.
    */
-  readonly preparePublication: (channel: string, pub: Publication) => PreparedPush;
+  readonly publicationEncoders: PublicationEncoders;
   /**
    * Queues one protocol message. Each message leaves in a frame of its own, in the order
    * written; a transport may gather the frames of one tick into one socket write.
    */
-  write(message: string | PreparedPush): void;
+  write(message: EncodedMessage | PreparedPush): void;
   /** Sends what is queued, then closes with the disconnect's code and reason. */
   close(disconnect: Disconnect): void;
 }
@@ -119,11 +116,15 @@ export class Client implements NodeClient {
     return this.status === 'closed';
   }
 
-  /** A frame from the transport: one or more commands separated by '\n'. */
-  handleFrame(frame: string): void {
+  /** The protocol this connection speaks. */
+  get codec(): ProtocolCodec {
+    return this.transport.codec;
+  }
+
+  /** A frame from the transport: one or more commands of the connection's protocol. */
+  handleFrame(frame: string | Uint8Array): void {
     if (this.status === 'closed') return;
-    for (const line of splitFrame(frame)) {
-      const decoded = decodeLine(line);
+    for (const decoded of this.transport.codec.decodeFrame(frame)) {
       if (decoded.kind === 'malformed') {
         this.logger.info({ reason: decoded.message }, 'malformed frame');
         this.disconnect(Disconnects.badRequest);
@@ -151,12 +152,17 @@ export class Client implements NodeClient {
     this.cleanup();
   }
 
-  write(message: string | PreparedPush): void {
+  write(message: EncodedMessage | PreparedPush): void {
     if (this.status !== 'closed') this.transport.write(message);
   }
 
-  get preparePublication(): (channel: string, pub: Publication) => PreparedPush {
-    return this.transport.preparePublication;
+  /** Writes the reply to command `id`. */
+  reply(id: number, reply: ReplyResult): void {
+    this.write(this.transport.codec.encodeReply(id, reply));
+  }
+
+  get publicationEncoders(): PublicationEncoders {
+    return this.transport.publicationEncoders;
   }
 
   disconnect(disconnect: Disconnect): void {
@@ -176,12 +182,13 @@ export class Client implements NodeClient {
     this.subscriptions.clear();
   }
 
-  private async dispatch(decoded: Exclude<DecodedLine, { kind: 'malformed' }>, receivedAt: number): Promise<void> {
+  private async dispatch(decoded: Exclude<DecodedCommand, { kind: 'malformed' }>, receivedAt: number): Promise<void> {
     if (this.status === 'closed') return;
     const stats = this.node.stats;
     if (decoded.kind === 'invalid') {
       NodeStats.inc(stats.messagesIn, 'invalid');
-      const err = new RelaisError(decoded.code === 'method_not_found' ? 'METHOD_NOT_FOUND' : 'BAD_REQUEST', decoded.message);
+      const code = decoded.code === 'method_not_found' ? 'METHOD_NOT_FOUND' : decoded.code === 'unsupported' ? 'UNSUPPORTED' : 'BAD_REQUEST';
+      const err = new RelaisError(code, decoded.message);
       this.replyError(decoded.id, err);
       return;
     }
@@ -204,7 +211,7 @@ export class Client implements NodeClient {
     }
     try {
       const result = await this.execute(command);
-      if (result !== REPLIED && command.id > 0) this.write(encodeResult(command.id, command.method, result ?? {}));
+      if (result !== REPLIED && command.id > 0) this.reply(command.id, { method: command.method, result } as ReplyResult);
       NodeStats.inc(stats.messagesOut, 'reply');
       stats.observeCommandLatency(command.method, performance.now() - receivedAt);
     } catch (err) {
@@ -256,10 +263,10 @@ export class Client implements NodeClient {
   }
 
   replyError(id: number, error: RelaisError): void {
-    this.write(encodeError(id, { code: error.wireCode, message: error.message, ...(error.temporary ? { temporary: true } : {}) }));
+    this.write(this.transport.codec.encodeError(id, { code: error.wireCode, message: error.message, ...(error.temporary ? { temporary: true } : {}) }));
   }
 
-  private async execute(command: Command): Promise<unknown> {
+  private async execute(command: Command): Promise<ReplyResult['result'] | typeof REPLIED> {
     switch (command.method) {
       case 'connect':
         return this.connect(command.id, command.request);
@@ -288,7 +295,7 @@ export class Client implements NodeClient {
     }
   }
 
-  private async connect(id: number, request: ConnectRequest): Promise<unknown> {
+  private async connect(id: number, request: ConnectRequest): Promise<typeof REPLIED> {
     let claims: ConnectionClaims;
     if (request.token !== undefined && request.token !== '') {
       claims = await this.verifyConnectionToken(request.token);
@@ -328,13 +335,13 @@ export class Client implements NodeClient {
     this.node.registerClient(this);
     this.nextPingAt = Date.now() + this.node.config.client.ping_interval;
 
-    const subs: Record<string, unknown> = {};
+    const subs: Record<string, SubscribeResultWire> = {};
     for (const name of claims.channels ?? []) {
       const result = await this.joinServerSide(name, request.subs?.[name], undefined, false);
       if (result !== undefined) subs[name] = result;
       if (this.status !== 'connected') return REPLIED;
     }
-    const reply: Record<string, unknown> = {
+    const reply: ConnectResultWire = {
       client: this.id,
       version: this.node.version,
       node: this.node.id,
@@ -345,7 +352,7 @@ export class Client implements NodeClient {
         : {}),
       ...(Object.keys(subs).length > 0 ? { subs } : {}),
     };
-    this.write(encodeResult(id, 'connect', reply));
+    this.reply(id, { method: 'connect', result: reply });
     for (const sub of this.subscriptions.values()) sub.flushPending();
     return REPLIED;
   }
@@ -355,7 +362,7 @@ export class Client implements NodeClient {
     return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
   }
 
-  private async refresh(request: RefreshRequest): Promise<unknown> {
+  private async refresh(request: RefreshRequest): Promise<RefreshResultWire> {
     let claims: ConnectionClaims;
     try {
       claims = await this.node.tokens.verifyConnection(request.token);
@@ -368,7 +375,7 @@ export class Client implements NodeClient {
     return { client: this.id, version: this.node.version, ...this.expiry() };
   }
 
-  private async subRefresh(request: SubRefreshRequest): Promise<unknown> {
+  private async subRefresh(request: SubRefreshRequest): Promise<{ expires?: true; ttl?: number }> {
     const sub = this.subscriptions.get(request.channel);
     if (!sub) throw new RelaisError('BAD_REQUEST', `not subscribed to "${request.channel}"`);
     const claims = await sub.verifyToken(request.token);
@@ -383,7 +390,12 @@ export class Client implements NodeClient {
    * claim, server API): no permission check. Returns the subscribe result for the connect
    * reply, or pushes `subscribe` when `push` is set.
    */
-  async joinServerSide(name: string, request: SubscribeRequest | undefined, chanInfo: JsonText | undefined, push: boolean): Promise<unknown> {
+  async joinServerSide(
+    name: string,
+    request: SubscribeRequest | undefined,
+    chanInfo: JsonText | undefined,
+    push: boolean,
+  ): Promise<SubscribeResultWire | undefined> {
     if (this.subscriptions.has(name)) return undefined;
     let channel: ResolvedChannel;
     try {
@@ -395,7 +407,7 @@ export class Client implements NodeClient {
     const sub = new ClientSubscription(this, channel, { serverSide: true, ...(chanInfo !== undefined ? { chanInfo } : {}) });
     this.subscriptions.set(name, sub);
     const recover = keepsHistory(channel.options) && request?.recover === true;
-    let fields: Record<string, unknown> | undefined;
+    let fields: SubscribeResultWire | undefined;
     try {
       await this.node.joinStream(
         channel,
@@ -407,7 +419,7 @@ export class Client implements NodeClient {
           if (push) {
             // A subscribe push carries no publications: replayed ones follow it as pushes.
             const { publications: _replayed, ...rest } = fields;
-            this.write(encodeSubscribePush(name, rest));
+            this.write(this.transport.codec.encodePush({ type: 'subscribe', channel: name, sub: rest }));
             sub.writePublications(result.publications);
           } else {
             // Replayed publications ride in the connect reply; live ones wait until it is written.
@@ -437,7 +449,7 @@ export class Client implements NodeClient {
       const sub = this.subscriptions.get(channel);
       if (!sub) return;
       this.removeSubscription(sub);
-      this.write(encodeUnsubscribePush(channel, UnsubscribeCode.server, 'server unsubscribe'));
+      this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel, code: UnsubscribeCode.server, reason: 'server unsubscribe' }));
     });
   }
 
@@ -447,7 +459,7 @@ export class Client implements NodeClient {
   }
 
   sendMessage(data: JsonText): void {
-    this.write(encodeMessagePush(data));
+    this.write(this.transport.codec.encodePush({ type: 'message', data }));
   }
 
   *presenceEntries(): Iterable<readonly [string, ClientInfo]> {
@@ -474,7 +486,7 @@ export class Client implements NodeClient {
         return;
       }
       if (now >= this.nextPingAt) {
-        this.write(PING_FRAME);
+        this.write(this.transport.codec.ping);
         this.nextPingAt = now + ping;
         if (this.pongDeadline === 0) this.pongDeadline = now + this.node.config.client.pong_timeout;
       }
@@ -482,7 +494,7 @@ export class Client implements NodeClient {
     for (const sub of this.subscriptions.values()) {
       if (sub.expiresAt > 0 && now > sub.expiresAt + EXPIRY_GRACE_MS) {
         this.removeSubscription(sub);
-        this.write(encodeUnsubscribePush(sub.channel.name, UnsubscribeCode.expired, 'subscription expired'));
+        this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel: sub.channel.name, code: UnsubscribeCode.expired, reason: 'subscription expired' }));
       }
     }
   }

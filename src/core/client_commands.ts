@@ -1,20 +1,31 @@
-import { RawJson, encodeClientInfo, encodeResult } from '../protocol/json_codec.js';
-import type { Command, HistoryRequest, PublishRequest, RpcRequest, SendRequest, SubscribeRequest } from '../protocol/types.js';
+import type {
+  Command,
+  HistoryRequest,
+  HistoryResultWire,
+  PublishRequest,
+  ReplyResult,
+  RpcRequest,
+  SendRequest,
+  SubscribeRequest,
+} from '../protocol/types.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import type { Client } from './client.js';
 import { REPLIED } from './replied.js';
 import { NodeStats } from './stats.js';
-import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken, wirePublication } from './client_subscription.js';
+import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken } from './client_subscription.js';
+import { DELTA_TYPES } from './delta.js';
 import { RelaisError } from './errors.js';
+import { compileTagFilter, type TagFilter } from './tag_filter.js';
 import { toJsonText, type JsonText } from './json.js';
 import type { ClientInfo } from './publication.js';
 
+const FLAG_CHANNEL_COMPACTION = 1;
 const FLAG_REJECT_UNRECOVERED = 2;
 
 type ChannelCommand = Exclude<Command, { method: 'connect' | 'refresh' | 'sub_refresh' | 'ping' | 'pong' }>;
 
 /** Commands about channels and messages, for a connected client. */
-export async function handleChannelCommand(client: Client, command: ChannelCommand): Promise<unknown> {
+export async function handleChannelCommand(client: Client, command: ChannelCommand): Promise<ReplyResult['result'] | typeof REPLIED> {
   switch (command.method) {
     case 'subscribe':
       return subscribe(client, command.id, command.request);
@@ -34,8 +45,8 @@ export async function handleChannelCommand(client: Client, command: ChannelComma
       if (ids.length > client.node.config.client.presence_max_size) {
         throw new RelaisError('LIMIT_EXCEEDED', `presence has ${ids.length} entries, more than presence_max_size`);
       }
-      const presence: Record<string, RawJson> = {};
-      for (const id of ids) presence[id] = new RawJson(encodeClientInfo(entries[id] as ClientInfo));
+      const presence: Record<string, ClientInfo> = {};
+      for (const id of ids) presence[id] = entries[id] as ClientInfo;
       return { presence };
     }
     case 'presence_stats': {
@@ -51,9 +62,33 @@ export async function handleChannelCommand(client: Client, command: ChannelComma
   }
 }
 
-async function subscribe(client: Client, id: number, request: SubscribeRequest): Promise<unknown> {
+/**
+ * What a subscribe request asks beyond a plain stream, checked against what the channel
+ * allows: anything Relais would not do as asked is refused (docs/errors.md), never served
+ * differently.
+ */
+function subscriptionFeatures(request: SubscribeRequest, allowedDelta: readonly string[]): { delta: boolean; filter: TagFilter | undefined } {
+  if (request.type !== undefined && request.type !== 0) {
+    throw new RelaisError('UNSUPPORTED', `subscription type ${request.type}: only stream subscriptions (type 0) are supported`);
+  }
+  const flags = request.flag ?? 0;
+  if ((flags & ~(FLAG_CHANNEL_COMPACTION | FLAG_REJECT_UNRECOVERED)) !== 0) {
+    throw new RelaisError('UNSUPPORTED', `subscription flag ${flags}: only 1 (channel compaction, may be ignored) and 2 (reject unrecovered) are known`);
+  }
+  const deltaType = request.delta ?? '';
+  if (deltaType !== '') {
+    if (!(DELTA_TYPES as readonly string[]).includes(deltaType)) throw new RelaisError('UNSUPPORTED', `delta type "${deltaType}": only "fossil" is supported`);
+    if (!allowedDelta.includes(deltaType)) throw new RelaisError('BAD_REQUEST', `delta type "${deltaType}" is not allowed in this namespace (allowed_delta_types)`);
+  }
+  const filter = request.tf ? compileTagFilter(request.tf) : undefined;
+  if (filter && deltaType !== '') throw new RelaisError('BAD_REQUEST', 'delta compression and a tags filter cannot be used together');
+  return { delta: deltaType !== '', filter };
+}
+
+async function subscribe(client: Client, id: number, request: SubscribeRequest): Promise<typeof REPLIED> {
   const node = client.node;
   const channel = node.channels.resolve(request.channel);
+  const features = subscriptionFeatures(request, channel.options.allowed_delta_types);
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
   if (client.subscriptions.size >= node.config.client.max_channels_per_connection) {
     throw new RelaisError('LIMIT_EXCEEDED', `more than ${node.config.client.max_channels_per_connection} channels on one connection`);
@@ -68,7 +103,12 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
     await node.authorize('subscribe', client.user, channel);
   }
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
-  const sub = new ClientSubscription(client, channel, { expiresAt, ...(chanInfo !== undefined ? { chanInfo } : {}) });
+  const sub = new ClientSubscription(client, channel, {
+    expiresAt,
+    delta: features.delta,
+    ...(features.filter ? { filter: features.filter } : {}),
+    ...(chanInfo !== undefined ? { chanInfo } : {}),
+  });
   client.subscriptions.set(channel.name, sub);
 
   const history = keepsHistory(channel.options);
@@ -85,9 +125,9 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
         rejectUnrecovered: ((request.flag ?? 0) & FLAG_REJECT_UNRECOVERED) !== 0,
       },
       (result) => {
-        const fields = subscribeReplyFields(channel, result, { recover, recoverable, positioned });
+        const fields = subscribeReplyFields(channel, result, { recover, recoverable, positioned, ...features });
         sub.startAt(result.position);
-        client.write(encodeResult(id, 'subscribe', { ...sub.expiry(), ...fields }));
+        client.reply(id, { method: 'subscribe', result: { ...sub.expiry(), ...fields } });
       },
     );
   } catch (err) {
@@ -102,7 +142,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   return REPLIED;
 }
 
-async function publish(client: Client, request: PublishRequest): Promise<unknown> {
+async function publish(client: Client, request: PublishRequest): Promise<Record<string, never>> {
   const channel = client.node.channels.resolvePublishTarget(request.channel);
   await client.node.authorize('publish', client.user, channel);
   const limit = channel.options.rate_limit;
@@ -124,24 +164,24 @@ async function readableChannel(client: Client, name: string, what: 'history' | '
   return channel;
 }
 
-async function history(client: Client, request: HistoryRequest): Promise<unknown> {
+async function history(client: Client, request: HistoryRequest): Promise<HistoryResultWire> {
   const channel = await readableChannel(client, request.channel, 'history');
   const max = client.node.config.client.history_max_limit;
   const limit = request.limit === undefined ? 0 : request.limit < 0 ? max : Math.min(request.limit, max);
   const since = request.since ? { offset: request.since.offset ?? 0, epoch: request.since.epoch ?? '' } : undefined;
   const result = await client.node.history(channel, { limit, ...(since ? { since } : {}), ...(request.reverse ? { reverse: true } : {}) });
   return {
-    publications: result.publications.map(wirePublication),
+    publications: result.publications,
     epoch: result.position.epoch,
     offset: result.position.offset,
   };
 }
 
-async function rpc(client: Client, request: RpcRequest): Promise<unknown> {
+async function rpc(client: Client, request: RpcRequest): Promise<{ data?: string }> {
   const handler = client.node.rpc;
   if (!handler) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
   const data = await handler.rpc({ client: client.id, user: client.user, info: client.info }, request.method ?? '', toJsonText(request.data ?? null));
-  return data === undefined ? {} : { data: new RawJson(data) };
+  return data === undefined ? {} : { data };
 }
 
 function send(client: Client, request: SendRequest): void {

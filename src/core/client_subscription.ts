@@ -1,61 +1,57 @@
-import {
-  RawJson,
-  encodeJoinPush,
-  encodeLeavePush,
-  encodePublication,
-  encodeUnsubscribePush,
-} from '../protocol/json_codec.js';
+import type { EncodedMessage, ProtocolCodec } from '../protocol/codec.js';
 import { UnsubscribeCode } from '../protocol/codes.js';
+import type { SubscribeResultWire } from '../protocol/types.js';
 import { TokenError, type SubscriptionClaims } from './auth.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
-import type { Client, PreparedPush } from './client.js';
+import type { Client } from './client.js';
 import { Disconnects, RelaisError } from './errors.js';
 import type { FrameCache } from './hub.js';
 import type { JsonText } from './json.js';
 import type { JoinResult } from './node.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import type { PreparedPush } from './push_encoders.js';
 import { NodeStats } from './stats.js';
 import { StreamSubscriber } from './stream_subscriber.js';
+import type { TagFilter } from './tag_filter.js';
 
-// Stable encoders: the hub's FrameCache encodes each event once per node with them.
-const joinPush = (channel: string, info: ClientInfo): string => encodeJoinPush(channel, info);
-const leavePush = (channel: string, info: ClientInfo): string => encodeLeavePush(channel, info);
+type PresenceEncoder = (channel: string, info: ClientInfo) => EncodedMessage;
 
-const encodedPublications = new WeakMap<Publication, RawJson>();
+// Stable encoders, one pair per protocol: the hub's FrameCache encodes each event once per node and protocol with them.
+const presenceEncoders = new WeakMap<ProtocolCodec, { join: PresenceEncoder; leave: PresenceEncoder }>();
 
-/**
- * A publication encoded for replies (subscribe, history), once per publication object: a
- * thousand clients recovering the same missed publications share their encoding.
- */
-export function wirePublication(pub: Publication): RawJson {
-  let encoded = encodedPublications.get(pub);
-  if (!encoded) {
-    encoded = new RawJson(encodePublication(pub));
-    encodedPublications.set(pub, encoded);
+function presenceEncodersOf(codec: ProtocolCodec): { join: PresenceEncoder; leave: PresenceEncoder } {
+  let encoders = presenceEncoders.get(codec);
+  if (!encoders) {
+    encoders = {
+      join: (channel, info) => codec.encodePush({ type: 'join', channel, info }),
+      leave: (channel, info) => codec.encodePush({ type: 'leave', channel, info }),
+    };
+    presenceEncoders.set(codec, encoders);
   }
-  return encoded;
+  return encoders;
 }
 
 /** Fields of a SubscribeResult (or `subscribe` push) for a joined stream. */
 export function subscribeReplyFields(
   channel: ResolvedChannel,
   result: JoinResult,
-  flags: { recover: boolean; recoverable: boolean; positioned: boolean },
-): Record<string, unknown> {
-  const fields: Record<string, unknown> = {};
+  flags: { recover: boolean; recoverable: boolean; positioned: boolean; delta?: boolean; filter?: TagFilter | undefined },
+): SubscribeResultWire {
+  const fields: SubscribeResultWire = {};
   if (keepsHistory(channel.options) && result.position) {
-    if (flags.recoverable) fields['recoverable'] = true;
-    if (flags.positioned) fields['positioned'] = true;
-    fields['epoch'] = result.position.epoch;
-    fields['offset'] = result.position.offset;
+    if (flags.recoverable) fields.recoverable = true;
+    if (flags.positioned) fields.positioned = true;
+    fields.epoch = result.position.epoch;
+    fields.offset = result.position.offset;
   }
   if (flags.recover) {
-    fields['was_recovering'] = true;
-    fields['recovered'] = result.recovered;
+    fields.was_recovering = true;
+    fields.recovered = result.recovered;
   }
-  if (result.publications.length > 0) {
-    fields['publications'] = result.publications.map(wirePublication);
-  }
+  if (flags.delta) fields.delta = true;
+  const filter = flags.filter;
+  const publications = filter ? result.publications.filter((p) => filter(p.tags)) : result.publications;
+  if (publications.length > 0) fields.publications = publications;
   return fields;
 }
 
@@ -63,6 +59,10 @@ export interface SubscriptionOptions {
   readonly serverSide?: boolean;
   readonly chanInfo?: JsonText;
   readonly expiresAt?: number;
+  /** Delta compression negotiated: publications after the first go as fossil deltas where they can. */
+  readonly delta?: boolean;
+  /** Only publications whose tags pass it are sent. */
+  readonly filter?: TagFilter;
 }
 
 /** One channel subscription of a client, as the hub delivers to it. */
@@ -70,12 +70,16 @@ export class ClientSubscription extends StreamSubscriber {
   expiresAt: number;
   readonly serverSide: boolean;
   readonly info: ClientInfo;
-  private held: (string | PreparedPush)[] | null = null;
+  private held: (EncodedMessage | PreparedPush)[] | null = null;
   private entered = false;
   private ended = false;
   /** Position of the last publication sent on this subscription (channels with history). */
   private offset = 0;
   private epoch = '';
+  private readonly delta: boolean;
+  private readonly filter: TagFilter | undefined;
+  /** The publication sent last under delta compression: a delta is only ever against it. */
+  private lastSent: Publication | undefined;
 
   constructor(
     readonly client: Client,
@@ -85,6 +89,8 @@ export class ClientSubscription extends StreamSubscriber {
     super();
     this.serverSide = options.serverSide ?? false;
     this.expiresAt = options.expiresAt ?? 0;
+    this.delta = options.delta ?? false;
+    this.filter = options.filter;
     this.info = options.chanInfo !== undefined ? { ...client.info, chanInfo: options.chanInfo } : client.info;
   }
 
@@ -99,7 +105,7 @@ export class ClientSubscription extends StreamSubscriber {
     if (held) for (const frame of held) this.client.write(frame);
   }
 
-  private out(frame: string | PreparedPush): void {
+  private out(frame: EncodedMessage | PreparedPush): void {
     if (this.held) this.held.push(frame);
     else this.client.write(frame);
   }
@@ -126,23 +132,32 @@ export class ClientSubscription extends StreamSubscriber {
       this.offset = pub.offset;
       this.epoch = pub.epoch;
     }
+    // Filtered out after the position moved: the next one sent is not a gap.
+    if (this.filter && !this.filter(pub.tags)) return;
     this.client.node.stats.publicationsDelivered++;
-    this.out(frames.get(this.client.preparePublication));
+    const encoders = this.client.publicationEncoders;
+    if (!this.delta) {
+      this.out(frames.get(encoders.plain));
+      return;
+    }
+    const chained = this.lastSent !== undefined && frames.previous === this.lastSent;
+    this.lastSent = pub;
+    this.out(frames.get(chained ? encoders.delta : encoders.full));
   }
 
   protected deliverJoin(frames: FrameCache<ClientInfo>): void {
     NodeStats.inc(this.client.node.stats.messagesOut, 'join');
-    this.out(frames.get(joinPush));
+    this.out(frames.get(presenceEncodersOf(this.client.codec).join));
   }
 
   protected deliverLeave(frames: FrameCache<ClientInfo>): void {
     NodeStats.inc(this.client.node.stats.messagesOut, 'leave');
-    this.out(frames.get(leavePush));
+    this.out(frames.get(presenceEncodersOf(this.client.codec).leave));
   }
 
   /** Writes publications of a join outside a reply (server-side subscribe push). */
   writePublications(publications: readonly Publication[]): void {
-    for (const pub of publications) this.out(this.client.preparePublication(this.channel.name, pub));
+    for (const pub of publications) this.out(this.client.publicationEncoders.plain(this.channel.name, pub));
   }
 
   /**
@@ -162,7 +177,9 @@ export class ClientSubscription extends StreamSubscriber {
       return;
     }
     this.client.removeSubscription(this);
-    this.client.write(encodeUnsubscribePush(this.channel.name, UnsubscribeCode.insufficientState, 'insufficient state'));
+    this.client.write(
+      this.client.codec.encodePush({ type: 'unsubscribe', channel: this.channel.name, code: UnsubscribeCode.insufficientState, reason: 'insufficient state' }),
+    );
   }
 
   /** Adds presence and publishes the join where the namespace wants them; failures are logged. */

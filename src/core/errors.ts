@@ -14,6 +14,8 @@ export const errorTable = {
   ALREADY_SUBSCRIBED: { wire: ErrorCode.alreadySubscribed, http: 409, temporary: false, message: 'already subscribed' },
   LIMIT_EXCEEDED: { wire: ErrorCode.limitExceeded, http: 413, temporary: false, message: 'limit exceeded' },
   BAD_REQUEST: { wire: ErrorCode.badRequest, http: 400, temporary: false, message: 'bad request' },
+  // Same wire code as BAD_REQUEST (the SDKs know no other): the message names the field.
+  UNSUPPORTED: { wire: ErrorCode.badRequest, http: 400, temporary: false, message: 'not supported by Relais' },
   NODE_NOT_FOUND: { wire: ErrorCode.notAvailable, http: 404, temporary: false, message: 'node not found' },
   NOT_AVAILABLE: { wire: ErrorCode.notAvailable, http: 404, temporary: false, message: 'not available' },
   TOKEN_EXPIRED: { wire: ErrorCode.tokenExpired, http: 401, temporary: false, message: 'token expired' },

@@ -4,31 +4,38 @@ import { RecentPublications } from './recent.js';
 import { NodeStats } from './stats.js';
 
 /**
- * Encodes a channel event once per node and per wire format: the first subscriber of a
- * format encodes, the others reuse the same bytes. Holds two formats inline (WebSocket
- * and SSE), which covers what a node serves without a map per publication.
+ * Encodes a channel event once per node and per wire format (protocol and transport): the
+ * first subscriber of a format encodes, the others reuse the same bytes. Two formats are
+ * held inline (what a node serves most: one protocol over WebSocket, and SSE); more go to
+ * a small map.
  */
 export class FrameCache<E> {
-  private k1: ((channel: string, event: E) => unknown) | undefined;
+  private k1: ((channel: string, event: E, previous: E | undefined) => unknown) | undefined;
   private v1: unknown;
-  private k2: ((channel: string, event: E) => unknown) | undefined;
+  private k2: ((channel: string, event: E, previous: E | undefined) => unknown) | undefined;
   private v2: unknown;
+  private more: Map<unknown, unknown> | undefined;
 
   constructor(
     readonly channel: string,
     readonly event: E,
+    /** The channel's previous event on this node (publications: the base of a delta). */
+    readonly previous?: E,
   ) {}
 
-  get<T>(encode: (channel: string, event: E) => T): T {
+  get<T>(encode: (channel: string, event: E, previous: E | undefined) => T): T {
     if (this.k1 === encode) return this.v1 as T;
     if (this.k2 === encode) return this.v2 as T;
-    const value = encode(this.channel, this.event);
+    if (this.more?.has(encode)) return this.more.get(encode) as T;
+    const value = encode(this.channel, this.event, this.previous);
     if (this.k1 === undefined) {
       this.k1 = encode;
       this.v1 = value;
-    } else {
+    } else if (this.k2 === undefined) {
       this.k2 = encode;
       this.v2 = value;
+    } else {
+      (this.more ??= new Map()).set(encode, value);
     }
     return value;
   }
@@ -52,6 +59,8 @@ interface ChannelEntry {
   /** Last offset delivered on this node, 0 while unknown; for gap detection. */
   lastOffset: number;
   epoch: string;
+  /** The publication delivered last on this node: the base of the next one's delta. */
+  previous: Publication | undefined;
   /** Latest publications received live, for channels with history. */
   readonly recent: RecentPublications | undefined;
 }
@@ -89,6 +98,7 @@ export class Hub {
         subscribers: new Set(),
         lastOffset: 0,
         epoch: '',
+        previous: undefined,
         recent: recent && recent.size > 0 ? new RecentPublications(recent.size, recent.ttlMs) : undefined,
       };
       this.channels.set(channel, entry);
@@ -188,8 +198,10 @@ export class Hub {
     let frames: FrameCache<Publication> | undefined;
     if (entry) {
       if (pub.offset > 0 && !this.inSequence(channel, entry, pub)) return;
+      const previous = entry.previous;
+      entry.previous = pub;
       if (entry.subscribers.size > 0) {
-        frames = new FrameCache(channel, pub);
+        frames = new FrameCache(channel, pub, previous);
         for (const subscriber of entry.subscribers) subscriber.onPublication(frames);
       }
     }
@@ -228,6 +240,7 @@ export class Hub {
   resyncAll(): void {
     for (const [channel, entry] of this.channels) {
       entry.lastOffset = 0;
+      entry.previous = undefined;
       entry.recent?.clear();
       for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
     }
@@ -255,6 +268,7 @@ export class Hub {
       return true;
     }
     entry.lastOffset = pub.offset;
+    entry.previous = undefined;
     entry.recent?.clear();
     NodeStats.inc(this.stats.outOfSequence, 'channel');
     for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);

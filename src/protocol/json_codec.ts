@@ -3,7 +3,17 @@
  * commands (or replies) separated by '\n'. Decoding validates every field a command uses;
  * encoding embeds JSON payloads verbatim (they are validated where they enter Relais).
  */
-import { COMMAND_METHODS, type Command, type ErrorWire } from './types.js';
+import type { DecodedCommand, ProtocolCodec } from './codec.js';
+import {
+  COMMAND_METHODS,
+  type Command,
+  type ErrorWire,
+  type FilterNode,
+  type PushMessage,
+  type ReplyResult,
+  type SubscribeResultWire,
+  type WirePublication,
+} from './types.js';
 
 /** A JSON document already serialized: written into frames as is. */
 export class RawJson {
@@ -11,12 +21,7 @@ export class RawJson {
 }
 
 /** What one line of a frame decoded to. */
-export type DecodedLine =
-  | { readonly kind: 'command'; readonly command: Command }
-  /** A command we can answer with an error reply (its id is known). */
-  | { readonly kind: 'invalid'; readonly id: number; readonly code: 'bad_request' | 'method_not_found'; readonly message: string }
-  /** A line that cannot be answered: not JSON, not an object, or no usable id. Ends the connection. */
-  | { readonly kind: 'malformed'; readonly message: string };
+export type DecodedLine = DecodedCommand;
 
 type Plain = Record<string, unknown>;
 
@@ -93,8 +98,57 @@ function decodeSubscribe(r: Plain): Extract<Command, { method: 'subscribe' }>['r
   if (joinLeave !== undefined) req.join_leave = joinLeave;
   const flag = int(r, 'flag');
   if (flag !== undefined) req.flag = flag;
+  const delta = str(r, 'delta', false);
+  if (delta !== undefined) req.delta = delta;
+  const type = int(r, 'type');
+  if (type !== undefined) req.type = type;
+  if (r['tf'] !== undefined && r['tf'] !== null) req.tf = filterNode(r['tf'], 0);
+  unsupported(r, ['phase', 'cursor', 'limit', 'asc'], 'map subscriptions are not supported');
   return req;
 }
+
+/** Deeper filters are refused: evaluating one must stay cheap and never exhaust the stack. */
+export const MAX_FILTER_DEPTH = 8;
+
+function filterNode(value: unknown, depth: number): FilterNode {
+  if (depth >= MAX_FILTER_DEPTH) throw new FieldError(`field "tf" is nested deeper than ${MAX_FILTER_DEPTH} levels`);
+  if (!isPlain(value)) throw new FieldError('field "tf" must be an object (a filter node)');
+  const node: FilterNode = {};
+  for (const key of ['op', 'key', 'cmp', 'val'] as const) {
+    const v = str(value, key, false);
+    if (v !== undefined) node[key] = v;
+  }
+  const vals = value['vals'];
+  if (vals !== undefined && vals !== null) {
+    if (!Array.isArray(vals) || !vals.every((v) => typeof v === 'string')) throw new FieldError('field "tf.vals" must be an array of strings');
+    node.vals = vals;
+  }
+  const nodes = value['nodes'];
+  if (nodes !== undefined && nodes !== null) {
+    if (!Array.isArray(nodes)) throw new FieldError('field "tf.nodes" must be an array of filter nodes');
+    node.nodes = nodes.map((n) => filterNode(n, depth + 1));
+  }
+  return node;
+}
+
+/**
+ * A filter node given as a JSON value (the SSE `tf` parameter): its shape checked as in a
+ * subscribe command. Throws an Error naming the fault.
+ */
+export function decodeFilterNode(value: unknown): FilterNode {
+  return filterNode(value, 0);
+}
+
+/** Fields of the protocol Relais does not serve: set to anything but their default, they are refused. */
+function unsupported(obj: Plain, keys: readonly string[], why: string): void {
+  for (const key of keys) {
+    const v = obj[key];
+    if (v === undefined || v === null || v === 0 || v === '' || v === false) continue;
+    throw new UnsupportedError(`field "${key}": ${why}`);
+  }
+}
+
+class UnsupportedError extends Error {}
 
 function decodeRequest(method: (typeof COMMAND_METHODS)[number], r: Plain, id: number): Command {
   switch (method) {
@@ -109,6 +163,7 @@ function decodeRequest(method: (typeof COMMAND_METHODS)[number], r: Plain, id: n
       if (version !== undefined) request.version = version;
       const headers = stringMap(r, 'headers');
       if (headers) request.headers = headers;
+      unsupported(r, ['flag'], 'no connection-level feature flags are supported');
       const subs = r['subs'];
       if (subs !== undefined && subs !== null) {
         if (!isPlain(subs)) throw new FieldError('field "subs" must be an object');
@@ -126,6 +181,7 @@ function decodeRequest(method: (typeof COMMAND_METHODS)[number], r: Plain, id: n
       return { id, method, request: { channel: str(r, 'channel', true) } };
     case 'publish':
       if (!('data' in r)) throw new FieldError('field "data" is required');
+      unsupported(r, ['type', 'key', 'removed'], 'map publications are not supported');
       return { id, method, request: { channel: str(r, 'channel', true), data: r['data'] } };
     case 'presence':
     case 'presence_stats':
@@ -160,6 +216,9 @@ function decodeRequest(method: (typeof COMMAND_METHODS)[number], r: Plain, id: n
     case 'refresh':
       return { id, method, request: { token: str(r, 'token', true) } };
     case 'sub_refresh':
+      unsupported(r, ['type', 'signature'], 'item tracking is not supported');
+      if (Array.isArray(r['items']) && r['items'].length > 0) throw new UnsupportedError('field "items": item tracking is not supported');
+      if (Array.isArray(r['untrack_keys']) && r['untrack_keys'].length > 0) throw new UnsupportedError('field "untrack_keys": item tracking is not supported');
       return { id, method, request: { channel: str(r, 'channel', true), token: str(r, 'token', true) } };
   }
 }
@@ -197,11 +256,12 @@ export function decodeLine(line: string): DecodedLine {
     return { kind: 'command', command: decodeRequest(method, request, id) };
   } catch (err) {
     if (err instanceof FieldError) return invalidOrMalformed(id, 'bad_request', `${method}: ${err.message}`);
+    if (err instanceof UnsupportedError) return invalidOrMalformed(id, 'unsupported', `${method}: ${err.message}`);
     throw err;
   }
 }
 
-function invalidOrMalformed(id: number, code: 'bad_request' | 'method_not_found', message: string): DecodedLine {
+function invalidOrMalformed(id: number, code: 'bad_request' | 'method_not_found' | 'unsupported', message: string): DecodedLine {
   return id > 0 ? { kind: 'invalid', id, code, message } : { kind: 'malformed', message };
 }
 
@@ -292,3 +352,117 @@ export function encodeDisconnectPush(code: number, reason: string): string {
 export function encodeRefreshPush(expires: boolean, ttl: number): string {
   return `{"push":{"refresh":${JSON.stringify({ expires, ttl })}}}`;
 }
+
+const plainPublications = new WeakMap<WirePublication, string>();
+const fullPublications = new WeakMap<WirePublication, string>();
+
+/**
+ * A publication for a reply, encoded once per publication object: a thousand clients
+ * recovering the same missed publications share one encoding. Under delta compression the
+ * payload travels as a JSON string (the client applies deltas to its bytes).
+ */
+function replyPublication(pub: WirePublication, escaped: boolean): string {
+  const cache = escaped ? fullPublications : plainPublications;
+  let encoded = cache.get(pub);
+  if (encoded === undefined) {
+    encoded = escaped ? encodePublicationAs(pub, JSON.stringify(pub.data), false) : encodePublication(pub);
+    cache.set(pub, encoded);
+  }
+  return encoded;
+}
+
+function encodePublicationAs(pub: WirePublication, data: string, delta: boolean): string {
+  let out = `{"data":${data}`;
+  if (pub.info) out += `,"info":${encodeClientInfo(pub.info)}`;
+  if (pub.offset > 0) out += `,"offset":${pub.offset}`;
+  if (pub.tags) out += `,"tags":${JSON.stringify(pub.tags)}`;
+  if (delta) out += ',"delta":true';
+  return `${out}}`;
+}
+
+function encodeSubscribeResult(sub: SubscribeResultWire): string {
+  const { publications, ...rest } = sub;
+  let out = JSON.stringify(rest);
+  if (publications && publications.length > 0) {
+    const escaped = sub.delta === true;
+    out = `${out.slice(0, -1)}${out.length > 2 ? ',' : ''}"publications":[${publications.map((p) => replyPublication(p, escaped)).join(',')}]}`;
+  }
+  return out;
+}
+
+function encodeResultBody(reply: ReplyResult): string {
+  switch (reply.method) {
+    case 'connect': {
+      const { subs, ...rest } = reply.result;
+      let out = JSON.stringify(rest);
+      if (subs) {
+        const entries = Object.entries(subs).map(([channel, sub]) => `${JSON.stringify(channel)}:${encodeSubscribeResult(sub)}`);
+        out = `${out.slice(0, -1)},"subs":{${entries.join(',')}}}`;
+      }
+      return out;
+    }
+    case 'subscribe':
+      return encodeSubscribeResult(reply.result);
+    case 'history': {
+      const { publications, epoch, offset } = reply.result;
+      return `{"publications":[${publications.map((p) => replyPublication(p, false)).join(',')}],"epoch":${JSON.stringify(epoch)},"offset":${offset}}`;
+    }
+    case 'presence': {
+      const entries = Object.entries(reply.result.presence).map(([id, info]) => `${JSON.stringify(id)}:${encodeClientInfo(info)}`);
+      return `{"presence":{${entries.join(',')}}}`;
+    }
+    case 'rpc':
+      return reply.result.data === undefined ? '{}' : `{"data":${reply.result.data}}`;
+    default:
+      return JSON.stringify(reply.result);
+  }
+}
+
+function encodeJsonPush(push: PushMessage): string {
+  switch (push.type) {
+    case 'pub': {
+      if (push.form === 'plain') return encodePublicationPush(push.channel, push.pub);
+      const pub =
+        push.form === 'delta'
+          ? encodePublicationAs(push.pub, JSON.stringify(new TextDecoder().decode(push.patch)), true)
+          : encodePublicationAs(push.pub, JSON.stringify(push.pub.data), false);
+      return `{"push":{"channel":${JSON.stringify(push.channel)},"pub":${pub}}}`;
+    }
+    case 'join':
+      return encodeJoinPush(push.channel, push.info);
+    case 'leave':
+      return encodeLeavePush(push.channel, push.info);
+    case 'unsubscribe':
+      return encodeUnsubscribePush(push.channel, push.code, push.reason);
+    case 'subscribe':
+      return `{"push":{"channel":${JSON.stringify(push.channel)},"subscribe":${encodeSubscribeResult(push.sub)}}}`;
+    case 'message':
+      return encodeMessagePush(push.data);
+    case 'disconnect':
+      return encodeDisconnectPush(push.code, push.reason);
+    case 'refresh':
+      return encodeRefreshPush(push.expires, push.ttl);
+  }
+}
+
+/** The JSON protocol: one command or reply per line, text frames. */
+export const jsonCodec: ProtocolCodec = {
+  name: 'json',
+  binary: false,
+  decodeFrame(frame) {
+    const text = typeof frame === 'string' ? frame : new TextDecoder().decode(frame);
+    const out: DecodedCommand[] = [];
+    for (const line of splitFrame(text)) {
+      const decoded = decodeLine(line);
+      out.push(decoded);
+      if (decoded.kind === 'malformed') break;
+    }
+    return out;
+  },
+  encodeReply(id, reply) {
+    return `{"id":${id},${JSON.stringify(reply.method)}:${encodeResultBody(reply)}}`;
+  },
+  encodeError,
+  encodePush: encodeJsonPush,
+  ping: PING_FRAME,
+};

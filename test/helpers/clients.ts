@@ -27,14 +27,15 @@ export interface SdkClient {
   close(): void;
 }
 
-/** A `centrifuge` client connected with a token for `user` (over WebSocket unless `connection` says otherwise). */
+/** A `centrifuge` client connected with a token for `user`. */
 export async function sdkClient(
   relais: RelaisProcess,
   user: string,
-  options: { token?: string; url?: string; sdk?: SdkRelease; connection?: SdkConnection } = {},
+  options: { token?: string; url?: string; sdk?: SdkRelease; websocket?: typeof WebSocket; connection?: SdkConnection } = {},
 ): Promise<SdkClient> {
   const token = options.token ?? (await relais.token(user));
-  const connection = options.connection ?? { endpoint: options.url ?? relais.wsUrl, options: { websocket: WebSocket } };
+  // Over WebSocket unless `connection` says otherwise (the fallback transports).
+  const connection = options.connection ?? { endpoint: options.url ?? relais.wsUrl, options: { websocket: options.websocket ?? WebSocket } };
   const centrifuge = new (options.sdk ?? NEWEST_SDK).Centrifuge(connection.endpoint, {
     ...connection.options,
     token,

@@ -6,26 +6,28 @@ import { MemoryPresenceManager } from '../../src/brokers/memory/presence_memory.
 import { DEV_TOKEN_SECRET } from '../../src/config/defaults.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { RelaisConfigInput } from '../../src/config/schema.js';
-import { Client, type ClientTransport, type PreparedPush } from '../../src/core/client.js';
-import type { Publication } from '../../src/core/publication.js';
-import { encodePublicationPush } from '../../src/protocol/json_codec.js';
+import { Client, type ClientTransport } from '../../src/core/client.js';
+import { publicationEncoders, type PreparedPush } from '../../src/core/push_encoders.js';
+import type { EncodedMessage } from '../../src/protocol/codec.js';
+import { jsonCodec } from '../../src/protocol/json_codec.js';
 import type { Disconnect } from '../../src/core/errors.js';
 import { Node } from '../../src/core/node.js';
 import { JwtVerifier } from '../../src/server/auth_jwt.js';
 import { SqliteStore } from '../../src/stores/sqlite/store_sqlite.js';
 
-function preparePublication(channel: string, pub: Publication): PreparedPush {
-  return { text: Buffer.from(encodePublicationPush(channel, pub)) };
-}
+const ENCODERS = publicationEncoders(jsonCodec, (message) => ({ message }));
 
+/** A client transport that keeps what it is given, speaking the JSON protocol. */
 export class MemoryTransport implements ClientTransport {
   readonly name = 'websocket';
+  readonly codec = jsonCodec;
+  readonly publicationEncoders = ENCODERS;
   readonly written: string[] = [];
   closedWith: Disconnect | undefined;
-  readonly preparePublication = preparePublication;
 
-  write(message: string | PreparedPush): void {
-    this.written.push(typeof message === 'string' ? message : message.text.toString());
+  write(message: EncodedMessage | PreparedPush): void {
+    const encoded = typeof message === 'string' || message instanceof Uint8Array ? message : message.message;
+    this.written.push(typeof encoded === 'string' ? encoded : Buffer.from(encoded).toString('base64'));
   }
 
   close(disconnect: Disconnect): void {

@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { Client, ClientTransport, PreparedPush, TransportName } from '../../core/client.js';
 import { Disconnects, type Disconnect } from '../../core/errors.js';
-import type { Publication } from '../../core/publication.js';
-import { encodeDisconnectPush } from '../../protocol/json_codec.js';
+import { publicationEncoders, type PublicationEncoders } from '../../core/push_encoders.js';
+import type { EncodedMessage } from '../../protocol/codec.js';
+import { jsonCodec } from '../../protocol/json_codec.js';
 import type { FlushScheduler, Flushable } from '../flush_scheduler.js';
 
 /** A slow reader's stream ends behind everything it did not read: cut it after this. */
@@ -14,7 +15,7 @@ const SLOW_CLOSE_GRACE_MS = 1000;
  */
 export class PreparedChunk implements PreparedPush {
   constructor(
-    readonly text: Buffer,
+    readonly message: EncodedMessage,
     readonly chunk: Buffer,
     /** The framing that made `chunk`: a push prepared by another kind is framed again. */
     readonly framing: StreamFraming,
@@ -37,12 +38,14 @@ export interface StreamFraming {
   frame(message: string): string;
 }
 
-/** The publication encoder of a framing: one function per kind, as the hub's FrameCache wants. */
-export function publicationPreparer(framing: StreamFraming, encode: (channel: string, pub: Publication) => string): (channel: string, pub: Publication) => PreparedChunk {
-  return (channel, pub) => {
-    const message = encode(channel, pub);
-    return new PreparedChunk(Buffer.from(message), Buffer.from(framing.frame(message)), framing);
-  };
+/** Text of a JSON protocol message (the only protocol these streams carry today). */
+function textOf(message: EncodedMessage): string {
+  return typeof message === 'string' ? message : Buffer.from(message).toString('utf8');
+}
+
+/** The publication encoders of a framing: one set per kind, built at module level, as the hub's FrameCache wants. */
+export function framingEncoders(framing: StreamFraming): PublicationEncoders {
+  return publicationEncoders(jsonCodec, (message) => new PreparedChunk(message, Buffer.from(framing.frame(textOf(message))), framing));
 }
 
 /**
@@ -52,15 +55,17 @@ export function publicationPreparer(framing: StreamFraming, encode: (channel: st
  */
 export class EmulatedTransport implements ClientTransport, Flushable {
   readonly name: Exclude<TransportName, 'websocket'>;
+  /** JSON only: a Protobuf stream would need the SDK's length-delimited framing beside these. */
+  readonly codec = jsonCodec;
   client: Client | undefined;
   // Allocated while messages wait for the next flush only: idle streams hold no array.
-  private queue: (string | PreparedPush)[] | null = null;
+  private queue: (EncodedMessage | PreparedPush)[] | null = null;
   private closed = false;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly framing: StreamFraming,
-    readonly preparePublication: (channel: string, pub: Publication) => PreparedChunk,
+    readonly publicationEncoders: PublicationEncoders,
     readonly session: string,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
@@ -72,7 +77,7 @@ export class EmulatedTransport implements ClientTransport, Flushable {
     return this.closed;
   }
 
-  write(message: string | PreparedPush): void {
+  write(message: EncodedMessage | PreparedPush): void {
     if (this.closed) return;
     if (this.queue) {
       this.queue.push(message);
@@ -82,9 +87,9 @@ export class EmulatedTransport implements ClientTransport, Flushable {
     this.scheduler.mark(this);
   }
 
-  private chunkOf(message: string | PreparedPush): string | Buffer {
+  private chunkOf(message: EncodedMessage | PreparedPush): string | Buffer {
     if (message instanceof PreparedChunk && message.framing === this.framing) return message.chunk;
-    return this.framing.frame(typeof message === 'string' ? message : message.text.toString());
+    return this.framing.frame(textOf(typeof message === 'string' || message instanceof Uint8Array ? message : message.message));
   }
 
   flush(): void {
@@ -98,7 +103,7 @@ export class EmulatedTransport implements ClientTransport, Flushable {
       return;
     }
     if (queue.length === 1) {
-      this.res.write(this.chunkOf(queue[0] as string | PreparedPush));
+      this.res.write(this.chunkOf(queue[0] as EncodedMessage | PreparedPush));
       return;
     }
     this.res.cork();
@@ -114,7 +119,7 @@ export class EmulatedTransport implements ClientTransport, Flushable {
     if (this.closed) return;
     const slow = disconnect.code === Disconnects.slow.code;
     if (!slow) {
-      this.write(encodeDisconnectPush(disconnect.code, disconnect.reason));
+      this.write(this.codec.encodePush({ type: 'disconnect', code: disconnect.code, reason: disconnect.reason }));
       this.flush();
     }
     this.closed = true;

@@ -6,8 +6,8 @@ import { RelaisError } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler } from '../flush_scheduler.js';
 import { EmulatedTransport } from './emulated_transport.js';
-import { HTTP_STREAM_HEADERS, httpStreamFraming, prepareHttpStreamPublication } from './transport_http_stream.js';
-import { SSE_HEADERS, prepareSsePublication, sseFraming } from './transport_sse.js';
+import { HTTP_STREAM_HEADERS, httpStreamEncoders, httpStreamFraming } from './transport_http_stream.js';
+import { SSE_HEADERS, sseEncoders, sseFraming } from './transport_sse.js';
 
 export type EmulatedKind = 'http_stream' | 'sse';
 
@@ -23,8 +23,8 @@ export interface EmulationRequest {
 export type EmulationOutcome = 'local' | 'forwarded' | 'gone';
 
 const KINDS = {
-  http_stream: { framing: httpStreamFraming, prepare: prepareHttpStreamPublication, headers: HTTP_STREAM_HEADERS },
-  sse: { framing: sseFraming, prepare: prepareSsePublication, headers: SSE_HEADERS },
+  http_stream: { framing: httpStreamFraming, encoders: httpStreamEncoders, headers: HTTP_STREAM_HEADERS },
+  sse: { framing: sseFraming, encoders: sseEncoders, headers: SSE_HEADERS },
 } as const;
 
 /**
@@ -55,11 +55,11 @@ export class EmulationEndpoint {
    * `connectFrame`, the connect command the stream request carried, on a new Client.
    */
   open(kind: EmulatedKind, res: ServerResponse, connectFrame: string): void {
-    const { framing, prepare, headers } = KINDS[kind];
+    const { framing, encoders, headers } = KINDS[kind];
     res.writeHead(200, headers);
     res.flushHeaders();
     const session = randomUUID();
-    const transport = new EmulatedTransport(res, framing, prepare, session, this.scheduler, this.node.config.client.max_queue_bytes);
+    const transport = new EmulatedTransport(res, framing, encoders, session, this.scheduler, this.node.config.client.max_queue_bytes);
     const client = new Client(this.node, transport, this.logger);
     transport.client = client;
     this.sessions.set(session, client);

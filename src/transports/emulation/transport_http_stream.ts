@@ -1,5 +1,4 @@
-import { encodePublicationPush } from '../../protocol/json_codec.js';
-import { publicationPreparer, singleLine, type StreamFraming } from './emulated_transport.js';
+import { framingEncoders, singleLine, type StreamFraming } from './emulated_transport.js';
 
 /**
  * HTTP-streaming (`/connection/http_stream`), as centrifuge-js' `http_stream` transport reads
@@ -12,7 +11,7 @@ export const httpStreamFraming: StreamFraming = {
   frame: (message) => `${singleLine(message)}\n`,
 };
 
-export const prepareHttpStreamPublication = publicationPreparer(httpStreamFraming, encodePublicationPush);
+export const httpStreamEncoders = framingEncoders(httpStreamFraming);
 
 /** Response headers: no caching, and no buffering by proxies (nginx reads X-Accel-Buffering). */
 export const HTTP_STREAM_HEADERS: Readonly<Record<string, string>> = {

@@ -1,5 +1,4 @@
-import { encodePublicationPush } from '../../protocol/json_codec.js';
-import { publicationPreparer, singleLine, type StreamFraming } from './emulated_transport.js';
+import { framingEncoders, singleLine, type StreamFraming } from './emulated_transport.js';
 
 /**
  * SSE with bidirectional emulation (`/connection/sse`), as centrifuge-js' `sse` transport reads
@@ -13,7 +12,7 @@ export const sseFraming: StreamFraming = {
   frame: (message) => `data: ${singleLine(message)}\n\n`,
 };
 
-export const prepareSsePublication = publicationPreparer(sseFraming, encodePublicationPush);
+export const sseEncoders = framingEncoders(sseFraming);
 
 /** The query parameter of the connect command (Centrifugo's name). */
 export const CONNECT_PARAM = 'cf_connect';

@@ -3,6 +3,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { RelaisError, toRelaisError } from '../../core/errors.js';
+import { compileTagFilter, type TagFilter } from '../../core/tag_filter.js';
+import { decodeFilterNode } from '../../protocol/json_codec.js';
+import type { FilterNode } from '../../protocol/types.js';
 import type { Node } from '../../core/node.js';
 import { KeyedBuckets } from '../../core/rate_limit.js';
 import { NodeStats } from '../../core/stats.js';
@@ -45,6 +48,17 @@ function bearer(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/** The `tf` parameter of /sse: a filter on publication tags, as the JSON of a FilterNode (docs/api.md). */
+function sseTagFilter(text: string): TagFilter {
+  let node: FilterNode;
+  try {
+    node = decodeFilterNode(JSON.parse(text));
+  } catch (err) {
+    throw new RelaisError('BAD_REQUEST', `invalid tags filter (tf): ${err instanceof Error ? err.message : 'not JSON'}`);
+  }
+  return compileTagFilter(node);
+}
+
 /** A repeated query parameter. Each value is one name: commas are channel characters, not separators. */
 function list(value: unknown): string[] {
   if (value === undefined) return [];
@@ -71,7 +85,8 @@ export async function serveSse(
   // Browsers send Origin on cross-site EventSource requests: the same rule as WebSocket.
   const origin = request.headers.origin;
   if (!isOriginAllowed(origin, node.config.allowed_origins)) throw new RelaisError('FORBIDDEN', 'origin not allowed');
-  const sseRequest = { channels, token, lastEventId, format };
+  const tf = request.query['tf'];
+  const sseRequest = { channels, token, lastEventId, format, ...(typeof tf === 'string' ? { filter: sseTagFilter(tf) } : {}) };
   const grant = await sse.authorize(sseRequest);
   reply.hijack();
   if (origin !== undefined) {

@@ -39,6 +39,13 @@ export function registerEmulationRoutes(app: App, options: EmulationRoutesOption
     }
   }
 
+  /** Protobuf clients post application/octet-stream: their protocol is served over WebSocket only. */
+  function refuseBinary(request: FastifyRequest): void {
+    if (request.headers['content-type']?.startsWith('application/octet-stream')) {
+      throw new RelaisError('UNSUPPORTED', 'the Protobuf protocol is served over WebSocket only, not over emulation');
+    }
+  }
+
   function preflight(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     admit(request, reply);
     return reply
@@ -56,6 +63,7 @@ export function registerEmulationRoutes(app: App, options: EmulationRoutesOption
       void reply.code(503).header('Connection', 'close').send();
       return;
     }
+    refuseBinary(request);
     if (connectFrame.trim() === '') throw new RelaisError('BAD_REQUEST', 'the stream request carries no connect command');
     admit(request, reply);
     reply.hijack();
@@ -93,6 +101,7 @@ export function registerEmulationRoutes(app: App, options: EmulationRoutesOption
     scope.options('/emulation', preflight);
     scope.post('/emulation', { bodyLimit: envelopeLimit(config.client.max_frame_bytes) }, async (request, reply) => {
       admit(request, reply);
+      refuseBinary(request);
       const emulated = parseEmulationRequest(bodyText(request.body));
       if (Buffer.byteLength(emulated.data) > config.client.max_frame_bytes) {
         throw new RelaisError('LIMIT_EXCEEDED', 'emulation data larger than client.max_frame_bytes');

@@ -5,6 +5,7 @@ import { TokenError } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
+import type { TagFilter } from '../../core/tag_filter.js';
 import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
 import { mergeRecovery } from '../../core/recovery.js';
@@ -19,6 +20,8 @@ export interface SseRequest {
   readonly lastEventId: string | undefined;
   /** What a publication event carries; the envelope by default. */
   readonly format?: SseDataFormat;
+  /** Only publications whose tags pass it are streamed (the `tf` parameter). */
+  readonly filter?: TagFilter;
 }
 
 /** What an authorized request may stream, and until when. */
@@ -118,7 +121,7 @@ export class SseEndpoint {
       res.end();
       return;
     }
-    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats);
+    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats, request.filter);
     this.streams.add(stream);
     this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
     const client = new SseClient(grant.user, stream);

@@ -8,6 +8,7 @@ import type { NodeClient } from '../../core/node.js';
 import type { ClientInfo, Publication, StreamPosition } from '../../core/publication.js';
 import { NodeStats } from '../../core/stats.js';
 import { StreamSubscriber } from '../../core/stream_subscriber.js';
+import type { TagFilter } from '../../core/tag_filter.js';
 import type { FlushScheduler, Flushable } from '../flush_scheduler.js';
 import { encodeEventId } from './event_id.js';
 import type { SseChannelEvents } from './channel_events.js';
@@ -61,6 +62,7 @@ export class SseStream implements Flushable {
     private readonly maxQueueBytes: number,
     startTime: number,
     private readonly stats: NodeStats,
+    private readonly filter?: TagFilter,
   ) {
     this.lastTime = startTime;
   }
@@ -106,6 +108,8 @@ export class SseStream implements Flushable {
     }
     if (pub.time > this.newestTime) this.newestTime = pub.time;
     if (!this.joining && pub.time > this.lastTime) this.lastTime = pub.time;
+    // Filtered out once the position moved past it: the id of the next event resumes after it.
+    if (this.filter && !this.filter(pub.tags)) return false;
     this.stats.sseEvents++;
     if (live) this.stats.observeSseLatency(Date.now() - pub.time);
     this.enqueue(`${event ? `event: ${event}\n` : ''}id: ${encodeEventId(this.lastTime, this.positions)}\n${dataField(data)}\n`);

@@ -1,5 +1,6 @@
 import { constants, deflateRawSync } from 'node:zlib';
-import { deflatedTextFrame, textFrame } from './frames.js';
+import type { EncodedMessage } from '../../protocol/codec.js';
+import { binaryFrame, deflatedFrame, textFrame } from './frames.js';
 
 /** The permessage-deflate parameters every compressed connection of a node shares. */
 export interface DeflateParams {
@@ -24,10 +25,11 @@ const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 export class FrameDeflater {
   constructor(private readonly params: DeflateParams) {}
 
-  /** The complete frame of `text`: compressed (RSV1 set) when at or above the threshold, else plain. */
-  frame(text: string | Buffer): Buffer {
-    const payload = typeof text === 'string' ? Buffer.from(text) : text;
-    if (payload.length < this.params.threshold) return textFrame(payload.toString()).frame;
+  /** The complete frame of a message: compressed (RSV1 set) at or above the threshold, else plain; text for JSON, binary for Protobuf. */
+  frame(message: EncodedMessage): Buffer {
+    const binary = typeof message !== 'string';
+    const payload = binary ? Buffer.from(message.buffer, message.byteOffset, message.byteLength) : Buffer.from(message);
+    if (payload.length < this.params.threshold) return (binary ? binaryFrame(payload) : textFrame(message)).frame;
     let deflated = deflateRawSync(payload, {
       level: this.params.level,
       memLevel: this.params.memLevel,
@@ -35,6 +37,6 @@ export class FrameDeflater {
       finishFlush: constants.Z_SYNC_FLUSH,
     });
     if (deflated.subarray(-4).equals(TRAILER)) deflated = deflated.subarray(0, -4);
-    return deflatedTextFrame(deflated).frame;
+    return deflatedFrame(deflated, binary).frame;
   }
 }

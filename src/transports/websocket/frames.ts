@@ -32,9 +32,9 @@ export function textFrame(text: string): Frame {
   return frameOf(Buffer.from(text, 'utf8'), TEXT);
 }
 
-/** A text frame whose payload is a message deflated by permessage-deflate (RFC 7692: RSV1 set). */
-export function deflatedTextFrame(deflated: Buffer): Frame {
-  return frameOf(deflated, TEXT, true);
+/** A frame whose payload is a message deflated by permessage-deflate (RFC 7692: RSV1 set). */
+export function deflatedFrame(deflated: Buffer, binary: boolean): Frame {
+  return frameOf(deflated, binary ? BINARY : TEXT, true);
 }
 
 /** A binary frame (a Protobuf protocol message). */

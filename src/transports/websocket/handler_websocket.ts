@@ -3,34 +3,41 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
 import type { RelaisConfig } from '../../config/schema.js';
-import { Client, type ClientTransport, type PreparedPush } from '../../core/client.js';
-import type { Publication } from '../../core/publication.js';
-import { encodePublicationPush } from '../../protocol/json_codec.js';
+import { Client, type ClientTransport } from '../../core/client.js';
+import { publicationEncoders, type PreparedPush, type PublicationEncoders } from '../../core/push_encoders.js';
+import type { EncodedMessage, ProtocolCodec } from '../../protocol/codec.js';
+import { jsonCodec } from '../../protocol/json_codec.js';
+import { protobufCodec } from '../../protocol/protobuf_codec.js';
 import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
-import { FrameDeflater } from './frame_deflater.js';
 import { isOriginAllowed } from '../origin.js';
-import { textFrame } from './frames.js';
+import { FrameDeflater } from './frame_deflater.js';
+import { binaryFrame, textFrame } from './frames.js';
 
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
 const SLOW_CLOSE_GRACE_MS = 1000;
 
-/** A publication push as the WebSocket transport writes it: its text, inside its frame. */
+/** The WebSocket subprotocol a Protobuf client asks for (centrifuge-js, Dart, Swift, Java SDKs). */
+export const PROTOBUF_SUBPROTOCOL = 'centrifuge-protobuf';
+
+/** The frame of one protocol message: text for JSON, binary for Protobuf. */
+function frameFor(message: EncodedMessage): Buffer {
+  return (typeof message === 'string' ? textFrame(message) : binaryFrame(message)).frame;
+}
+
+/** A publication push as the WebSocket transport writes it: its message, inside its frame. */
 class PreparedFrame implements PreparedPush {
   readonly frame: Buffer;
-  readonly text: Buffer;
   // Built by the first compressed connection that writes it, then shared by the others.
   private deflated: Buffer | undefined;
 
-  constructor(json: string) {
-    const { frame, payload } = textFrame(json);
-    this.frame = frame;
-    this.text = payload;
+  constructor(readonly message: EncodedMessage) {
+    this.frame = frameFor(message);
   }
 
   compressedFrame(deflater: FrameDeflater): Buffer {
-    this.deflated ??= deflater.frame(this.text);
+    this.deflated ??= deflater.frame(this.message);
     return this.deflated;
   }
 }
@@ -39,26 +46,45 @@ class PreparedFrame implements PreparedPush {
  * The frame of one queued message: a publication's shared frame (compressed once per node for
  * the connections that negotiated compression), or a reply framed now.
  */
-function frameOf(message: string | PreparedPush, deflater: FrameDeflater | undefined): Buffer {
+function frameOf(message: EncodedMessage | PreparedPush, deflater: FrameDeflater | undefined): Buffer {
   if (message instanceof PreparedFrame) return deflater ? message.compressedFrame(deflater) : message.frame;
-  const text = typeof message === 'string' ? message : message.text.toString();
-  return deflater ? deflater.frame(text) : textFrame(text).frame;
+  const encoded = typeof message === 'string' || message instanceof Uint8Array ? message : message.message;
+  return deflater ? deflater.frame(encoded) : frameFor(encoded);
 }
 
-function prepareWebSocketPublication(channel: string, pub: Publication): PreparedFrame {
-  return new PreparedFrame(encodePublicationPush(channel, pub));
+/**
+ * ws' permessage-deflate options from the `websocket` config, or false: what the handshake
+ * negotiates and how ws inflates client frames (Relais deflates its own, FrameDeflater). No
+ * context takeover on the server side and a fixed server window (ws refuses offers asking for
+ * a smaller one): every connection decodes the same compressed bytes. The client's window is
+ * left to its offer: asking for a smaller one refuses the handshake of clients that do not
+ * offer `client_max_window_bits`.
+ */
+export function deflateOptions(config: RelaisConfig['websocket']): PerMessageDeflateOptions | false {
+  if (!config.compression) return false;
+  return {
+    threshold: config.compression_threshold,
+    serverNoContextTakeover: true,
+    serverMaxWindowBits: config.compression_window_bits,
+    zlibDeflateOptions: { level: config.compression_level, memLevel: config.compression_mem_level },
+  };
 }
 
-/** One WebSocket connection under the Centrifugo JSON protocol. */
+const prepareFrame = (message: EncodedMessage): PreparedPush => new PreparedFrame(message);
+const JSON_ENCODERS = publicationEncoders(jsonCodec, prepareFrame);
+const PROTOBUF_ENCODERS = publicationEncoders(protobufCodec, prepareFrame);
+
+/** One WebSocket connection under the Centrifugo protocol, JSON (text frames) or Protobuf (binary frames). */
 class WebSocketTransport implements ClientTransport, Flushable {
   readonly name = 'websocket';
-  readonly preparePublication = prepareWebSocketPublication;
+  readonly publicationEncoders: PublicationEncoders;
   client: Client | undefined;
   // Allocated while messages wait for the next flush only: idle connections hold no array.
-  private queue: (string | PreparedPush)[] | null = null;
+  private queue: (EncodedMessage | PreparedPush)[] | null = null;
   private closed = false;
 
   constructor(
+    readonly codec: ProtocolCodec,
     private readonly ws: WebSocket,
     /** The upgraded socket, the one `ws` writes to: pre-framed pushes go to it directly. */
     private readonly socket: Duplex,
@@ -66,9 +92,11 @@ class WebSocketTransport implements ClientTransport, Flushable {
     private readonly maxQueueBytes: number,
     /** Set where the connection negotiated permessage-deflate. */
     private readonly deflater: FrameDeflater | undefined,
-  ) {}
+  ) {
+    this.publicationEncoders = codec === protobufCodec ? PROTOBUF_ENCODERS : JSON_ENCODERS;
+  }
 
-  write(message: string | PreparedPush): void {
+  write(message: EncodedMessage | PreparedPush): void {
     if (this.closed) return;
     if (this.queue) {
       this.queue.push(message);
@@ -94,7 +122,7 @@ class WebSocketTransport implements ClientTransport, Flushable {
     // holds frames back: Relais never sends through it, compressed frames included); those of
     // one turn leave in one write.
     if (queue.length === 1) {
-      this.socket.write(frameOf(queue[0] as string | PreparedPush, this.deflater));
+      this.socket.write(frameOf(queue[0] as EncodedMessage | PreparedPush, this.deflater));
       return;
     }
     this.socket.cork();
@@ -121,8 +149,21 @@ const clients = new WeakMap<WebSocket, Client>();
 function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
   const client = clients.get(this);
   if (!client) return;
-  if (isBinary) client.disconnect(Disconnects.badRequest);
-  else client.handleFrame(data.toString('utf8'));
+  // Each protocol has its kind of frame: a binary frame on a JSON connection (or text on a
+  // Protobuf one) is not the protocol the connection negotiated.
+  if (isBinary !== client.codec.binary) client.disconnect(Disconnects.badRequest);
+  else client.handleFrame(isBinary ? data : data.toString('utf8'));
+}
+
+/**
+ * The protocol a connection asked for, as Centrifugo reads it: the `centrifuge-protobuf`
+ * subprotocol, or `format=protobuf` (also `cf_protocol=protobuf`) in the query string.
+ */
+export function negotiatedCodec(url: string | undefined, subprotocol: string): ProtocolCodec {
+  if (subprotocol === PROTOBUF_SUBPROTOCOL) return protobufCodec;
+  const query = url?.includes('?') ? new URLSearchParams(url.slice(url.indexOf('?') + 1)) : undefined;
+  if (query && (query.get('format') === 'protobuf' || query.get('cf_protocol') === 'protobuf')) return protobufCodec;
+  return jsonCodec;
 }
 
 function onClose(this: WebSocket): void {
@@ -133,24 +174,6 @@ function onError(this: WebSocket, err: Error): void {
   const client = clients.get(this);
   client?.logger.debug({ err }, 'websocket error');
   client?.handleClose();
-}
-
-/**
- * ws' permessage-deflate options from the `websocket` config, or false: what the handshake
- * negotiates and how ws inflates client frames (Relais deflates its own, FrameDeflater). No
- * context takeover on the server side and a fixed server window (ws refuses offers asking for
- * a smaller one): every connection decodes the same compressed bytes. The client's window is
- * left to its offer: asking for a smaller one refuses the handshake of clients that do not
- * offer `client_max_window_bits`.
- */
-export function deflateOptions(config: RelaisConfig['websocket']): PerMessageDeflateOptions | false {
-  if (!config.compression) return false;
-  return {
-    threshold: config.compression_threshold,
-    serverNoContextTakeover: true,
-    serverMaxWindowBits: config.compression_window_bits,
-    zlibDeflateOptions: { level: config.compression_level, memLevel: config.compression_mem_level },
-  };
 }
 
 export interface WebSocketEndpointOptions {
@@ -180,10 +203,10 @@ export class WebSocketEndpoint {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.client.max_frame_bytes,
-      perMessageDeflate: deflateOptions(config.websocket),
+      perMessageDeflate: deflateOptions(ws),
       clientTracking: false,
-      // Only the JSON protocol: a client asking for a subprotocol (protobuf) gets none.
-      handleProtocols: () => false,
+      // The one subprotocol served: Protobuf. Any other request gets none (JSON).
+      handleProtocols: (protocols) => (protocols.has(PROTOBUF_SUBPROTOCOL) ? PROTOBUF_SUBPROTOCOL : false),
     });
   }
 
@@ -198,13 +221,13 @@ export class WebSocketEndpoint {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, negotiatedCodec(request.url, ws.protocol)));
   }
 
-  private accept(ws: WebSocket, socket: Duplex): void {
+  private accept(ws: WebSocket, socket: Duplex, codec: ProtocolCodec): void {
     // Compression is per connection: on only where the client's offer was accepted.
     const deflater = this.deflater && ws.extensions.includes('permessage-deflate') ? this.deflater : undefined;
-    const transport = new WebSocketTransport(ws, socket, this.scheduler, this.node.config.client.max_queue_bytes, deflater);
+    const transport = new WebSocketTransport(codec, ws, socket, this.scheduler, this.node.config.client.max_queue_bytes, deflater);
     const client = new Client(this.node, transport, this.logger);
     transport.client = client;
     clients.set(ws, client);
