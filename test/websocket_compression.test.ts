@@ -1,7 +1,7 @@
 /**
  * permessage-deflate on the WebSocket endpoint: off by default; on with `websocket.compression`,
  * a client that offers it gets compressed frames above the threshold, in order with the
- * uncompressed ones, and the SDK works unchanged.
+ * uncompressed ones, and the SDK (JSON and Protobuf) works unchanged.
  */
 import type { ClientRequestArgs } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { sdkClient, waitFor, type SdkClient } from './helpers/clients.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
+import { NEWEST_PROTOBUF_SDK, NEWEST_SDK } from './helpers/sdk_versions.js';
 
 /** A raw client that offers permessage-deflate, with the bytes its socket read. */
 async function openClient(relais: RelaisProcess): Promise<{ ws: WebSocket; socket: () => Socket; messages: string[] }> {
@@ -74,20 +75,24 @@ describe.each([
     client.ws.close();
   });
 
-  it('delivers large and small publications to the SDK in order', async () => {
-    const c = await sdkClient(relais, 'reader');
+  it.each([
+    { sdk: NEWEST_SDK, protocol: 'JSON' },
+    { sdk: NEWEST_PROTOBUF_SDK, protocol: 'Protobuf' },
+  ])('delivers large and small publications to the SDK ($protocol) in order', async ({ sdk }) => {
+    const c = await sdkClient(relais, 'reader', { sdk });
     clients.push(c);
-    const sub = c.subscribe('chat:order');
+    const channel = `chat:order-${sdk === NEWEST_SDK ? 'json' : 'protobuf'}`;
+    const sub = c.subscribe(channel);
     await sub.ready(5000);
     const publishes: Promise<unknown>[] = [];
     for (let n = 1; n <= 200; n++) {
       // Every third one above the threshold: compressed and plain frames interleave.
-      publishes.push(relais.call('publish', { channel: 'chat:order', data: { n, pad: n % 3 === 0 ? 'x'.repeat(3000) : '' } }));
+      publishes.push(relais.call('publish', { channel, data: { n, pad: n % 3 === 0 ? 'x'.repeat(3000) : '' } }));
       if (n % 20 === 0) await Promise.all(publishes.splice(0));
     }
     await Promise.all(publishes);
-    await waitFor(() => c.pubs('chat:order').length === 200, 10_000, 'all 200 publications');
-    const offsets = c.pubs('chat:order').map((p) => p.offset);
+    await waitFor(() => c.pubs(channel).length === 200, 10_000, 'all 200 publications');
+    const offsets = c.pubs(channel).map((p) => p.offset);
     expect(offsets).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   });
 });
