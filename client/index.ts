@@ -7,6 +7,16 @@
 import type { Centrifuge, PublicationContext, SubscribedContext, Subscription, SubscriptionOptions } from 'centrifuge';
 
 export { mintToken, type TokenClaims } from './token.js';
+export {
+  BATCH_NAMESPACE,
+  TERMINAL_STATUSES,
+  batchChannel,
+  isTerminalStatus,
+  publishJobState,
+  JobPublishError,
+  type JobState,
+  type PublishJobStateOptions,
+} from './jobs.js';
 
 /** Namespace of chat rooms in the embedded defaults: `chat:<room>`. */
 export const CHAT_NAMESPACE = 'chat';

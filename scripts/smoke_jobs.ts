@@ -11,12 +11,12 @@
  * out of order, or the stream does not end after `complete`.
  */
 import { randomBytes } from 'node:crypto';
+import { batchChannel, publishJobState, type JobState } from '../client/jobs.js';
 import { mintToken } from '../client/token.js';
 import { DEV_API_KEY, DEV_TOKEN_SECRET } from '../src/config/defaults.js';
 
-interface JobState {
+interface BatchState extends JobState {
   readonly batchId: string;
-  readonly status: string;
   readonly progress: number;
 }
 
@@ -86,8 +86,8 @@ async function waitUntil(check: () => boolean, ms: number, what: string): Promis
 async function main(): Promise<number> {
   const token = process.env['RELAIS_TOKEN'] ?? (await mintToken(process.env['RELAIS_TOKEN_SECRET'] ?? DEV_TOKEN_SECRET, { user: 'smoke-jobs' }));
   const batchId = `smoke-${randomBytes(4).toString('hex')}`;
-  const channel = `batch:${batchId}`;
-  const states: JobState[] = [
+  const channel = batchChannel(batchId);
+  const states: BatchState[] = [
     { batchId, status: 'PROCESSING', progress: 50 },
     { batchId, status: 'PROCESSING', progress: 75 },
     { batchId, status: 'COMPLETED', progress: 100 },
@@ -118,7 +118,8 @@ async function main(): Promise<number> {
   for (const state of states) {
     const before = progress().length;
     const sent = Date.now();
-    await api('publish', { channel, data: state });
+    // The worker's side: the relais/client helper, over the server API.
+    await publishJobState({ url: baseUrl, apiKey, id: batchId, state });
     await waitUntil(() => progress().length > before, 10_000, `the ${state.status} ${state.progress}% event`);
     latencies.push((progress()[before]?.at ?? sent) - sent);
   }
@@ -126,11 +127,11 @@ async function main(): Promise<number> {
   clearTimeout(timer);
   await reading;
   for (const e of progress()) {
-    const s = JSON.parse(e.data) as JobState;
+    const s = JSON.parse(e.data) as BatchState;
     log(`  progress: ${s.status} ${s.progress}%`);
   }
   const complete = events.filter((e) => e.type === 'complete');
-  const seen = progress().map((e) => (JSON.parse(e.data) as JobState).progress);
+  const seen = progress().map((e) => (JSON.parse(e.data) as BatchState).progress);
   const ordered = JSON.stringify(seen) === JSON.stringify([0, 50, 75, 100]);
   const sseEvents = progress().length + complete.length;
   log(`[jobs] SSE: ${sseEvents} events (${progress().length} progress, ${complete.length} complete), stream ended: ${ended}`);

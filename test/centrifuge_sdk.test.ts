@@ -224,6 +224,13 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
     expect((await error).code).toBe(103);
   });
 
+  it('answers RPC calls (the chat feature), and an unknown method with error 104', async () => {
+    const kim = await client('kim');
+    const created = await kim.centrifuge.rpc('chat.create', sdk.encode({ room: 'rpc-room', title: 'RPC' }));
+    expect(decode(created.data)).toMatchObject({ room: { room: 'room:rpc-room', created_by: 'kim' }, created: true });
+    await expect(kim.centrifuge.rpc('nowhere.method', sdk.encode({}))).rejects.toMatchObject({ code: 104 });
+  });
+
   it('refreshes an expiring connection token through getToken and stays connected', async () => {
     let fetched = 0;
     const centrifuge = new Centrifuge(connection().endpoint, {

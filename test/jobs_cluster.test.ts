@@ -86,9 +86,11 @@ for (const bus of ['redis', 'nats'] as const) {
       await publish({ status: 'PROCESSING', progress: 50 });
       const resumed = await follow(c, { 'Last-Event-ID': lastId });
       const fresh = await follow(b);
-      await waitFor(() => progress(resumed).length === 2 && progress(fresh).length === 1, 10_000, 'the resumed stream on C and the fresh one on B');
+      await waitFor(() => progress(resumed).length === 2 && progress(fresh).length === 1, 20_000, 'the resumed stream on C and the fresh one on B').catch((err: unknown) => {
+        throw new Error(`${String(err)}: resumed ${JSON.stringify(resumed.events)} ${JSON.stringify(resumed.attempts.map((x) => x.status))}, fresh ${JSON.stringify(fresh.events)}`);
+      });
       await publish({ status: 'FAILED', progress: 50 });
-      await waitFor(() => resumed.named('complete').length === 1 && fresh.named('complete').length === 1, 10_000, 'complete on both streams');
+      await waitFor(() => resumed.named('complete').length === 1 && fresh.named('complete').length === 1, 20_000, 'complete on both streams');
       await waitFor(() => resumed.source.readyState === resumed.source.CLOSED && fresh.source.readyState === fresh.source.CLOSED, 10_000, 'both streams closed');
 
       expect([...progress(first), ...progress(resumed)].map((p) => p.offset)).toEqual([3, 4, 5, 6]);

@@ -25,6 +25,8 @@ export const REPLACEABLE_NAMESPACES: readonly string[] = ['room', 'dm', 'status'
  *   only the server publishes in (workers through the HTTP API); any authenticated user follows
  *   it, gets the job's current state first, and an SSE stream ends after its terminal status.
  *   History keeps the last 100 states for an hour, so that an SSE stream resumed mid-job misses none.
+ * - `telemetry:metrics`: the aggregates of closed telemetry windows (docs/telemetry.md), kept a
+ *   minute; only the server publishes.
  * Channels without a namespace: authenticated users subscribe, only the server publishes.
  */
 export function embeddedDefaults(production: boolean): RelaisConfigInput {
@@ -79,6 +81,13 @@ export function embeddedDefaults(production: boolean): RelaisConfigInput {
         force_recovery_mode: 'cache',
         allow_subscribe: 'authenticated',
         allow_publish: 'server-only',
+      },
+      telemetry: {
+        history_size: 100,
+        history_ttl: '60s',
+        allow_subscribe: 'authenticated',
+        allow_publish: 'server-only',
+        allow_history: true,
       },
       user: {
         history_size: 100,

@@ -15,6 +15,17 @@ function problems(fn: () => unknown): readonly string[] {
 }
 
 describe('loadConfig', () => {
+  it('reads the telemetry settings from the environment, and refuses windows too short', () => {
+    const { config } = loadConfig({ env: { TELEMETRY: 'true', TELEMETRY_WINDOW: '250', MQTT_BROKER_URL: 'mqtt://127.0.0.1:1883', MQTT_PORT: '1884' } });
+    expect(config.telemetry).toMatchObject({ enabled: true, window: 250, allowed_lateness: 500, latest_ttl: 60_000, channel: 'telemetry:metrics' });
+    expect(config.telemetry.mqtt).toMatchObject({ broker_url: 'mqtt://127.0.0.1:1883', port: 1884, topic: 'devices/+/metrics', shared_group: 'relais' });
+    expect(loadConfig({ env: {} }).config.telemetry.enabled).toBe(false);
+    expect(problems(() => loadConfig({ env: { TELEMETRY_WINDOW: '10', MQTT_BROKER_URL: 'http://x' } }))).toEqual([
+      'MQTT_BROKER_URL (telemetry.mqtt.broker_url): expected an mqtt://, mqtts://, ws:// or wss:// URL',
+    ]);
+    expect(problems(() => loadConfig({ env: { TELEMETRY_WINDOW: '10' } }))).toEqual(['telemetry.window must be at least 50ms (got 10 ms)']);
+  });
+
   it('runs on embedded defaults with development secrets, and says so', () => {
     const loaded = loadConfig({ env: {} });
     expect(loaded.config.port).toBe(8000);
@@ -57,6 +68,19 @@ describe('loadConfig', () => {
     expect(cross).toEqual(
       expect.arrayContaining([expect.stringContaining('history needs both'), expect.stringContaining('join_leave needs presence')]),
     );
+  });
+
+  it('has the job namespace as a latest-value channel, and refuses cache mode without history', () => {
+    const { config } = loadConfig({ env: {} });
+    expect(config.namespaces['batch']).toMatchObject({ force_recovery_mode: 'cache', force_recovery: true, history_size: 100, allow_publish: 'server-only' });
+    expect(config.jobs).toEqual({ namespace: 'batch', status_field: 'status', terminal_statuses: ['COMPLETED', 'PARTIAL', 'FAILED'] });
+    expect(config.latest_cache).toEqual({ ttl: 10_000, size: 10_000 });
+    // A namespace of the same name in the configuration is taken as written.
+    expect(loadConfig({ env: {}, overrides: { namespaces: { batch: { allow_subscribe: 'anonymous' } } } }).config.namespaces['batch']?.force_recovery_mode).toBe('stream');
+    expect(problems(() => loadConfig({ env: {}, overrides: { namespaces: { live: { force_recovery_mode: 'cache' } } } }))).toEqual([
+      expect.stringContaining('namespaces.live: force_recovery_mode cache keeps the latest publication in history'),
+    ]);
+    expect(problems(() => loadConfig({ env: {}, overrides: { namespaces: { live: { history_size: 1, history_ttl: '1m', force_recovery_mode: 'latest' as 'cache' } } } })).length).toBe(1);
   });
 
   it('reads the database settings of seed 002, timeouts in milliseconds, and refuses bad ones all at once', () => {

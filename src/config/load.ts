@@ -65,6 +65,10 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'RELAIS_DATA_DIR', path: ['data_dir'], kind: 'string' },
   { name: 'RELAIS_WS_COMPRESSION', path: ['websocket', 'compression'], kind: 'bool' },
   { name: 'RELAIS_CHAT_AWAY_AFTER', path: ['chat', 'away_after'], kind: 'string' },
+  { name: 'TELEMETRY', path: ['telemetry', 'enabled'], kind: 'bool' },
+  { name: 'TELEMETRY_WINDOW', path: ['telemetry', 'window'], kind: 'millis' },
+  { name: 'MQTT_BROKER_URL', path: ['telemetry', 'mqtt', 'broker_url'], kind: 'string' },
+  { name: 'MQTT_PORT', path: ['telemetry', 'mqtt', 'port'], kind: 'int' },
 ];
 
 type Plain = Record<string, unknown>;
@@ -184,6 +188,7 @@ function crossCheck(config: RelaisConfig): string[] {
   // 0 would mean "no limit" to the driver: a call could then wait forever.
   if (db.pool_connection_timeout <= 0) problems.push('DB_POOL_CONNECTION_TIMEOUT (database.pool_connection_timeout) must be above 0');
   if (db.query_timeout <= 0) problems.push('DB_QUERY_TIMEOUT (database.query_timeout) must be above 0');
+  if (config.telemetry.window < 50) problems.push(`telemetry.window must be at least 50ms (got ${config.telemetry.window} ms)`);
   if (config.redis_url && config.nats_url) problems.push('REDIS_URL and NATS_URL are both set: choose one message bus');
   if (config.client.pong_timeout >= config.client.ping_interval && config.client.ping_interval > 0) {
     problems.push('client.pong_timeout must be shorter than client.ping_interval');

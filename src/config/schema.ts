@@ -339,6 +339,63 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Telemetry (docs/telemetry.md, seed 003 case 2): device readings from MQTT and the server
+     * API, aggregated into tumbling windows, published on `channel` and streamed to
+     * dashboards over SSE (`GET /telemetry/stream`). Off unless `enabled`.
+     */
+    telemetry: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Length of a tumbling window; windows start at multiples of it since the Unix epoch. */
+        window: duration.prefault('5s'),
+        /**
+         * How long after its end a window still takes readings (late arrivals, clock drift)
+         * before it closes; a reading for a closed window is refused (TIMESTAMP_LATE).
+         */
+        allowed_lateness: duration.prefault('500ms'),
+        /**
+         * With several instances: how long the merging instance waits, after a window closed,
+         * for the partial aggregates of the instances it knows before publishing without them.
+         */
+        merge_wait: duration.prefault('1s'),
+        /** How long the latest aggregate of a device and sensor stays in dashboards' snapshots. */
+        latest_ttl: duration.prefault('60s'),
+        /** Channel of the closed windows' aggregates (server-only publish). */
+        channel: z.string().min(1).max(255).default('telemetry:metrics'),
+        /** Accepted sensor types; a reading of another type is refused (UNKNOWN_SENSOR). */
+        sensor_types: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/)).min(1).max(1000).default(['temperature', 'vibration', 'pressure']),
+        /** A reading up to this far ahead of the server's clock is clamped to its arrival time; further ahead it is refused. */
+        max_future_skew: duration.prefault('2s'),
+        /** Largest absolute value accepted: keeps sums finite whatever devices send. */
+        value_limit: z.number().positive().max(1e300).default(1e12),
+        /** Readings per device (all its sensors): a flooding device gets DEVICE_RATE_LIMITED past it. */
+        device_rate_limit: rateLimit.prefault({ burst: 100, per_second: 50 }),
+        /** Device and sensor pairs in the open windows of one instance; past it new pairs are refused (TOO_MANY_SERIES). */
+        max_series: z.number().int().min(1).max(100_000_000).default(1_000_000),
+        /** Readings in one `telemetry_ingest` call. */
+        max_batch: z.number().int().min(1).max(100_000).default(5000),
+        mqtt: z
+          .object({
+            /** External broker (`mqtt://host:1883`); without it Relais embeds one on `port`. */
+            broker_url: z.string().regex(/^(mqtts?|wss?|tcp):\/\//, 'expected an mqtt://, mqtts://, ws:// or wss:// URL').optional(),
+            /** Topic filter of readings; a `+` level is the device id (checked against the payload's deviceId). */
+            topic: z.string().min(1).max(255).default('devices/+/metrics'),
+            /**
+             * External broker only: subscribe as `$share/<group>/<topic>`, so that instances
+             * share the readings and each counts once. Empty: every instance gets every reading
+             * (one instance only).
+             */
+            shared_group: z.string().regex(/^[A-Za-z0-9_-]{0,64}$/).default('relais'),
+            qos: z.union([z.literal(0), z.literal(1)]).default(0),
+            /** Port of the embedded broker (MQTT over TCP, on `host`). */
+            port: z.number().int().min(0).max(65535).default(1883),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RawJson, decodeLine, encodePublicationPush, splitFrame, toWireJson } from './json_codec.js';
+import { RawJson, decodeLine, encodePublicationPush, jsonCodec, splitFrame, toWireJson } from './json_codec.js';
 
 describe('decodeLine', () => {
   it('decodes each command with its fields', () => {
@@ -62,6 +62,33 @@ describe('frames', () => {
     const push = encodePublicationPush('chat:a', { data: '{"t":"é"}', offset: 3, info: { user: 'u', client: 'c', connInfo: '{"n":1}' } });
     expect(JSON.parse(push)).toEqual({
       push: { channel: 'chat:a', pub: { data: { t: 'é' }, offset: 3, info: { user: 'u', client: 'c', conn_info: { n: 1 } } } },
+    });
+  });
+});
+
+describe('subscribe features', () => {
+  it('reads delta, type and tf, and refuses map fields as unsupported', () => {
+    expect(decodeLine('{"id":1,"subscribe":{"channel":"c","delta":"fossil","type":0,"tf":{"op":"or","nodes":[{"key":"k","cmp":"in","vals":["a","b"]}]}}}')).toEqual({
+      kind: 'command',
+      command: { id: 1, method: 'subscribe', request: { channel: 'c', delta: 'fossil', type: 0, tf: { op: 'or', nodes: [{ key: 'k', cmp: 'in', vals: ['a', 'b'] }] } } },
+    });
+    expect(decodeLine('{"id":2,"subscribe":{"channel":"c","cursor":"x"}}')).toMatchObject({ kind: 'invalid', id: 2, code: 'unsupported' });
+    expect(decodeLine('{"id":3,"publish":{"channel":"c","data":1,"removed":true}}')).toMatchObject({ kind: 'invalid', id: 3, code: 'unsupported' });
+    expect(decodeLine('{"id":4,"subscribe":{"channel":"c","tf":{"vals":[1]}}}')).toMatchObject({ kind: 'invalid', id: 4, code: 'bad_request' });
+    let deep: unknown = { key: 'k', cmp: 'ex' };
+    for (let i = 0; i < 10; i++) deep = { op: 'not', nodes: [deep] };
+    expect(decodeLine(JSON.stringify({ id: 5, subscribe: { channel: 'c', tf: deep } }))).toMatchObject({ kind: 'invalid', id: 5, code: 'bad_request' });
+  });
+
+  it('writes delta subscriptions\' payloads as JSON strings, and deltas flagged', () => {
+    const pub = { data: '{"a":1}', offset: 3 };
+    expect(JSON.parse(jsonCodec.encodePush({ type: 'pub', channel: 'c', pub, form: 'full' }) as string)).toEqual({ push: { channel: 'c', pub: { data: '{"a":1}', offset: 3 } } });
+    expect(JSON.parse(jsonCodec.encodePush({ type: 'pub', channel: 'c', pub, form: 'delta', patch: new TextEncoder().encode('7\n1:2;') }) as string)).toEqual({
+      push: { channel: 'c', pub: { data: '7\n1:2;', offset: 3, delta: true } },
+    });
+    expect(JSON.parse(jsonCodec.encodeReply(4, { method: 'subscribe', result: { delta: true, publications: [pub] } }) as string)).toEqual({
+      id: 4,
+      subscribe: { delta: true, publications: [{ data: '{"a":1}', offset: 3 }] },
     });
   });
 });

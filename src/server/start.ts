@@ -9,6 +9,9 @@ import { RpcRouter } from '../core/rpc_router.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
 import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
 import { EmulationEndpoint } from '../transports/emulation/handler_emulation.js';
+import { registerTelemetryMetrics } from '../features/telemetry/metrics.js';
+import { registerTelemetryStreamRoute } from '../features/telemetry/stream_route.js';
+import { attachTelemetry, type RunningTelemetry } from '../features/telemetry/telemetry.js';
 import { registerRoutes, serveSse } from '../transports/http/routes.js';
 import { registerEmulationRoutes } from '../transports/http/routes_emulation.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
@@ -28,6 +31,8 @@ export interface RunningServer {
   readonly port: number;
   readonly host: string;
   readonly logger: Logger;
+  /** The telemetry feature when enabled (its embedded MQTT broker's port, its counters). */
+  readonly telemetry?: RunningTelemetry;
   /** Graceful stop: no new connections, clients told to reconnect elsewhere, writes flushed, bus closed. */
   close(): Promise<void>;
 }
@@ -96,9 +101,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const emulation = new EmulationEndpoint(node, logger);
   const api = new ServerApi(node);
   let chat: RunningChat | undefined;
+  let telemetry: RunningTelemetry | undefined;
   try {
     chat = durable && chatAccess ? attachChat({ node, store: durable.store, access: chatAccess, api, rpc, logger }) : undefined;
+    telemetry = config.telemetry.enabled ? await attachTelemetry({ node, api, logger }) : undefined;
   } catch (err) {
+    chat?.stop();
     await node.shutdown(Disconnects.shutdown);
     await durable?.close();
     throw err;
@@ -135,6 +143,10 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
       serveSse(node, sse, request, reply, [jobs.channelOf(request.params.id)], 'data'),
     );
   }
+  if (telemetry) {
+    registerTelemetryMetrics(metrics, telemetry);
+    registerTelemetryStreamRoute(app, { node, sse, latest: telemetry.latest, dashboards: telemetry.dashboards, logger });
+  }
   // A large accept queue: a thousand clients reconnecting at once must not see their SYNs dropped.
   await app.listen({ host: config.host, port: config.port, backlog: 4096 });
   const address = app.server.address();
@@ -148,6 +160,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
       sse: `http://${shown}:${port}/sse?channel=<channel>`,
       api: `http://${shown}:${port}/api/<method>`,
       health: `http://${shown}:${port}/healthz`,
+      ...(telemetry ? { telemetry: `http://${shown}:${port}/telemetry/stream?devices=<a,b>` } : {}),
+      ...(telemetry?.mqtt.port !== undefined ? { mqtt: `mqtt://${shown}:${telemetry.mqtt.port}` } : {}),
     },
     `Relais ${VERSION} listening on ${config.host}:${port}`,
   );
@@ -158,12 +172,14 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     port,
     host: config.host,
     logger,
+    ...(telemetry ? { telemetry } : {}),
     close(): Promise<void> {
       closing ??= (async () => {
         app.server.close();
         sse.closeAll();
         // Statuses are left to expire (or to the other nodes): the shutdown's disconnects are not the users leaving.
         chat?.stop();
+        await telemetry?.close();
         await node.shutdown(Disconnects.shutdown);
         websocket.close();
         // Let the close frames and flushed writes leave before the process exits.

@@ -48,25 +48,25 @@ export interface FailoverTopology {
 }
 
 export const REDIS_CLUSTER: FailoverTopology = {
-    name: 'Redis Cluster',
-    start: async () => {
-      const cluster = await RedisClusterFixture.start(3);
-      return { url: cluster.url, failover: (options) => cluster.failOverMasterOf(`{${CHANNEL}}`, options), stop: () => cluster.stop() };
-    },
+  name: 'Redis Cluster',
+  start: async () => {
+    const cluster = await RedisClusterFixture.start(3);
+    return { url: cluster.url, failover: (options) => cluster.failOverMasterOf(`{${CHANNEL}}`, options), stop: () => cluster.stop() };
+  },
 };
 
 export const REDIS_SENTINEL: FailoverTopology = {
-    name: 'Redis Sentinel',
-    start: async () => {
-      const group = await RedisSentinelFixture.start();
-      return {
-        url: group.url,
-        failover: async (options) => {
-          await group.killMaster(options);
-        },
-        stop: () => group.stop(),
-      };
-    },
+  name: 'Redis Sentinel',
+  start: async () => {
+    const group = await RedisSentinelFixture.start();
+    return {
+      url: group.url,
+      failover: async (options) => {
+        await group.killMaster(options);
+      },
+      stop: () => group.stop(),
+    };
+  },
 };
 
 export async function describeFailoverCase(topology: FailoverTopology): Promise<void> {

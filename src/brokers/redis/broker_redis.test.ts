@@ -375,6 +375,43 @@ if (!reachable) {
       await bus?.dispose();
     });
 
+    it('sends the publishes of one event-loop turn in one round trip, one script call per channel, offsets in call order', async () => {
+      const prefix = newPrefix();
+      const publisher = new RedisBroker({ url: url(), prefix, nodeId: 'batch-pub' });
+      const subscriber = new RedisBroker({ url: url(), prefix, nodeId: 'batch-sub' });
+      const events = new RecordingHandler();
+      await publisher.start(new RecordingHandler());
+      await subscriber.start(events);
+      const admin = new Redis(url(), { maxRetriesPerRequest: 1 });
+      try {
+        await subscriber.subscribe(['chat:batch-a', 'chat:batch-b']);
+        // Loads both scripts (one publish, then two in one turn).
+        await publisher.publish('chat:batch-a', json('warm-up'), withHistory);
+        await Promise.all([publisher.publish('chat:batch-a', json('warm-up'), withHistory), publisher.publish('chat:batch-a', json('warm-up'), withHistory)]);
+        await admin.config('RESETSTAT');
+        const positions = await Promise.all([
+          ...Array.from({ length: 40 }, (_, i) => publisher.publish('chat:batch-a', json(i), withHistory)),
+          ...Array.from({ length: 10 }, (_, i) => publisher.publish('chat:batch-b', json(i), withHistory)),
+          publisher.publish('chat:batch-a', json('keyed'), { ...withHistory, idempotencyKey: 'k' }),
+        ]);
+        expect(positions.slice(0, 40).map((p) => p.offset)).toEqual(Array.from({ length: 40 }, (_, i) => i + 4));
+        expect(positions.slice(40, 50).map((p) => p.offset)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+        expect(positions[50]?.offset).toBe(44);
+        // One call for chat:batch-a's run, one for chat:batch-b's, one for the keyed publish.
+        const stats = await admin.info('commandstats');
+        expect(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1]).toBe('3');
+        await events.until(() => events.pubsOf('chat:batch-a').length === 44 && events.pubsOf('chat:batch-b').length === 10);
+        expect(events.pubsOf('chat:batch-a').map((p) => p.offset)).toEqual(Array.from({ length: 44 }, (_, i) => i + 1));
+        expect(events.pubsOf('chat:batch-a').slice(3, 43).map((p) => JSON.parse(p.data) as unknown)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+        const history = await publisher.history('chat:batch-b', { limit: 100 });
+        expect(history.publications.map((p) => JSON.parse(p.data) as unknown)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+      } finally {
+        admin.disconnect();
+        await publisher.close();
+        await subscriber.close();
+      }
+    });
+
     it('rejects publishes at once while Redis is down, then resubscribes, resyncs and publishes again', async () => {
       const warnings: string[] = [];
       const logger: RedisLogger = { warn: (_obj, msg) => warnings.push(msg), error: (_obj, msg) => warnings.push(msg) };

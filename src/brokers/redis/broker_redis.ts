@@ -35,7 +35,7 @@ import {
 } from './connection.js';
 import { RedisKeys } from './keys.js';
 import { PublishQueue, type ReplicaAcks } from './publish_queue.js';
-import { HISTORY, PUBLISH } from './scripts.js';
+import { HISTORY, PUBLISH, PUBLISH_BATCH } from './scripts.js';
 import { BusSubscriptions } from './subscriptions.js';
 import { parseRedisUrl, type RedisTarget } from './target.js';
 
@@ -146,7 +146,7 @@ export class RedisBroker implements Broker {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.subscriptions = new BusSubscriptions(() => this.subscriber, this.sharded);
     const acks: ReplicaAcks = { replicas: Math.max(0, Math.floor(options.replicaAcks ?? 0)), timeoutMs: Math.max(1, Math.floor(options.replicaAckTimeoutMs ?? 500)) };
-    this.publishQueue = new PublishQueue(() => this.running('publish'), PUBLISH, acks, this.target.kind === 'cluster', this.publishCommand);
+    this.publishQueue = new PublishQueue(() => this.running('publish'), PUBLISH, PUBLISH_BATCH, acks, this.target.kind === 'cluster', this.publishCommand);
   }
 
   async start(handler: BrokerEventHandler): Promise<void> {

@@ -1,9 +1,10 @@
 /**
- * The publish scripts of one event-loop turn, sent as one pipeline (one write, one round
- * trip) per group, followed by one WAIT when publications must reach replicas before they
- * are acknowledged. On a Cluster a group is one channel (a pipeline must stay within one
- * slot, and WAIT must go to the node that took the writes); elsewhere every publication of
- * the turn goes in one group.
+ * The publishes of one event-loop turn, sent as one pipeline (one write, one round trip) per
+ * group, followed by one WAIT when publications must reach replicas before they are
+ * acknowledged. On a Cluster a group is one channel (a pipeline must stay within one slot,
+ * and WAIT must go to the node that took the writes); elsewhere every publication of the
+ * turn goes in one group. Consecutive publications of one channel with the same history
+ * settings and no idempotency key go in one PUBLISH_BATCH script call.
  */
 import type { ChainableCommander } from 'ioredis';
 import { RelaisError } from '../../core/errors.js';
@@ -25,6 +26,8 @@ const REDIRECT_DELAY_MS = 100;
 interface Pending {
   /** The bus channel the publication goes out on once replicas confirmed it (WAIT mode). */
   readonly bus: string;
+  /** Set when the publication may share a PUBLISH_BATCH call with neighbours of the same key. */
+  readonly mergeKey: string | undefined;
   readonly keys: readonly string[];
   readonly args: readonly (string | number)[];
   readonly resolve: (reply: unknown) => void;
@@ -37,7 +40,10 @@ export class PublishQueue {
 
   constructor(
     private readonly client: () => RedisClient,
-    private readonly script: LuaScript,
+    /** PUBLISH: one publication (scripts.ts). */
+    private readonly single: LuaScript,
+    /** PUBLISH_BATCH: several of one channel. */
+    private readonly batch: LuaScript,
     private readonly acks: ReplicaAcks,
     /** Whether batches are split by channel (Cluster). */
     private readonly perChannel: boolean,
@@ -46,12 +52,16 @@ export class PublishQueue {
   ) {}
 
   /**
-   * Runs the script for one publication of `channel` in this turn's batch; resolves with its
-   * reply. `args[0]` is the script's send command: with replica acknowledgements it is
-   * replaced by '' and the queue sends the frame itself once the WAIT confirmed the batch.
+   * Runs PUBLISH for one publication of `channel` in this turn's batch and resolves with its
+   * reply ({offset, epoch, repeated}). `args` are PUBLISH's ARGV; its first, the send
+   * command, becomes '' with replica acknowledgements: the queue then sends the frame itself
+   * once the WAIT confirmed the batch.
    */
   run(channel: string, bus: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     const scriptArgs = this.acks.replicas > 0 ? ['', ...args.slice(1)] : args;
+    // ARGV 4..6: history size, TTL, meta TTL. Without an idempotency key (2 keys) the
+    // publication may share a script call with its neighbours of the same channel and settings.
+    const mergeKey = keys.length === 2 ? [channel, args[3], args[4], args[5]].join('\0') : undefined;
     const group = this.perChannel ? channel : '';
     return new Promise<unknown>((resolve, reject) => {
       let pending = this.groups.get(group);
@@ -59,7 +69,7 @@ export class PublishQueue {
         pending = [];
         this.groups.set(group, pending);
       }
-      pending.push({ bus, keys, args: scriptArgs, resolve, reject });
+      pending.push({ bus, keys, args: scriptArgs, mergeKey, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // After the current turn's microtasks: every publish of this turn joins the batch.
@@ -79,28 +89,36 @@ export class PublishQueue {
       for (const pending of groups.values()) for (const p of pending) p.reject(err);
       return;
     }
-    for (const pending of groups.values()) void this.send(client, pending);
+    for (const pending of groups.values()) void this.send(client, toCalls(pending));
   }
 
-  private async send(client: RedisClient, batch: readonly Pending[]): Promise<void> {
+  private async send(client: RedisClient, calls: readonly Call[]): Promise<void> {
     try {
-      let how: 'evalsha' | 'eval' = 'evalsha';
-      let replies = await this.exec(client, batch, how);
+      let replies = await this.exec(client, calls, 'evalsha');
       for (let redirects = 0; redirects < MAX_REDIRECTS; redirects++) {
-        const scriptErrors = replies.slice(0, batch.length).map(([err]) => (err instanceof Error ? err.message : ''));
-        if (scriptErrors.every((m) => m.startsWith('NOSCRIPT'))) {
-          // Redis lost its script cache (restart, failover to a replica that never ran it): no
-          // script of the batch ran, so sending them all again with EVAL is safe.
-          how = 'eval';
-        } else if (scriptErrors.every((m) => m.startsWith('MOVED') || m.startsWith('ASK'))) {
-          // The slot moved (a Cluster failover or resharding): nothing ran; ioredis retries a
-          // redirected pipeline itself only when no reply succeeded, and the WAIT did.
-          if ('refreshSlotsCache' in client) client.refreshSlotsCache();
-          await new Promise((resolve) => setTimeout(resolve, REDIRECT_DELAY_MS));
-        } else {
+        const scriptErrors = replies.slice(0, calls.length).map(([err]) => (err instanceof Error ? err.message : ''));
+        const lost = scriptErrors.flatMap((m, i) => (m.startsWith('NOSCRIPT') ? [i] : []));
+        if (lost.length > 0) {
+          // Redis lacks a script (restart, failover to a replica that never ran it, or the
+          // batch script's first use): those calls did not run, so EVAL (which also caches
+          // the script) sends them again safely. Their WAIT, sent after, covers the whole batch.
+          const retried = await this.exec(
+            client,
+            lost.map((i) => calls[i] as Call),
+            'eval',
+          );
+          lost.forEach((i, j) => {
+            replies[i] = retried[j] ?? [new Error('no reply'), undefined];
+          });
+          if (this.acks.replicas > 0) replies[calls.length] = retried[lost.length] ?? [new Error('no WAIT reply'), undefined];
           break;
         }
-        replies = await this.exec(client, batch, how);
+        if (!scriptErrors.every((m) => m.startsWith('MOVED') || m.startsWith('ASK'))) break;
+        // The slot moved (a Cluster failover or resharding): nothing ran; ioredis retries a
+        // redirected pipeline itself only when no reply succeeded, and the WAIT did.
+        if ('refreshSlotsCache' in client) client.refreshSlotsCache();
+        await new Promise((resolve) => setTimeout(resolve, REDIRECT_DELAY_MS));
+        replies = await this.exec(client, calls, 'evalsha');
       }
       const waitReply = this.acks.replicas > 0 ? replies.pop() : undefined;
       let replicaError: RelaisError | undefined;
@@ -114,17 +132,24 @@ export class PublishQueue {
           );
         }
       }
-      batch.forEach((p, i) => {
+      calls.forEach((call, i) => {
         const [err, reply] = replies[i] ?? [new Error('no reply'), undefined];
-        if (err) p.reject(unavailable('publish', err));
-        else if (replicaError) p.reject(replicaError);
-        else {
-          if (this.acks.replicas > 0) this.sendConfirmed(client, p.bus, reply);
-          p.resolve(reply);
+        if (err) {
+          for (const p of call.members) p.reject(unavailable('publish', err));
+          return;
         }
+        if (replicaError) {
+          for (const p of call.members) p.reject(replicaError);
+          return;
+        }
+        const each = call.members.length === 1 ? [reply] : splitBatchReply(reply, call.members.length);
+        call.members.forEach((p, k) => {
+          if (this.acks.replicas > 0) this.sendConfirmed(client, p.bus, each[k]);
+          p.resolve(each[k]);
+        });
       });
     } catch (err) {
-      for (const p of batch) p.reject(unavailable('publish', err));
+      for (const call of calls) for (const p of call.members) p.reject(unavailable('publish', err));
     }
   }
 
@@ -140,15 +165,69 @@ export class PublishQueue {
     client.call(this.publishCommand, bus, frame).catch(() => undefined);
   }
 
-  private async exec(client: RedisClient, batch: readonly Pending[], how: 'evalsha' | 'eval'): Promise<[Error | null, unknown][]> {
+  private async exec(client: RedisClient, calls: readonly Call[], how: 'evalsha' | 'eval'): Promise<[Error | null, unknown][]> {
+    const only = calls.length === 1 && this.acks.replicas === 0 ? calls[0] : undefined;
+    if (only?.members.length === 1) {
+      // One publication alone in its turn (a quiet channel): a plain command costs ioredis
+      // less than a pipeline of one.
+      const { keys, args } = only.members[0] as Pending;
+      try {
+        const reply: unknown =
+          how === 'evalsha' ? await client.evalsha(this.single.sha, keys.length, ...keys, ...args) : await client.eval(this.single.source, keys.length, ...keys, ...args);
+        return [[null, reply]];
+      } catch (err) {
+        if (err instanceof Error && /^(NOSCRIPT|MOVED|ASK)/.test(err.message)) return [[err, undefined]];
+        throw err;
+      }
+    }
     const pipeline: ChainableCommander = client.pipeline();
-    for (const p of batch) {
-      if (how === 'evalsha') pipeline.evalsha(this.script.sha, p.keys.length, ...p.keys, ...p.args);
-      else pipeline.eval(this.script.source, p.keys.length, ...p.keys, ...p.args);
+    for (const call of calls) {
+      const script = call.members.length === 1 ? this.single : this.batch;
+      const args = call.members.length === 1 ? (call.members[0]?.args ?? []) : batchArgs(call.members);
+      const keys = call.members[0]?.keys ?? [];
+      if (how === 'evalsha') pipeline.evalsha(script.sha, keys.length, ...keys, ...args);
+      else pipeline.eval(script.source, keys.length, ...keys, ...args);
     }
     if (this.acks.replicas > 0) pipeline.call('wait', this.acks.replicas, this.acks.timeoutMs);
     const replies = await pipeline.exec();
     if (!replies) throw new Error('pipeline discarded');
     return replies;
   }
+}
+
+/** One script call: one publication, or a run of mergeable ones of one channel. */
+interface Call {
+  readonly members: Pending[];
+}
+
+/** Runs of consecutive publications with the same merge key become one call; order is kept. */
+function toCalls(pending: readonly Pending[]): Call[] {
+  const calls: Call[] = [];
+  let last: Call | undefined;
+  let lastKey: string | undefined;
+  for (const p of pending) {
+    if (last && p.mergeKey !== undefined && p.mergeKey === lastKey) {
+      last.members.push(p);
+      continue;
+    }
+    last = { members: [p] };
+    lastKey = p.mergeKey;
+    calls.push(last);
+  }
+  return calls;
+}
+
+/** PUBLISH_BATCH's ARGV from PUBLISH's of each member: send command, bus, size, TTL, meta TTL, epoch, then the tails. */
+function batchArgs(members: readonly Pending[]): (string | number)[] {
+  const first = members[0]?.args ?? [];
+  const [send = '', bus = '', , size = 0, ttl = 0, metaTtl = 0, epoch = ''] = first;
+  return [send, bus, size, ttl, metaTtl, epoch, ...members.map((m) => m.args[2] ?? '')];
+}
+
+/** PUBLISH replies ({offset, epoch, 0, frame?}) for each member of a PUBLISH_BATCH reply. */
+function splitBatchReply(reply: unknown, count: number): unknown[] {
+  if (!Array.isArray(reply)) return new Array<unknown>(count).fill(reply);
+  const [first, epoch, ...frames] = reply as unknown[];
+  if (typeof first !== 'number') return new Array<unknown>(count).fill(reply);
+  return Array.from({ length: count }, (_, k) => (frames.length > 0 ? [first + k, epoch, 0, frames[k]] : [first + k, epoch, 0]));
 }

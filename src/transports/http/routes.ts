@@ -42,7 +42,7 @@ function sendError(reply: FastifyReply, err: RelaisError): FastifyReply {
   return reply.code(err.httpStatus).type('application/json').send(JSON.stringify({ error: errorBody(err) }));
 }
 
-function bearer(request: FastifyRequest): string | undefined {
+export function bearerToken(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization;
   if (auth?.toLowerCase().startsWith('bearer ')) return auth.slice(7).trim();
   return undefined;
@@ -78,7 +78,7 @@ export async function serveSse(
   channels: readonly string[],
   format: SseDataFormat = 'envelope',
 ): Promise<void> {
-  const token = bearer(request) ?? (typeof request.query['token'] === 'string' ? request.query['token'] : undefined);
+  const token = bearerToken(request) ?? (typeof request.query['token'] === 'string' ? request.query['token'] : undefined);
   const header = request.headers['last-event-id'];
   const lastEventId =
     typeof header === 'string' ? header : typeof request.query['last_event_id'] === 'string' ? request.query['last_event_id'] : undefined;

@@ -24,11 +24,15 @@ export interface SseRequest {
   readonly filter?: TagFilter;
 }
 
-/** What an authorized request may stream, and until when. */
-export interface SseGrant {
+/** Who opens a stream, and until when. */
+export interface SseIdentity {
   readonly user: string;
   /** Unix ms when the token expires and the stream ends; undefined when it never does. */
   readonly expiresAt: number | undefined;
+}
+
+/** What an authorized request may stream, and until when. */
+export interface SseGrant extends SseIdentity {
   readonly channels: readonly ResolvedChannel[];
   readonly patterns: readonly ResolvedPattern[];
 }
@@ -67,13 +71,16 @@ export class SseEndpoint {
     return this.streams.size;
   }
 
-  /** Checks the request; throws RelaisError before anything is written. */
-  async authorize(request: SseRequest): Promise<SseGrant> {
+  /**
+   * Checks a stream's token (or anonymous access) and the user's stream limit; throws
+   * RelaisError before anything is written. Features' SSE routes (telemetry) use it too.
+   */
+  async authenticate(token: string | undefined): Promise<SseIdentity> {
     let user = '';
     let expiresAt: number | undefined;
-    if (request.token) {
+    if (token) {
       try {
-        const claims = await this.node.tokens.verifyConnection(request.token);
+        const claims = await this.node.tokens.verifyConnection(token);
         user = claims.user;
         expiresAt = claims.expiresAt;
       } catch (err) {
@@ -87,6 +94,12 @@ export class SseEndpoint {
     if (maxPerUser > 0 && user !== '' && (this.streamsPerUser.get(user) ?? 0) >= maxPerUser) {
       throw new RelaisError('RATE_LIMITED', `more than ${maxPerUser} SSE streams open for this user`);
     }
+    return { user, expiresAt };
+  }
+
+  /** Checks the request; throws RelaisError before anything is written. */
+  async authorize(request: SseRequest): Promise<SseGrant> {
+    const { user, expiresAt } = await this.authenticate(request.token);
     if (request.channels.length === 0) throw new RelaisError('BAD_REQUEST', 'at least one channel parameter is required');
     if (request.channels.length > this.node.config.sse.max_channels) {
       throw new RelaisError('LIMIT_EXCEEDED', `more than ${this.node.config.sse.max_channels} channels in one stream`);
@@ -121,27 +134,7 @@ export class SseEndpoint {
       res.end();
       return;
     }
-    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, cursor?.time ?? Date.now(), this.node.stats, request.filter);
-    this.streams.add(stream);
-    this.streamsPerUser.set(grant.user, (this.streamsPerUser.get(grant.user) ?? 0) + 1);
-    const client = new SseClient(grant.user, stream);
-    this.node.registerClient(client);
-    stream.onClose(() => {
-      this.node.unregisterClient(client);
-      this.streams.delete(stream);
-      const left = (this.streamsPerUser.get(grant.user) ?? 1) - 1;
-      if (left > 0) this.streamsPerUser.set(grant.user, left);
-      else this.streamsPerUser.delete(grant.user);
-    });
-    res.on('close', () => stream.close());
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
-    res.write(': relais\nretry: 2000\n\n');
-    if (grant.expiresAt !== undefined) this.endAtExpiry(stream, grant.expiresAt);
+    const stream = this.openStream(res, grant, cursor?.time ?? Date.now(), request.filter);
     for (const channel of grant.channels) stream.markExact(channel.name);
     stream.hasPatterns = grant.patterns.length > 0;
     // Ids written while the channels join must still carry the resumed position of those
@@ -157,6 +150,36 @@ export class SseEndpoint {
       stream.named('error', { message: err instanceof Error ? err.message : 'subscribe failed' });
       stream.close();
     }
+  }
+
+  /**
+   * Starts an SSE response for an authenticated user: counted as a connection of the node
+   * (per-user limit, server API `disconnect`), given heartbeats, ended when its token expires
+   * or the node shuts down. Features' SSE routes write their own events on it.
+   */
+  openStream(res: ServerResponse, identity: SseIdentity, startTime = Date.now(), filter?: TagFilter): SseStream {
+    const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, startTime, this.node.stats, filter);
+    this.streams.add(stream);
+    this.streamsPerUser.set(identity.user, (this.streamsPerUser.get(identity.user) ?? 0) + 1);
+    const client = new SseClient(identity.user, stream);
+    this.node.registerClient(client);
+    stream.onClose(() => {
+      this.node.unregisterClient(client);
+      this.streams.delete(stream);
+      const left = (this.streamsPerUser.get(identity.user) ?? 1) - 1;
+      if (left > 0) this.streamsPerUser.set(identity.user, left);
+      else this.streamsPerUser.delete(identity.user);
+    });
+    res.on('close', () => stream.close());
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write(': relais\nretry: 2000\n\n');
+    if (identity.expiresAt !== undefined) this.endAtExpiry(stream, identity.expiresAt);
+    return stream;
   }
 
   /**
@@ -214,8 +237,14 @@ export class SseEndpoint {
     const events = this.channelEvents.get(channel.namespace);
     const position = positions.get(channel.name);
     if (!events || !position || !keepsHistory(channel.options)) return false;
-    const snapshot = await this.node.latest(channel);
-    const latest = snapshot.publication;
+    let latest;
+    try {
+      latest = (await this.node.latest(channel)).publication;
+    } catch (err) {
+      // The bus cannot tell now: open the stream as usual, its join reports the outage.
+      this.logger.warn({ err, channel: channel.name }, 'latest value unavailable for a resumed stream');
+      return false;
+    }
     return latest !== undefined && events.isFinal(latest) && position.epoch === latest.epoch && position.offset >= latest.offset;
   }
 
