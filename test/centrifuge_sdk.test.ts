@@ -11,6 +11,7 @@ import type { SubscribedContext } from 'centrifuge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busEnv, deletePrefix, sharedBusAvailable, SHARED_URL } from './helpers/buses.js';
 import { sdkClient, sleep, waitFor, type SdkClient } from './helpers/clients.js';
+import { createSchema, dropSchemas, newSchemaName, SHARED_POSTGRES_URL } from './helpers/postgres.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 import { HTTP_STREAM, SSE_EMULATION, WEBSOCKET, type SdkConnection, type SdkTransport } from './helpers/sdk_transports.js';
 import { NEWEST_PROTOBUF_SDK, NEWEST_SDK, SDK_5_0, SDK_MATRIX, type SdkRelease } from './helpers/sdk_versions.js';
@@ -20,7 +21,7 @@ interface SdkCase {
   readonly transport: SdkTransport;
   readonly label: string;
   readonly workers?: number;
-  /** Two instances on the shared Redis: the stream on the first, emulation requests to the second. */
+  /** Two instances on the shared Redis and PostgreSQL: the stream on the first, emulation requests to the second. */
   readonly twoInstances?: boolean;
 }
 
@@ -35,7 +36,7 @@ const CASES: SdkCase[] = [
   { sdk: NEWEST_SDK, transport: WEBSOCKET, workers: 2, label: `${NEWEST_SDK.version} on 2 workers` },
   ...[HTTP_STREAM, SSE_EMULATION].flatMap((transport) => [
     { sdk: NEWEST_SDK, transport, label: `${NEWEST_SDK.version} over ${transport.name}` },
-    { sdk: NEWEST_SDK, transport, twoInstances: true, label: `${NEWEST_SDK.version} over ${transport.name}, commands to another instance (Redis)` },
+    { sdk: NEWEST_SDK, transport, twoInstances: true, label: `${NEWEST_SDK.version} ${transport.name}, 2 instances` },
   ]),
 ];
 
@@ -47,12 +48,18 @@ const SUITE_CONFIG = {
   },
 };
 
-/** The environment of two instances meeting on the shared Redis under `prefix`, with the same secrets. */
-async function twoInstanceEnv(prefix: string): Promise<Record<string, string>> {
-  // Redis is a service CI provides: missing, the cases fail rather than skip.
+/**
+ * The environment of two instances meeting on the shared Redis under `prefix`, with the same
+ * secrets and one durable store (the chat across instances needs it): PostgreSQL schema `schema`.
+ */
+async function twoInstanceEnv(prefix: string, schema: string): Promise<Record<string, string>> {
+  // Redis and PostgreSQL are services CI provides: missing, the cases fail rather than skip.
   if (!(await sharedBusAvailable('redis'))) throw new Error(`no Redis at ${SHARED_URL.redis}`);
+  await createSchema(SHARED_POSTGRES_URL, schema);
   return {
     ...busEnv('redis', SHARED_URL.redis, prefix),
+    DATABASE_URL: SHARED_POSTGRES_URL,
+    RELAIS_DB_SCHEMA: schema,
     RELAIS_TOKEN_SECRET: `sdk-secret-${prefix}-0123456789`,
     RELAIS_API_KEY: `sdk-key-${prefix}`,
   };
@@ -65,6 +72,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
   /** Where emulation requests go: the second instance, or `relais` itself. */
   let commands: RelaisProcess | undefined;
   const busPrefix = `relais-sdk-${randomBytes(4).toString('hex')}`;
+  const schema = newSchemaName();
   const clients: SdkClient[] = [];
 
   function connection(): SdkConnection {
@@ -78,7 +86,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
   }
 
   beforeAll(async () => {
-    const env = twoInstances ? await twoInstanceEnv(busPrefix) : undefined;
+    const env = twoInstances ? await twoInstanceEnv(busPrefix, schema) : undefined;
     relais = await startRelais({ ...(workers ? { workers } : {}), ...(env ? { env } : {}), config: SUITE_CONFIG });
     if (env) commands = await startRelais({ env, config: SUITE_CONFIG });
   });
@@ -87,7 +95,10 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, tr
     for (const c of clients) c.close();
     await relais.stop();
     await commands?.stop();
-    if (twoInstances) await deletePrefix('redis', busPrefix);
+    if (twoInstances) {
+      await deletePrefix('redis', busPrefix);
+      await dropSchemas(SHARED_POSTGRES_URL, [schema]);
+    }
   });
 
   it('connects, subscribes, publishes, reads history and presence, sees join and leave', async () => {
