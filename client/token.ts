@@ -11,6 +11,10 @@ export interface TokenClaims {
   readonly channels?: readonly string[];
   /** Makes a subscription token for this channel instead of a connection token. */
   readonly channel?: string;
+  /** The token's id (`jti`), by which the server API can revoke it. */
+  readonly tokenId?: string;
+  /** Issue time (`iat`), Unix seconds; now by default. */
+  readonly issuedAt?: number;
 }
 
 /**
@@ -22,7 +26,8 @@ export async function mintToken(secret: string, claims: TokenClaims): Promise<st
   if (claims.info !== undefined) payload['info'] = claims.info;
   if (claims.channels !== undefined) payload['channels'] = claims.channels;
   if (claims.channel !== undefined) payload['channel'] = claims.channel;
-  let jwt = new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(claims.user).setIssuedAt();
+  let jwt = new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(claims.user).setIssuedAt(claims.issuedAt);
+  if (claims.tokenId !== undefined) jwt = jwt.setJti(claims.tokenId);
   const ttl = claims.ttlSeconds ?? 3600;
   if (ttl > 0) jwt = jwt.setExpirationTime(Math.floor(Date.now() / 1000) + ttl);
   return jwt.sign(new TextEncoder().encode(secret));

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdkClient, waitFor, type SdkClient } from './helpers/clients.js';
 import { sample, scrape } from './helpers/metrics.js';
 import { REPO_ROOT, startRelais, withTimeout, type RelaisProcess } from './helpers/relais.js';
+import { NEWEST_PROTOBUF_SDK, NEWEST_SDK } from './helpers/sdk_versions.js';
 import { EventSourceClient } from './helpers/sse.js';
 
 interface JobState {
@@ -89,11 +90,11 @@ describe('job progress over SSE and the centrifuge SDK (embedded batch namespace
     expect(second.named('subscribed')[0]).toMatchObject({ was_recovering: true, recovered: true });
   });
 
-  it('gives the centrifuge SDK the latest state on subscribe (cache recovery mode), then the live ones', async () => {
+  it.each([NEWEST_SDK, NEWEST_PROTOBUF_SDK])('gives the centrifuge SDK ($protocol) the latest state on subscribe (cache recovery mode), then the live ones', async (sdk) => {
     const id = job();
     const channel = `batch:${id}`;
     for (let p = 10; p <= 30; p += 10) await publish(id, { status: 'PROCESSING', progress: p });
-    const alice = await sdkClient(relais, 'alice');
+    const alice = await sdkClient(relais, 'alice', { sdk });
     sdks.push(alice);
     const contexts: SubscribedContext[] = [];
     // `since: {}`: recover from the first subscribe, as Centrifugo's cache mode documentation asks.
@@ -104,13 +105,13 @@ describe('job progress over SSE and the centrifuge SDK (embedded batch namespace
     expect(contexts[0]).toMatchObject({ recoverable: true, wasRecovering: true, recovered: true, streamPosition: { offset: 3 } });
     await publish(id, { status: 'COMPLETED', progress: 100 });
     await waitFor(() => alice.pubs(channel).length === 2, 5000, 'the live state');
-    expect(alice.pubs(channel).map((ctx) => [ctx.offset, (ctx.data as JobState).progress])).toEqual([
+    expect(alice.pubs(channel).map((ctx) => [ctx.offset, (sdk.decode(ctx.data) as JobState).progress])).toEqual([
       [3, 30],
       [4, 100],
     ]);
 
     // A subscriber that does not ask to recover gets the latest too (no was_recovering).
-    const bob = await sdkClient(relais, 'bob');
+    const bob = await sdkClient(relais, 'bob', { sdk });
     sdks.push(bob);
     const bobContexts: SubscribedContext[] = [];
     const bobSub = bob.subscribe(channel);
@@ -118,7 +119,7 @@ describe('job progress over SSE and the centrifuge SDK (embedded batch namespace
     await bobSub.ready(5000);
     await waitFor(() => bob.pubs(channel).length === 1, 5000, 'the latest state for bob');
     expect(bobContexts[0]).toMatchObject({ recoverable: true, wasRecovering: false, recovered: false });
-    expect((bob.pubs(channel)[0]?.data as JobState).progress).toBe(100);
+    expect((sdk.decode(bob.pubs(channel)[0]?.data) as JobState).progress).toBe(100);
   });
 
   it('answers `latest` from memory after one read (POST and GET), counted as hits and misses; refuses bad input', async () => {

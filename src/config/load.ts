@@ -65,6 +65,8 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'RELAIS_DATA_DIR', path: ['data_dir'], kind: 'string' },
   { name: 'RELAIS_WS_COMPRESSION', path: ['websocket', 'compression'], kind: 'bool' },
   { name: 'RELAIS_CHAT_AWAY_AFTER', path: ['chat', 'away_after'], kind: 'string' },
+  { name: 'RELAIS_WEBHOOK_URL', path: ['webhooks', 'url'], kind: 'string' },
+  { name: 'RELAIS_WEBHOOK_SECRET', path: ['webhooks', 'secret'], kind: 'string' },
   { name: 'TELEMETRY', path: ['telemetry', 'enabled'], kind: 'bool' },
   { name: 'TELEMETRY_WINDOW', path: ['telemetry', 'window'], kind: 'millis' },
   { name: 'MQTT_BROKER_URL', path: ['telemetry', 'mqtt', 'broker_url'], kind: 'string' },

@@ -30,6 +30,10 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
  * - server-only: no client; only the server API.
  * A valid subscription token always grants subscribe, whatever the rule.
  */
+/** Lifecycle events a webhook can receive (docs/webhooks.md). */
+export const webhookEvent = z.enum(['connection_closed', 'unsubscribed', 'channel_occupied', 'channel_vacated']);
+export type WebhookEvent = z.infer<typeof webhookEvent>;
+
 export const accessRule = z.enum(['anonymous', 'authenticated', 'owner', 'token', 'members', 'server-only']);
 export type AccessRule = z.infer<typeof accessRule>;
 
@@ -250,6 +254,84 @@ export const relaisConfig = z
         /** Client `send` messages are POSTed here; without it they are dropped. */
         send_url: z.url().optional(),
         timeout: duration.prefault('5s'),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Lifecycle webhooks (docs/webhooks.md): batches of events POSTed to `url`, signed with
+     * HMAC-SHA256 of the body under `secret`. Best effort: retried with backoff, then dropped.
+     */
+    webhooks: z
+      .object({
+        url: z.url().optional(),
+        /** Key of the X-Relais-Signature header; required with `url`. */
+        secret: z.string().min(16, 'webhooks.secret: at least 16 characters').optional(),
+        events: z.array(webhookEvent).min(1).default(['connection_closed', 'unsubscribed', 'channel_occupied', 'channel_vacated']),
+        /** Most events in one request. */
+        batch_size: z.number().int().min(1).max(10_000).default(100),
+        /** Longest an event waits for others to fill its batch. */
+        batch_wait: duration.prefault('100ms'),
+        /** Events waiting to be sent; past it new events are dropped (and counted). */
+        queue_size: z.number().int().min(1).max(10_000_000).default(100_000),
+        timeout: duration.prefault('5s'),
+        /** Tries of one batch before its events are counted failed and dropped. */
+        max_attempts: z.number().int().min(1).max(100).default(8),
+        /** Wait before the first retry, doubled after each failure up to backoff_max. */
+        backoff_min: duration.prefault('200ms'),
+        backoff_max: duration.prefault('10s'),
+      })
+      .strict()
+      .refine((w) => w.url === undefined || w.secret !== undefined, { message: 'webhooks.secret is required with webhooks.url', path: ['secret'] })
+      .prefault({}),
+    /**
+     * Consumers of the app's own queues (docs/outbox.md): each row or message is a server API
+     * command (`method`, `payload`) run by Relais, with its id as the publish's idempotency key.
+     */
+    consumers: z
+      .object({
+        /** A transactional outbox table in the app's PostgreSQL (Centrifugo's schema). */
+        postgres: z
+          .object({
+            url: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL'),
+            /** The outbox table, optionally schema-qualified. */
+            table: z.string().regex(/^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/, 'a lowercase table name, optionally schema.table'),
+            /** Partitions 0 to partitions-1, each published in id order by one instance at a time. */
+            partitions: z.number().int().min(1).max(1024).default(1),
+            /** Rows read (and deleted) per transaction. */
+            select_limit: z.number().int().min(1).max(10_000).default(100),
+            /** How often an idle partition is read when no notification came. */
+            poll_interval: duration.prefault('1s'),
+            /** LISTEN channel whose notifications (payload: the partition number) wake a partition at once. */
+            notify_channel: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).optional(),
+          })
+          .strict()
+          .optional(),
+        /** A Redis Stream read through a consumer group; entries have fields `method` and `payload`. */
+        redis_stream: z
+          .object({
+            url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL'),
+            stream: z.string().min(1).max(1024),
+            group: z.string().min(1).max(256).default('relais'),
+            batch: z.number().int().min(1).max(10_000).default(100),
+            /** Longest one read blocks waiting for entries. */
+            block: duration.prefault('1s'),
+            /** Entries delivered to a consumer that died are taken over after this long unacknowledged. */
+            claim_idle: duration.prefault('30s'),
+          })
+          .strict()
+          .optional(),
+        /** A NATS JetStream stream read through a durable consumer; messages are `{"method", "payload"}`. */
+        nats_jetstream: z
+          .object({
+            url: z.string().regex(/^(nats|tls):\/\//, 'expected a nats:// or tls:// URL'),
+            stream: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/),
+            durable: z.string().regex(/^[A-Za-z0-9_-]{1,256}$/).default('relais'),
+            /** Only messages of this subject (wildcards allowed); all of the stream when absent. */
+            subject: z.string().min(1).max(1024).optional(),
+            batch: z.number().int().min(1).max(10_000).default(100),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .prefault({}),

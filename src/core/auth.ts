@@ -10,7 +10,14 @@ export interface ConnectionClaims {
   readonly info?: JsonText;
   /** Server-side subscriptions made at connect (`channels` claim). */
   readonly channels?: readonly string[];
+  /** The token's id (`jti` claim), by which it can be revoked. */
+  readonly tokenId?: string;
+  /** Unix ms when the token was issued (`iat` claim); tokens of a user issued before a time can be revoked. */
+  readonly issuedAt?: number;
 }
+
+/** What identifies the token a connection was opened with, for revocations. */
+export type TokenIdentity = Pick<ConnectionClaims, 'user' | 'tokenId' | 'issuedAt'>;
 
 /** What a verified subscription token says. */
 export interface SubscriptionClaims {

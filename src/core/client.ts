@@ -13,7 +13,7 @@ import type {
   SubscribeRequest,
   SubscribeResultWire,
 } from '../protocol/types.js';
-import { TokenError, type ConnectionClaims } from './auth.js';
+import { TokenError, type ConnectionClaims, type TokenIdentity } from './auth.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
 import { handleChannelCommand } from './client_commands.js';
@@ -79,6 +79,7 @@ export class Client implements NodeClient {
   readonly id = randomUUID();
   user = '';
   info: ClientInfo = { user: '', client: this.id };
+  token: TokenIdentity | undefined;
   readonly subscriptions = new Map<string, ClientSubscription>();
   private childLogger: Logger | undefined;
   private status: Status = 'connecting';
@@ -149,7 +150,7 @@ export class Client implements NodeClient {
     if (this.status === 'closed') return;
     this.status = 'closed';
     NodeStats.inc(this.node.stats.disconnections, 'connection closed');
-    this.cleanup();
+    this.cleanup(Disconnects.connectionClosed);
   }
 
   write(message: EncodedMessage | PreparedPush): void {
@@ -171,12 +172,12 @@ export class Client implements NodeClient {
     NodeStats.inc(this.node.stats.disconnections, disconnect.reason);
     if (disconnect.code === Disconnects.slow.code) this.node.stats.slowConsumerDisconnects++;
     this.transport.close(disconnect);
-    this.cleanup();
+    this.cleanup(disconnect);
   }
 
-  private cleanup(): void {
+  private cleanup(disconnect: Disconnect): void {
     NodeStats.inc(this.node.stats.activeConnections, this.transport.name, -1);
-    this.node.unregisterClient(this);
+    this.node.unregisterClient(this, disconnect);
     if (this.countedInCluster) this.node.releaseUserConnection(this.info);
     for (const sub of this.subscriptions.values()) sub.end();
     this.subscriptions.clear();
@@ -305,6 +306,7 @@ export class Client implements NodeClient {
       throw new RelaisError('UNAUTHORIZED', 'a connection token is required');
     }
     if (this.status !== 'connecting') return REPLIED;
+    this.refuseRevoked(claims);
     const maxPerUser = this.node.config.client.max_connections_per_user;
     if (maxPerUser > 0 && claims.user !== '' && this.node.userConnectionCount(claims.user) >= maxPerUser) {
       this.logger.info({ user: claims.user, limit: maxPerUser }, 'connection limit of the user reached');
@@ -329,6 +331,7 @@ export class Client implements NodeClient {
     }
     this.user = claims.user;
     this.info = info;
+    this.token = tokenIdentity(claims);
     this.childLogger = undefined;
     this.expiresAt = claims.expiresAt ?? 0;
     this.status = 'connected';
@@ -357,6 +360,14 @@ export class Client implements NodeClient {
     return REPLIED;
   }
 
+  /** Blocked users and revoked tokens end here, whatever the token's signature says. */
+  private refuseRevoked(claims: ConnectionClaims): void {
+    const refusal = this.node.connectionRefusal(claims);
+    if (!refusal) return;
+    this.logger.info({ user: claims.user, reason: refusal.reason }, 'connection refused');
+    throw new DisconnectError(refusal);
+  }
+
   private expiry(): { expires?: true; ttl?: number } {
     if (this.expiresAt === 0) return {};
     return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
@@ -371,6 +382,8 @@ export class Client implements NodeClient {
       throw new DisconnectError(Disconnects.invalidToken, { cause: err });
     }
     if (claims.user !== this.user) throw new DisconnectError(Disconnects.invalidToken);
+    this.refuseRevoked(claims);
+    this.token = tokenIdentity(claims);
     this.expiresAt = claims.expiresAt ?? 0;
     return { client: this.id, version: this.node.version, ...this.expiry() };
   }
@@ -499,4 +512,13 @@ export class Client implements NodeClient {
     }
   }
 
+}
+
+function tokenIdentity(claims: ConnectionClaims): TokenIdentity | undefined {
+  if (claims.user === '' && claims.tokenId === undefined) return undefined;
+  return {
+    user: claims.user,
+    ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}),
+    ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}),
+  };
 }

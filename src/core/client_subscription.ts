@@ -72,6 +72,8 @@ export class ClientSubscription extends StreamSubscriber {
   readonly info: ClientInfo;
   private held: (EncodedMessage | PreparedPush)[] | null = null;
   private entered = false;
+  /** Reported to the node's subscription observers as live. */
+  private observed = false;
   private ended = false;
   /** Position of the last publication sent on this subscription (channels with history). */
   private offset = 0;
@@ -184,7 +186,12 @@ export class ClientSubscription extends StreamSubscriber {
 
   /** Adds presence and publishes the join where the namespace wants them; failures are logged. */
   async enter(): Promise<void> {
-    if (!this.channel.options.presence || this.ended) return;
+    if (this.ended) return;
+    if (!this.observed) {
+      this.observed = true;
+      this.client.node.subscriptionStarted(this.channel.name, this.info);
+    }
+    if (!this.channel.options.presence) return;
     try {
       await this.client.node.enterChannel(this.channel, this.info);
       this.entered = true;
@@ -201,6 +208,7 @@ export class ClientSubscription extends StreamSubscriber {
     this.held = null;
     this.client.node.detach(this.channel.name, this);
     if (this.entered) this.client.node.leaveChannel(this.channel, this.info);
+    if (this.observed) this.client.node.subscriptionEnded(this.channel.name, this.info);
   }
 
   get isEnded(): boolean {

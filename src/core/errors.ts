@@ -73,6 +73,7 @@ export interface Disconnect {
 }
 
 export const Disconnects = {
+  connectionClosed: { code: DisconnectCode.connectionClosed, reason: 'connection closed' },
   shutdown: { code: DisconnectCode.shutdown, reason: 'shutdown' },
   internalError: { code: DisconnectCode.internalError, reason: 'internal server error' },
   expired: { code: DisconnectCode.expired, reason: 'connection expired' },
@@ -86,6 +87,8 @@ export const Disconnects = {
   badRequest: { code: DisconnectCode.badRequest, reason: 'bad request' },
   stale: { code: DisconnectCode.stale, reason: 'stale' },
   forceNoReconnect: { code: DisconnectCode.forceNoReconnect, reason: 'force disconnect' },
+  userBlocked: { code: DisconnectCode.forceNoReconnect, reason: 'user blocked' },
+  tokenRevoked: { code: DisconnectCode.invalidToken, reason: 'token revoked' },
   connectionLimit: { code: DisconnectCode.connectionLimit, reason: 'connection limit' },
   channelLimit: { code: DisconnectCode.channelLimit, reason: 'channel limit' },
   permissionDenied: { code: DisconnectCode.permissionDenied, reason: 'permission denied' },

@@ -15,11 +15,11 @@ import type {
 import type { RelaisConfig } from '../config/schema.js';
 import type { Store } from '../stores/store.js';
 import { authorize, type AsyncAccessRule, type ChannelAction, type ChannelAuthorizer } from './access.js';
-import type { TokenVerifier } from './auth.js';
+import type { ConnectionClaims, TokenVerifier } from './auth.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
 import { ChannelResolver, historyRetention, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
-import { RelaisError, type Disconnect } from './errors.js';
+import { Disconnects, RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber, type RecentOptions } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
 import type { ClientInfo, Publication, StreamPosition } from './publication.js';
@@ -33,8 +33,8 @@ import type { RpcHandler } from './rpc.js';
 import { NodeStats } from './stats.js';
 import type { StreamSubscriber } from './stream_subscriber.js';
 
-export type { ConnectionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
-import type { ConnectionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
+export type { ConnectionGate, ConnectionObserver, SubscriptionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
+import type { ConnectionGate, ConnectionObserver, SubscriptionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
 
 export interface NodeDeps {
   readonly config: Readonly<RelaisConfig>;
@@ -93,6 +93,8 @@ export class Node implements BrokerEventHandler {
   private readonly timers: NodeJS.Timeout[] = [];
   private closing = false;
   private readonly connectionObservers: ConnectionObserver[] = [];
+  private readonly connectionGates: ConnectionGate[] = [];
+  private readonly subscriptionObservers: SubscriptionObserver[] = [];
   private readonly publishSteps = new Map<string, PublishStep>();
   private readonly featureTopics = new Map<string, (data: JsonText) => void>();
   private emulationHandler: ((session: string, data: string) => void) | undefined;
@@ -191,10 +193,11 @@ export class Node implements BrokerEventHandler {
     else if (current !== client) this.users.set(client.user, new Set([current, client]));
   }
 
-  unregisterClient(client: NodeClient): void {
+  /** A client is gone; `disconnect` says why (a transport closed by the other side: connection closed). */
+  unregisterClient(client: NodeClient, disconnect: Disconnect = Disconnects.connectionClosed): void {
     if (this.clients.get(client.id) === client) {
       this.clients.delete(client.id);
-      this.notify((o) => o.disconnected(client.info));
+      this.notify((o) => o.disconnected(client.info, disconnect));
     }
     const current = this.users.get(client.user);
     if (current === client) {
@@ -208,6 +211,54 @@ export class Node implements BrokerEventHandler {
   /** Adds an observer of this node's connections (see ConnectionObserver). */
   observeConnections(observer: ConnectionObserver): void {
     this.connectionObservers.push(observer);
+  }
+
+  /** Adds an observer of this node's client subscriptions (see SubscriptionObserver). */
+  observeSubscriptions(observer: SubscriptionObserver): void {
+    this.subscriptionObservers.push(observer);
+  }
+
+  /** A client subscription went live (called by the client's session). */
+  subscriptionStarted(channel: string, info: ClientInfo): void {
+    for (const observer of this.subscriptionObservers) this.guarded(() => observer.subscribed(channel, info));
+  }
+
+  /** A subscription reported by subscriptionStarted ended. */
+  subscriptionEnded(channel: string, info: ClientInfo): void {
+    for (const observer of this.subscriptionObservers) this.guarded(() => observer.unsubscribed(channel, info));
+  }
+
+  private guarded(call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.logger.error({ err }, 'subscription observer failed');
+    }
+  }
+
+  /** Adds a check that every connect and token refresh passes (see ConnectionGate). */
+  useConnectionGate(gate: ConnectionGate): void {
+    this.connectionGates.push(gate);
+  }
+
+  /** The disconnect refusing a connection with these claims, or undefined when every gate admits it. */
+  connectionRefusal(claims: ConnectionClaims): Disconnect | undefined {
+    for (const gate of this.connectionGates) {
+      const refusal = gate.refusal(claims);
+      if (refusal) return refusal;
+    }
+    return undefined;
+  }
+
+  /** Disconnects this node's connections that `match` selects; resolves with how many. */
+  disconnectMatching(match: (client: NodeClient) => boolean, disconnect: Disconnect): number {
+    let count = 0;
+    for (const client of [...this.clients.values()]) {
+      if (!match(client)) continue;
+      client.disconnect(disconnect);
+      count++;
+    }
+    return count;
   }
 
   /** A connected client sent a command: tells the observers its user is active. */

@@ -3,6 +3,7 @@
  * cluster-wide commands to, the inputs and results of publish and join, and the seams
  * features attach to (connection observers, publish steps).
  */
+import type { ConnectionClaims, TokenIdentity } from './auth.js';
 import type { JsonText } from './json.js';
 import type { ResolvedChannel } from './channel.js';
 import type { Disconnect } from './errors.js';
@@ -13,6 +14,8 @@ export interface NodeClient {
   readonly id: string;
   readonly user: string;
   readonly info: ClientInfo;
+  /** The token the connection was opened (or last refreshed) with; undefined for an anonymous one. */
+  readonly token?: TokenIdentity | undefined;
   /** Its presence entries (channel and the info recorded there), refreshed before they expire. */
   presenceEntries(): Iterable<readonly [channel: string, info: ClientInfo]>;
   disconnect(disconnect: Disconnect): void;
@@ -41,10 +44,31 @@ export interface PublishInput {
 export interface ConnectionObserver {
   /** A connection of `info.user` is established on this node (WebSocket after connect, SSE stream). */
   connected(info: ClientInfo): void;
-  /** A connection that `connected` reported has ended. */
-  disconnected(info: ClientInfo): void;
+  /** A connection that `connected` reported has ended, with the disconnect that ended it. */
+  disconnected(info: ClientInfo, disconnect: Disconnect): void;
   /** The connection sent a command other than connect, ping and pong: its user is active at `now` (Unix ms). */
   active(info: ClientInfo, now: number): void;
+}
+
+/**
+ * What a feature learns of this node's client subscriptions (lifecycle webhooks). Calls come
+ * synchronously from the connection's own work: they must not throw or block.
+ */
+export interface SubscriptionObserver {
+  /** A connection's subscription to `channel` is live (its subscribe reply is out). */
+  subscribed(channel: string, info: ClientInfo): void;
+  /** A subscription that `subscribed` reported has ended (unsubscribe, server, expiry, disconnect). */
+  unsubscribed(channel: string, info: ClientInfo): void;
+}
+
+/**
+ * A check of verified connection claims before a connection is admitted or its token
+ * refreshed (blocked users, revoked tokens). Synchronous: it reads memory only, since it runs
+ * on every connect.
+ */
+export interface ConnectionGate {
+  /** The disconnect that refuses these claims, or undefined to admit them. */
+  refusal(claims: ConnectionClaims): Disconnect | undefined;
 }
 
 /** The default path of a publish, without publish steps: the store then the bus for a persistent namespace, the bus otherwise. */

@@ -75,6 +75,8 @@ export class JwtVerifier implements TokenVerifier {
     if (payload['channel'] !== undefined) throw new TokenError('invalid', 'a subscription token cannot open a connection');
     const claims: { -readonly [K in keyof ConnectionClaims]: ConnectionClaims[K] } = { user: subject(payload) };
     if (payload.exp !== undefined) claims.expiresAt = payload.exp * 1000;
+    if (typeof payload.jti === 'string' && payload.jti !== '') claims.tokenId = payload.jti;
+    if (typeof payload.iat === 'number') claims.issuedAt = payload.iat * 1000;
     const info = infoClaim(payload);
     if (info !== undefined) claims.info = info;
     const channels = payload['channels'];

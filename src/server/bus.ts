@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Broker, PresenceManager } from '../brokers/broker.js';
+import { LocalOccupancy, type OccupancyCounter } from '../brokers/occupancy.js';
 import { RetryingBroker } from '../brokers/broker_retrying.js';
 import { MemoryBroker } from '../brokers/memory/broker_memory.js';
 import { MemoryPresenceManager } from '../brokers/memory/presence_memory.js';
@@ -15,6 +16,12 @@ export interface Bus {
   readonly label: string;
   /** Per-user rate limits shared by the instances, where the bus can hold them. */
   readonly userLimiter?: UserRateLimiter;
+  /**
+   * Channel occupancy shared by the instances (lifecycle webhooks), where the bus can decide
+   * its transitions atomically; absent otherwise. `livenessMs`: how long a node's channels
+   * outlive its last sign of life.
+   */
+  readonly createOccupancy?: (livenessMs: number) => OccupancyCounter;
 }
 
 /** The broker as configured to start: at once (`bus_start: fail`), or degraded and retrying. */
@@ -46,8 +53,10 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
     const { RedisBroker } = await import('../brokers/redis/broker_redis.js');
     const { RedisPresenceManager } = await import('../brokers/redis/presence_redis.js');
     const { RedisUserRateLimiter } = await import('../brokers/redis/rate_limit_redis.js');
+    const { RedisOccupancy } = await import('../brokers/redis/occupancy_redis.js');
     const url = config.redis_url;
     return {
+      createOccupancy: (livenessMs) => new RedisOccupancy({ url, prefix: config.bus_prefix, nodeId, livenessMs, logger }),
       userLimiter: new RedisUserRateLimiter({ url, prefix: config.bus_prefix, limit: config.rate_limit.user, logger }),
       broker: startable(
         config,
@@ -90,6 +99,7 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
   return {
     broker: new MemoryBroker({ logger }),
     presence: new MemoryPresenceManager(),
+    createOccupancy: () => new LocalOccupancy(),
     description: 'standalone mode: in-memory bus, one process (set REDIS_URL or NATS_URL to run several instances)',
     label: 'the in-memory bus',
   };

@@ -10,6 +10,16 @@ export interface MetricsSources {
   readonly sseStreams: () => number;
   /** Circuit breaker of the bus: 0 closed, 1 half-open, 2 open. */
   readonly circuitState?: () => number;
+  /** Features' counters (webhooks, consumers), read at scrape time. */
+  readonly counters?: readonly LabelledCounter[];
+}
+
+/** A counter with one label whose values a feature keeps as plain numbers. */
+export interface LabelledCounter {
+  readonly name: string;
+  readonly help: string;
+  readonly label: string;
+  readonly source: () => Iterable<[string, number]>;
 }
 
 /** A counter whose value is read from a map of plain counters at scrape time. */
@@ -177,6 +187,8 @@ export function createMetrics(sources: MetricsSources): Registry {
       this.set(node.hub.subscriptionCount);
     },
   });
+
+  for (const counter of sources.counters ?? []) mirroredCounter(registry, counter.name, counter.help, counter.label, counter.source);
 
   return registry;
 }

@@ -6,6 +6,10 @@ import type { LoadedConfig } from '../config/load.js';
 import { Disconnects } from '../core/errors.js';
 import { Node } from '../core/node.js';
 import { RpcRouter } from '../core/rpc_router.js';
+import { attachAccessControl } from '../features/access/access_control.js';
+import { startConsumers } from '../features/consumers/consumers.js';
+import { attachLifecycleWebhooks, type RunningLifecycleWebhooks } from '../features/webhooks/lifecycle_webhooks.js';
+import { WebhookSender } from '../features/webhooks/webhook_sender.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
 import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
 import { EmulationEndpoint } from '../transports/emulation/handler_emulation.js';
@@ -20,6 +24,7 @@ import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js'
 import { VERSION } from '../version.js';
 import { ServerApi } from './api.js';
 import { JwtVerifier } from './auth_jwt.js';
+import { LocalOccupancy } from '../brokers/occupancy.js';
 import { createBus, type Bus } from './bus.js';
 import { needsStore, openStore } from './store.js';
 import { createLogger } from './logger.js';
@@ -100,6 +105,10 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const sse = new SseEndpoint(node, logger);
   const emulation = new EmulationEndpoint(node, logger);
   const api = new ServerApi(node);
+  const access = attachAccessControl({ node, api, logger, ...(durable ? { store: durable.store } : {}) });
+  // Revoked tokens are refused from the first connection on.
+  await access.loaded;
+  const webhooks = startWebhooks(config, node, bus, logger);
   let chat: RunningChat | undefined;
   let telemetry: RunningTelemetry | undefined;
   try {
@@ -111,6 +120,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     await durable?.close();
     throw err;
   }
+  // The app's queues feed the server API: started once the node and its API methods are.
+  const consumers = await startConsumers(config, api, logger);
   const app = Fastify({
     loggerInstance: logger.child({ component: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
@@ -131,6 +142,26 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   });
   const metrics = createMetrics({
     node,
+    counters: [
+      ...(webhooks
+        ? [
+            {
+              name: 'relais_webhook_events_total',
+              help: 'Lifecycle webhook events, by outcome: sent (acknowledged), failed (dropped after retries or refused), dropped (queue full)',
+              label: 'outcome',
+              source: () => Object.entries(webhooks.sender.counts),
+            },
+          ]
+        : []),
+      ...(consumers
+        ? (['published', 'invalid', 'retried'] as const).map((outcome) => ({
+            name: `relais_consumer_${outcome}_total`,
+            help: `Commands of the app's queues (outbox, streams) ${outcome === 'published' ? 'run' : outcome === 'invalid' ? 'refused for good and removed' : 'failed for a while and retried'}, by consumer`,
+            label: 'consumer',
+            source: () => [...consumers.counts()].map(([name, counts]): [string, number] => [name, counts[outcome]]),
+          }))
+        : []),
+    ],
     sseStreams: () => sse.streamCount,
     circuitState: () => ({ closed: 0, 'half-open': 1, open: 2 })[node.breaker.current],
   });
@@ -178,9 +209,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
         app.server.close();
         sse.closeAll();
         // Statuses are left to expire (or to the other nodes): the shutdown's disconnects are not the users leaving.
+        await consumers?.stop();
         chat?.stop();
+        access.stop();
         await telemetry?.close();
         await node.shutdown(Disconnects.shutdown);
+        await webhooks?.running.stop(2000);
         websocket.close();
         // Let the close frames and flushed writes leave before the process exits.
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -190,4 +224,43 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
       return closing;
     },
   };
+}
+
+/** The lifecycle webhooks when `webhooks.url` is set. */
+function startWebhooks(
+  config: LoadedConfig['config'],
+  node: Node,
+  bus: Bus,
+  logger: Logger,
+): { sender: WebhookSender; running: RunningLifecycleWebhooks } | undefined {
+  const w = config.webhooks;
+  if (!w.url || !w.secret) return undefined;
+  const sender = new WebhookSender({
+    url: w.url,
+    secret: w.secret,
+    batchSize: w.batch_size,
+    batchWaitMs: w.batch_wait,
+    queueSize: w.queue_size,
+    timeoutMs: w.timeout,
+    maxAttempts: w.max_attempts,
+    backoffMinMs: w.backoff_min,
+    backoffMaxMs: w.backoff_max,
+    logger: logger.child({ component: 'webhooks' }),
+  });
+  let events = w.events;
+  const livenessMs = Math.max(3000, config.presence_ttl);
+  const occupancy = bus.createOccupancy?.(livenessMs);
+  if (!occupancy) {
+    events = events.filter((e) => e !== 'channel_occupied' && e !== 'channel_vacated');
+    logger.warn('channel_occupied and channel_vacated webhooks need the Redis bus or a single process: not sent on this bus');
+  }
+  const running = attachLifecycleWebhooks({
+    node,
+    sender,
+    occupancy: occupancy ?? new LocalOccupancy(),
+    events,
+    sweepMs: Math.floor(livenessMs / 3),
+    logger,
+  });
+  return { sender, running };
 }

@@ -427,6 +427,24 @@ export function describeStoreContract(name: string, setup: StoreContractSetup): 
       expect((await store.readState('chat:r', 'carol')).readOffset).toBe(11);
     });
 
+    it('keeps revocations until removed or expired, the later put winning, across instances', async () => {
+      const store = await open();
+      await store.putRevocation({ kind: 'user', key: 'alice', issuedBefore: 0, expiresAt: 0 });
+      await store.putRevocation({ kind: 'token', key: 'jti-1', issuedBefore: 0, expiresAt: T0 + 1000 });
+      await store.putRevocation({ kind: 'user_tokens', key: 'bob', issuedBefore: T0, expiresAt: T0 + 500 });
+      await store.putRevocation({ kind: 'user_tokens', key: 'bob', issuedBefore: T0 + 7, expiresAt: T0 + 2000 });
+      const other = await sibling();
+      expect(await other.listRevocations(T0, 100)).toEqual([
+        { kind: 'token', key: 'jti-1', issuedBefore: 0, expiresAt: T0 + 1000 },
+        { kind: 'user', key: 'alice', issuedBefore: 0, expiresAt: 0 },
+        { kind: 'user_tokens', key: 'bob', issuedBefore: T0 + 7, expiresAt: T0 + 2000 },
+      ]);
+      expect(await store.deleteRevocation('user', 'alice')).toBe(true);
+      expect(await store.deleteRevocation('user', 'alice')).toBe(false);
+      expect((await store.listRevocations(T0 + 1000, 100)).map((r) => r.key)).toEqual(['bob']);
+      expect(await rejection(store.putRevocation({ kind: 'user', key: '', issuedBefore: 0, expiresAt: 0 }))).toBe('BAD_REQUEST');
+    });
+
     it('keeps when users were last seen, never going back', async () => {
       const store = await open();
       await store.touchUser('alice', T0 + 10);

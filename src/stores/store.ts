@@ -1,5 +1,6 @@
 import type { JsonText } from '../core/json.js';
 import type { ClientInfo, Publication, StreamPosition } from '../core/publication.js';
+import type { Revocation } from './revocations.js';
 
 /**
  * One message to store in a persistent channel. Validated before any of its batch touches
@@ -288,6 +289,21 @@ export interface Store {
 
   /** Last-seen times of several users (up to 10,000); users never seen are absent from the map. */
   lastSeenMany(users: readonly string[]): Promise<ReadonlyMap<string, number>>;
+
+  /**
+   * Stores a revocation (a blocked user, a revoked token), replacing the entry of the same
+   * kind and key: the later call wins.
+   */
+  putRevocation(revocation: Revocation): Promise<void>;
+
+  /** Removes a revocation; resolves with whether there was one. */
+  deleteRevocation(kind: Revocation['kind'], key: string): Promise<boolean>;
+
+  /**
+   * The revocations not expired at `now` (Unix ms), at most `limit` (1 to 100,000), and
+   * removes the expired ones. Every instance loads them at start-up.
+   */
+  listRevocations(now: number, limit: number): Promise<readonly Revocation[]>;
 
   /** Checks the database answers within the timeouts (readiness). Rejects with STORE_UNAVAILABLE. */
   ping(): Promise<void>;

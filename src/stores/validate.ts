@@ -5,6 +5,7 @@
  * string byte for byte.
  */
 import { RelaisError } from '../core/errors.js';
+import type { Revocation } from './revocations.js';
 import type { AppendRequest } from './store.js';
 
 export const MAX_NAME_LENGTH = 1024;
@@ -76,4 +77,14 @@ export function checkAppendRequest(request: AppendRequest, index: number): void 
       checkText(`${at}: tag ${key}`, value, 0, Number.MAX_SAFE_INTEGER);
     }
   }
+}
+
+const REVOCATION_KINDS: ReadonlySet<string> = new Set(['user', 'token', 'user_tokens']);
+
+export function checkRevocation(revocation: Revocation): Revocation {
+  if (!REVOCATION_KINDS.has(revocation.kind)) throw new RelaisError('BAD_REQUEST', `revocation kind "${String(revocation.kind)}" unknown`);
+  checkName('key', revocation.key);
+  checkInteger('issuedBefore', revocation.issuedBefore);
+  checkInteger('expiresAt', revocation.expiresAt);
+  return revocation;
 }

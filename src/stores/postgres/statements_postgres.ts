@@ -127,4 +127,13 @@ export const sql = {
     text: 'INSERT INTO users (user_id, last_seen) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET last_seen = GREATEST(users.last_seen, EXCLUDED.last_seen)',
   },
   lastSeen: { name: 'relais_last_seen', text: 'SELECT user_id, last_seen FROM users WHERE user_id = ANY($1::text[])' },
+  putRevocation: {
+    name: 'relais_put_revocation',
+    text:
+      'INSERT INTO revocations (kind, key, issued_before, expires_at) VALUES ($1, $2, $3, $4) ' +
+      'ON CONFLICT (kind, key) DO UPDATE SET issued_before = EXCLUDED.issued_before, expires_at = EXCLUDED.expires_at',
+  },
+  deleteRevocation: { name: 'relais_delete_revocation', text: 'DELETE FROM revocations WHERE kind = $1 AND key = $2' },
+  forgetRevocations: { name: 'relais_forget_revocations', text: 'DELETE FROM revocations WHERE expires_at > 0 AND expires_at <= $1' },
+  listRevocations: { name: 'relais_list_revocations', text: 'SELECT kind, key, issued_before, expires_at FROM revocations ORDER BY kind, key LIMIT $1' },
 } as const satisfies Record<string, NamedStatement>;

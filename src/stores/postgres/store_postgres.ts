@@ -29,8 +29,9 @@ import {
   type TrimRule,
   type UserRoom,
 } from '../store.js';
-import { checkAppendRequest, checkInteger, checkLimit, checkName, checkText, checkUser, MAX_LIMIT, MAX_NAME_LENGTH } from '../validate.js';
+import { checkAppendRequest, checkInteger, checkLimit, checkName, checkRevocation, checkText, checkUser, MAX_LIMIT, MAX_NAME_LENGTH } from '../validate.js';
 import { postgresStoreMigrations } from './migrations_postgres.js';
+import { postgresRevocationMigrations, type Revocation } from '../revocations.js';
 import { createPool, postgresError, type PoolSettings } from './pool_postgres.js';
 import { sql, type NamedStatement } from './statements_postgres.js';
 
@@ -112,7 +113,7 @@ export class PostgresStore implements Store {
   private closed = false;
 
   constructor(options: PostgresStoreOptions) {
-    this.migrationSets = [postgresStoreMigrations, ...(options.migrations ?? [])];
+    this.migrationSets = [postgresStoreMigrations, postgresRevocationMigrations, ...(options.migrations ?? [])];
     checkMigrationSets(this.migrationSets);
     this.schema = options.schema;
     const settings: PoolSettings = { ...postgresPoolDefaults, ...options };
@@ -494,6 +495,23 @@ export class PostgresStore implements Store {
     if (users.length === 0) return new Map();
     const result = await this.query<{ user_id: string; last_seen: Bigint }>(sql.lastSeen, [users]);
     return new Map(result.rows.map((row) => [row.user_id, Number(row.last_seen)]));
+  }
+
+  async putRevocation(revocation: Revocation): Promise<void> {
+    const r = checkRevocation(revocation);
+    await this.query(sql.putRevocation, [r.kind, r.key, r.issuedBefore, r.expiresAt]);
+  }
+
+  async deleteRevocation(kind: Revocation['kind'], key: string): Promise<boolean> {
+    return ((await this.query(sql.deleteRevocation, [kind, checkName('key', key)])).rowCount ?? 0) > 0;
+  }
+
+  async listRevocations(now: number, limit: number): Promise<readonly Revocation[]> {
+    await this.query(sql.forgetRevocations, [checkInteger('now', now)]);
+    const result = await this.query<{ kind: Revocation['kind']; key: string; issued_before: Bigint; expires_at: Bigint }>(sql.listRevocations, [
+      checkLimit('limit', limit, 100_000),
+    ]);
+    return result.rows.map((row) => ({ kind: row.kind, key: row.key, issuedBefore: Number(row.issued_before), expiresAt: Number(row.expires_at) }));
   }
 
   async ping(): Promise<void> {

@@ -29,8 +29,9 @@ import type {
   TrimRule,
   UserRoom,
 } from '../store.js';
-import { checkAppendRequest, checkInteger, checkLimit, checkName, checkText, checkUser, MAX_NAME_LENGTH } from '../validate.js';
+import { checkAppendRequest, checkInteger, checkLimit, checkName, checkRevocation, checkText, checkUser, MAX_NAME_LENGTH } from '../validate.js';
 import { sqliteStoreMigrations } from './migrations_sqlite.js';
+import { sqliteRevocationMigrations, type Revocation } from '../revocations.js';
 import { prepareStatements, type ChannelRow, type SqliteStatements } from './statements_sqlite.js';
 
 export interface SqliteStoreOptions {
@@ -96,7 +97,7 @@ export class SqliteStore implements Store {
   private closed = false;
 
   constructor(options: SqliteStoreOptions) {
-    this.migrationSets = [sqliteStoreMigrations, ...(options.migrations ?? [])];
+    this.migrationSets = [sqliteStoreMigrations, sqliteRevocationMigrations, ...(options.migrations ?? [])];
     checkMigrationSets(this.migrationSets);
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     try {
@@ -458,6 +459,32 @@ export class SqliteStore implements Store {
         if (row) seen.set(user, row.last_seen);
       }
       return seen;
+    });
+  }
+
+  putRevocation(revocation: Revocation): Promise<void> {
+    return this.run(() => {
+      const r = checkRevocation(revocation);
+      this.db
+        .prepare('INSERT INTO revocations (kind, key, issued_before, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET issued_before = excluded.issued_before, expires_at = excluded.expires_at')
+        .run(r.kind, r.key, r.issuedBefore, r.expiresAt);
+    });
+  }
+
+  deleteRevocation(kind: Revocation['kind'], key: string): Promise<boolean> {
+    return this.run(() => this.db.prepare('DELETE FROM revocations WHERE kind = ? AND key = ?').run(kind, checkName('key', key)).changes > 0);
+  }
+
+  listRevocations(now: number, limit: number): Promise<readonly Revocation[]> {
+    return this.run(() => {
+      checkInteger('now', now);
+      this.db.prepare('DELETE FROM revocations WHERE expires_at > 0 AND expires_at <= ?').run(now);
+      const rows = this.db
+        .prepare<[number], { kind: Revocation['kind']; key: string; issued_before: number; expires_at: number }>(
+          'SELECT kind, key, issued_before, expires_at FROM revocations ORDER BY kind, key LIMIT ?',
+        )
+        .all(checkLimit('limit', limit, 100_000));
+      return rows.map((row) => ({ kind: row.kind, key: row.key, issuedBefore: row.issued_before, expiresAt: row.expires_at }));
     });
   }
 

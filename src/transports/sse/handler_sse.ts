@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { passesRule } from '../../core/access.js';
-import { TokenError } from '../../core/auth.js';
+import { TokenError, type ConnectionClaims, type TokenIdentity } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
 import { RelaisError } from '../../core/errors.js';
@@ -29,6 +29,8 @@ export interface SseIdentity {
   readonly user: string;
   /** Unix ms when the token expires and the stream ends; undefined when it never does. */
   readonly expiresAt: number | undefined;
+  /** The token the stream was opened with, for revocations. */
+  readonly token?: TokenIdentity;
 }
 
 /** What an authorized request may stream, and until when. */
@@ -78,9 +80,10 @@ export class SseEndpoint {
   async authenticate(token: string | undefined): Promise<SseIdentity> {
     let user = '';
     let expiresAt: number | undefined;
+    let claims: ConnectionClaims | undefined;
     if (token) {
       try {
-        const claims = await this.node.tokens.verifyConnection(token);
+        claims = await this.node.tokens.verifyConnection(token);
         user = claims.user;
         expiresAt = claims.expiresAt;
       } catch (err) {
@@ -90,16 +93,23 @@ export class SseEndpoint {
     } else if (!this.node.config.allow_anonymous) {
       throw new RelaisError('UNAUTHORIZED', 'a token is required (Authorization: Bearer, or ?token=)');
     }
+    const refusal = claims && this.node.connectionRefusal(claims);
+    if (refusal) throw new RelaisError('UNAUTHORIZED', refusal.reason);
     const maxPerUser = this.node.config.sse.max_streams_per_user;
     if (maxPerUser > 0 && user !== '' && (this.streamsPerUser.get(user) ?? 0) >= maxPerUser) {
       throw new RelaisError('RATE_LIMITED', `more than ${maxPerUser} SSE streams open for this user`);
     }
-    return { user, expiresAt };
+    return {
+      user,
+      expiresAt,
+      ...(claims ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } } : {}),
+    };
   }
 
   /** Checks the request; throws RelaisError before anything is written. */
   async authorize(request: SseRequest): Promise<SseGrant> {
-    const { user, expiresAt } = await this.authenticate(request.token);
+    const identity = await this.authenticate(request.token);
+    const user = identity.user;
     if (request.channels.length === 0) throw new RelaisError('BAD_REQUEST', 'at least one channel parameter is required');
     if (request.channels.length > this.node.config.sse.max_channels) {
       throw new RelaisError('LIMIT_EXCEEDED', `more than ${this.node.config.sse.max_channels} channels in one stream`);
@@ -120,7 +130,7 @@ export class SseEndpoint {
         channels.push(channel);
       }
     }
-    return { user, expiresAt, channels, patterns };
+    return { ...identity, channels, patterns };
   }
 
   /** Opens the stream on an authorized request. Resolves once it is live. */
@@ -161,7 +171,7 @@ export class SseEndpoint {
     const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, startTime, this.node.stats, filter);
     this.streams.add(stream);
     this.streamsPerUser.set(identity.user, (this.streamsPerUser.get(identity.user) ?? 0) + 1);
-    const client = new SseClient(identity.user, stream);
+    const client = new SseClient(identity.user, stream, identity.token);
     this.node.registerClient(client);
     stream.onClose(() => {
       this.node.unregisterClient(client);

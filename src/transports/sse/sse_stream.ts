@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { encodeClientInfo } from '../../protocol/json_codec.js';
+import type { TokenIdentity } from '../../core/auth.js';
 import type { Disconnect } from '../../core/errors.js';
 import type { FrameCache } from '../../core/hub.js';
 import type { JsonText } from '../../core/json.js';
@@ -224,6 +225,7 @@ export class SseClient implements NodeClient {
   constructor(
     readonly user: string,
     private readonly stream: SseStream,
+    readonly token?: TokenIdentity,
   ) {
     this.info = { user, client: this.id };
   }
