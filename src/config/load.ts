@@ -63,6 +63,7 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'DB_QUERY_TIMEOUT', path: ['database', 'query_timeout'], kind: 'millis' },
   { name: 'DEBUG_DB_POOL', path: ['database', 'debug_pool'], kind: 'bool' },
   { name: 'RELAIS_DATA_DIR', path: ['data_dir'], kind: 'string' },
+  { name: 'RELAIS_WS_COMPRESSION', path: ['websocket', 'compression'], kind: 'bool' },
   { name: 'RELAIS_CHAT_AWAY_AFTER', path: ['chat', 'away_after'], kind: 'string' },
   { name: 'RELAIS_WEBHOOK_URL', path: ['webhooks', 'url'], kind: 'string' },
   { name: 'RELAIS_WEBHOOK_SECRET', path: ['webhooks', 'secret'], kind: 'string' },

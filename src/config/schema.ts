@@ -181,6 +181,35 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
+    /**
+     * WebSocket permessage-deflate (RFC 7692), off by default: it trades memory per connection
+     * and a deflate per large message per node (docs/performance.md) for bandwidth. Messages
+     * under the threshold go uncompressed.
+     */
+    websocket: z
+      .object({
+        compression: z.boolean().default(false),
+        /** Messages smaller than this many bytes are sent uncompressed. */
+        compression_threshold: z.number().int().min(0).default(1024),
+        /** zlib level, 1 (fastest) to 9 (smallest). */
+        compression_level: z.number().int().min(1).max(9).default(1),
+        /** LZ77 window of the server's deflate: 2^bits bytes (its context holds 4x that). */
+        compression_window_bits: z.number().int().min(9).max(15).default(12),
+        /** zlib memLevel of the server's deflate, 1-9: its internal state is 2^(memLevel+9) bytes. */
+        compression_mem_level: z.number().int().min(1).max(9).default(5),
+      })
+      .strict()
+      .prefault({}),
+    /** Bidirectional emulation for clients without WebSocket (centrifuge-js' fallback transports). */
+    emulation: z
+      .object({
+        /** `/connection/http_stream`. */
+        http_stream: z.boolean().default(true),
+        /** `/connection/sse` (the SDK's `sse` transport; the unidirectional `/sse` is apart). */
+        sse: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     sse: z
       .object({
         heartbeat_interval: duration.prefault('20s'),

@@ -29,9 +29,21 @@ import { NodeStats } from './stats.js';
 
 export type { PreparedPush } from './push_encoders.js';
 
-/** Where a client's messages go: one connection of a bidirectional transport (WebSocket). */
+/** The kinds of connection a Client runs over. */
+export type TransportName = 'websocket' | 'http_stream' | 'sse';
+
+/**
+ * Where a client's messages go: one WebSocket connection, or one streamed HTTP response whose
+ * commands arrive through the emulation endpoint (HTTP-streaming, SSE).
+ */
 export interface ClientTransport {
-  readonly name: 'websocket';
+  readonly name: TransportName;
+  /**
+   * Set on emulated transports only: the secret id the client quotes in its emulation
+   * requests (with the node id) to reach this connection. Never the client id, which
+   * presence shows to other users. The connect reply carries it.
+   */
+  readonly session?: string;
   /** The protocol this connection speaks: it decodes the client's frames and encodes every message to it. */
   readonly codec: ProtocolCodec;
   /**
@@ -392,6 +404,7 @@ export class Client implements NodeClient {
       client: this.id,
       version: this.node.version,
       node: this.node.id,
+      ...(this.transport.session !== undefined ? { session: this.transport.session } : {}),
       ...this.expiry(),
       ...(this.node.config.client.ping_interval > 0
         ? { ping: Math.round(this.node.config.client.ping_interval / 1000), pong: true }

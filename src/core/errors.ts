@@ -16,6 +16,7 @@ export const errorTable = {
   BAD_REQUEST: { wire: ErrorCode.badRequest, http: 400, temporary: false, message: 'bad request' },
   // Same wire code as BAD_REQUEST (the SDKs know no other): the message names the field.
   UNSUPPORTED: { wire: ErrorCode.badRequest, http: 400, temporary: false, message: 'not supported by Relais' },
+  NODE_NOT_FOUND: { wire: ErrorCode.notAvailable, http: 404, temporary: false, message: 'node not found' },
   NOT_AVAILABLE: { wire: ErrorCode.notAvailable, http: 404, temporary: false, message: 'not available' },
   TOKEN_EXPIRED: { wire: ErrorCode.tokenExpired, http: 401, temporary: false, message: 'token expired' },
   EXPIRED: { wire: ErrorCode.expired, http: 401, temporary: false, message: 'expired' },

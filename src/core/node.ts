@@ -101,6 +101,7 @@ export class Node implements BrokerEventHandler {
   private readonly subscriptionObservers: SubscriptionObserver[] = [];
   private readonly publishSteps = new Map<string, PublishStep>();
   private readonly featureTopics = new Map<string, (data: JsonText) => void>();
+  private emulationHandler: ((session: string, data: string) => void) | undefined;
 
   constructor(deps: NodeDeps) {
     this.id = deps.id ?? randomUUID();
@@ -632,6 +633,27 @@ export class Node implements BrokerEventHandler {
   }
 
   /**
+   * Receives the commands of emulated connections sent to this node by `sendEmulation` on
+   * others, in the order the bus delivers them; at most once. One handler; it must not throw.
+   */
+  onEmulation(handler: (session: string, data: string) => void): void {
+    this.emulationHandler = handler;
+  }
+
+  /**
+   * Forwards an emulated connection's commands to node `to`, which holds its session.
+   * Resolves once the bus took them (not once they ran); rejects BROKER_UNAVAILABLE.
+   */
+  async sendEmulation(to: string, session: string, data: string): Promise<void> {
+    await this.control({ type: 'emulation', to, session, data });
+  }
+
+  /** Whether `id` is this node or a peer heard from recently. */
+  knowsNode(id: string): boolean {
+    return id === this.id || this.cluster.nodes().some((n) => n.id === id);
+  }
+
+  /**
    * Cluster-wide keyed entries of a feature (the chat's per-node user states): a presence set
    * named `set` (starting with `$`, a name no channel can take), one entry per `info.client`.
    * An entry expires after presence_ttl unless set again: its setter refreshes it, and the
@@ -739,6 +761,14 @@ export class Node implements BrokerEventHandler {
       case 'survey':
       case 'survey_reply':
         this.cluster.handle(message);
+        return;
+      case 'emulation':
+        if (message.to !== this.id) return;
+        try {
+          this.emulationHandler?.(message.session, message.data);
+        } catch (err) {
+          this.logger.error({ err }, 'emulation handler failed');
+        }
         return;
       case 'feature': {
         const handler = this.featureTopics.get(message.topic);

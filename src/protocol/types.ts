@@ -167,6 +167,8 @@ export interface ConnectResultWire {
   client: string;
   version: string;
   node?: string;
+  /** Over bidirectional emulation: the id the client quotes in its emulation requests. */
+  session?: string;
   expires?: boolean;
   ttl?: number;
   ping?: number;

@@ -58,7 +58,9 @@ export function createMetrics(sources: MetricsSources): Registry {
     collect() {
       this.reset();
       this.set({ transport: 'websocket' }, stats.activeConnections.get('websocket') ?? 0);
-      this.set({ transport: 'sse' }, sources.sseStreams());
+      this.set({ transport: 'http_stream' }, stats.activeConnections.get('http_stream') ?? 0);
+      // Unidirectional /sse streams and SDK connections over SSE emulation.
+      this.set({ transport: 'sse' }, sources.sseStreams() + (stats.activeConnections.get('sse') ?? 0));
     },
   });
 

@@ -12,10 +12,12 @@ import { attachLifecycleWebhooks, type RunningLifecycleWebhooks } from '../featu
 import { WebhookSender } from '../features/webhooks/webhook_sender.js';
 import { attachChat, createChatAccess, type RunningChat } from '../features/chat/chat.js';
 import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
+import { EmulationEndpoint } from '../transports/emulation/handler_emulation.js';
 import { registerTelemetryMetrics } from '../features/telemetry/metrics.js';
 import { registerTelemetryStreamRoute } from '../features/telemetry/stream_route.js';
 import { attachTelemetry, type RunningTelemetry } from '../features/telemetry/telemetry.js';
 import { registerRoutes, serveSse } from '../transports/http/routes.js';
+import { registerEmulationRoutes } from '../transports/http/routes_emulation.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
 import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js';
@@ -114,6 +116,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
 
   const websocket = new WebSocketEndpoint({ node, logger });
   const sse = new SseEndpoint(node, logger);
+  const emulation = new EmulationEndpoint(node, logger);
   const api = new ServerApi(node);
   const access = attachAccessControl({ node, api, logger, ...(durable ? { store: durable.store } : {}) });
   // Revoked tokens are refused from the first connection on.
@@ -178,6 +181,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   });
   registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
+  registerEmulationRoutes(app, { node, emulation });
   const jobs = attachJobs(config, sse, logger);
   if (jobs) {
     app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(JOB_STREAM_ROUTE, (request, reply) =>
@@ -196,6 +200,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   logger.info(
     {
       websocket: `ws://${shown}:${port}/connection/websocket`,
+      http_stream: `http://${shown}:${port}/connection/http_stream`,
+      sse_emulation: `http://${shown}:${port}/connection/sse`,
       sse: `http://${shown}:${port}/sse?channel=<channel>`,
       api: `http://${shown}:${port}/api/<method>`,
       health: `http://${shown}:${port}/healthz`,
