@@ -2,54 +2,103 @@
  * The real, unmodified `centrifuge` SDK against a real Relais process: connect, subscribe,
  * publish, history, presence, join/leave, recovery after a forced disconnect, private
  * messages, token refresh, subscription tokens and server-side subscriptions. Run for every
- * release of the compatibility matrix: the newest, the oldest 5.x, and 5.7.4 (the last one
- * before the frame dispatch fix).
+ * release of the compatibility matrix (the newest, the oldest 5.x, and 5.7.4, the last one
+ * before the frame dispatch fix), for the newest's Protobuf build, and for the newest over
+ * each fallback transport.
  */
+import { randomBytes } from 'node:crypto';
 import type { SubscribedContext } from 'centrifuge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import { busEnv, deletePrefix, sharedBusAvailable, SHARED_URL } from './helpers/buses.js';
 import { sdkClient, sleep, waitFor, type SdkClient } from './helpers/clients.js';
+import { createSchema, dropSchemas, newSchemaName, SHARED_POSTGRES_URL } from './helpers/postgres.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
-import { NEWEST_PROTOBUF_SDK, NEWEST_SDK, SDK_5_0, SDK_MATRIX } from './helpers/sdk_versions.js';
+import { HTTP_STREAM, SSE_EMULATION, WEBSOCKET, type SdkConnection, type SdkTransport } from './helpers/sdk_transports.js';
+import { NEWEST_PROTOBUF_SDK, NEWEST_SDK, SDK_5_0, SDK_MATRIX, type SdkRelease } from './helpers/sdk_versions.js';
+
+interface SdkCase {
+  readonly sdk: SdkRelease;
+  readonly transport: SdkTransport;
+  readonly label: string;
+  readonly workers?: number;
+  /** Two instances on the shared Redis and PostgreSQL: the stream on the first, emulation requests to the second. */
+  readonly twoInstances?: boolean;
+}
 
 /**
- * Every SDK release against one process, the newest's Protobuf build, and the newest against
- * a server of 2 workers (relais serve --workers 2).
+ * Every SDK release over WebSocket, the newest's Protobuf build, the newest against a server
+ * of 2 workers (relais serve --workers 2), and the newest over HTTP-streaming and SSE
+ * emulation: on one instance, and with its commands sent to another instance than its stream.
  */
-const CASES = [
-  ...SDK_MATRIX.map((sdk) => ({ sdk, workers: undefined, label: sdk.version })),
-  { sdk: NEWEST_PROTOBUF_SDK, workers: undefined, label: `${NEWEST_PROTOBUF_SDK.version} (Protobuf)` },
-  { sdk: NEWEST_SDK, workers: 2, label: `${NEWEST_SDK.version} on 2 workers` },
+const CASES: SdkCase[] = [
+  ...SDK_MATRIX.map((sdk) => ({ sdk, transport: WEBSOCKET, label: sdk.version })),
+  { sdk: NEWEST_PROTOBUF_SDK, transport: WEBSOCKET, label: `${NEWEST_PROTOBUF_SDK.version} (Protobuf)` },
+  { sdk: NEWEST_SDK, transport: WEBSOCKET, workers: 2, label: `${NEWEST_SDK.version} on 2 workers` },
+  ...[HTTP_STREAM, SSE_EMULATION].flatMap((transport) => [
+    { sdk: NEWEST_SDK, transport, label: `${NEWEST_SDK.version} over ${transport.name}` },
+    { sdk: NEWEST_SDK, transport, twoInstances: true, label: `${NEWEST_SDK.version} ${transport.name}, 2 instances` },
+  ]),
 ];
 
-describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) => {
+const SUITE_CONFIG = {
+  namespaces: {
+    small: { history_size: 10, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated', allow_publish: 'authenticated' },
+    secret: { history_size: 10, history_ttl: '1h', allow_subscribe: 'token', allow_publish: 'server-only' },
+    feed: { history_size: 1000, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated' },
+  },
+};
+
+/**
+ * The environment of two instances meeting on the shared Redis under `prefix`, with the same
+ * secrets and one durable store (the chat across instances needs it): PostgreSQL schema `schema`.
+ */
+async function twoInstanceEnv(prefix: string, schema: string): Promise<Record<string, string>> {
+  // Redis and PostgreSQL are services CI provides: missing, the cases fail rather than skip.
+  if (!(await sharedBusAvailable('redis'))) throw new Error(`no Redis at ${SHARED_URL.redis}`);
+  await createSchema(SHARED_POSTGRES_URL, schema);
+  return {
+    ...busEnv('redis', SHARED_URL.redis, prefix),
+    DATABASE_URL: SHARED_POSTGRES_URL,
+    RELAIS_DB_SCHEMA: schema,
+    RELAIS_TOKEN_SECRET: `sdk-secret-${prefix}-0123456789`,
+    RELAIS_API_KEY: `sdk-key-${prefix}`,
+  };
+}
+
+describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers, transport, twoInstances }) => {
   const { Centrifuge } = sdk;
   const decode = (data: unknown): unknown => sdk.decode(data);
   let relais: RelaisProcess;
+  /** Where emulation requests go: the second instance, or `relais` itself. */
+  let commands: RelaisProcess | undefined;
+  const busPrefix = `relais-sdk-${randomBytes(4).toString('hex')}`;
+  const schema = newSchemaName();
   const clients: SdkClient[] = [];
 
+  function connection(): SdkConnection {
+    return transport.connection(relais, commands ?? relais);
+  }
+
   async function client(user: string, options: { token?: string } = {}): Promise<SdkClient> {
-    const c = await sdkClient(relais, user, { ...options, sdk });
+    const c = await sdkClient(relais, user, { ...options, sdk, connection: connection() });
     clients.push(c);
     return c;
   }
 
   beforeAll(async () => {
-    relais = await startRelais({
-      ...(workers ? { workers } : {}),
-      config: {
-        namespaces: {
-          small: { history_size: 10, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated', allow_publish: 'authenticated' },
-          secret: { history_size: 10, history_ttl: '1h', allow_subscribe: 'token', allow_publish: 'server-only' },
-          feed: { history_size: 1000, history_ttl: '1h', force_recovery: true, allow_subscribe: 'authenticated' },
-        },
-      },
-    });
+    const env = twoInstances ? await twoInstanceEnv(busPrefix, schema) : undefined;
+    relais = await startRelais({ ...(workers ? { workers } : {}), ...(env ? { env } : {}), config: SUITE_CONFIG });
+    if (env) commands = await startRelais({ env, config: SUITE_CONFIG });
   });
 
   afterAll(async () => {
     for (const c of clients) c.close();
     await relais.stop();
+    await commands?.stop();
+    if (twoInstances) {
+      await deletePrefix('redis', busPrefix);
+      await dropSchemas(SHARED_POSTGRES_URL, [schema]);
+    }
   });
 
   it('connects, subscribes, publishes, reads history and presence, sees join and leave', async () => {
@@ -88,7 +137,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
 
   it('recovers the 100 publications missed during a forced disconnect, once and in order', async () => {
     const token = await relais.token('carol');
-    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: WebSocket, token, minReconnectDelay: 1500, maxReconnectDelay: 1500 });
+    const centrifuge = new Centrifuge(connection().endpoint, { ...connection().options, token, minReconnectDelay: 1500, maxReconnectDelay: 1500 });
     const offsets: number[] = [];
     const values: number[] = [];
     const subscribed: SubscribedContext[] = [];
@@ -124,7 +173,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
 
   it('says recovered: false when history no longer covers the position, and replays nothing', async () => {
     const token = await relais.token('dave');
-    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: WebSocket, token, minReconnectDelay: 1500, maxReconnectDelay: 1500 });
+    const centrifuge = new Centrifuge(connection().endpoint, { ...connection().options, token, minReconnectDelay: 1500, maxReconnectDelay: 1500 });
     const values: number[] = [];
     const subscribed: SubscribedContext[] = [];
     const sub = centrifuge.newSubscription('small:room');
@@ -195,8 +244,8 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
 
   it('refreshes an expiring connection token through getToken and stays connected', async () => {
     let fetched = 0;
-    const centrifuge = new Centrifuge(relais.wsUrl, {
-      websocket: WebSocket,
+    const centrifuge = new Centrifuge(connection().endpoint, {
+      ...connection().options,
       getToken: async () => {
         fetched++;
         return relais.token('gina', { ttlSeconds: 2 });
@@ -236,7 +285,7 @@ describe.each(CASES)('centrifuge SDK $label against Relais', ({ sdk, workers }) 
 
   it('subscribes a connection server-side from its token and from the API', async () => {
     const token = await relais.token('ivan', { channels: ['chat:announce'] });
-    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: WebSocket, token });
+    const centrifuge = new Centrifuge(connection().endpoint, { ...connection().options, token });
     const subscribed: string[] = [];
     const pubs: { channel: string; data: unknown }[] = [];
     centrifuge.on('subscribed', (ctx) => subscribed.push(ctx.channel));

@@ -63,6 +63,12 @@ export type ControlMessage =
   | { readonly type: 'node'; readonly node: NodeInfo }
   | { readonly type: 'survey'; readonly id: string; readonly from: string; readonly op: 'channels'; readonly pattern: string }
   | { readonly type: 'survey_reply'; readonly id: string; readonly to: string; readonly from: string; readonly channels: Readonly<Record<string, number>> }
+  /**
+   * Commands of an emulated connection (HTTP-streaming, SSE) that reached another node's
+   * emulation endpoint, for the connection of `session` held by node `to`: `data` as the
+   * client sent it (JSON protocol lines).
+   */
+  | { readonly type: 'emulation'; readonly to: string; readonly session: string; readonly data: string }
   /** A feature's own message to every node (the chat's membership changes), routed by topic. */
   | { readonly type: 'feature'; readonly topic: string; readonly data: JsonText };
 

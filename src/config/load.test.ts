@@ -148,6 +148,25 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads the proxy URLs from the environment and refuses a namespace hook without its URL', () => {
+    const loaded = loadConfig({ env: { RELAIS_PROXY_CONNECT_URL: 'http://127.0.0.1:3000/connect', RELAIS_PROXY_PUBLISH_URL: 'http://127.0.0.1:3000/publish' } });
+    expect(loaded.config.proxy.connect_url).toBe('http://127.0.0.1:3000/connect');
+    expect(loaded.config.proxy.retries).toBe(1);
+    const found = problems(() =>
+      loadConfig({
+        env: { RELAIS_PROXY_PUBLISH_URL: 'http://127.0.0.1:3000/publish' },
+        overrides: { namespaces: { mod: { proxy_publish: true, proxy_subscribe: true, proxy_sub_refresh: true } }, proxy: { http_headers: ['Bad Header'] } },
+      }),
+    );
+    expect(found.some((p) => p.includes('proxy.http_headers'))).toBe(true);
+    const crossChecked = problems(() => loadConfig({ env: {}, overrides: { namespaces: { mod: { proxy_publish: true, proxy_subscribe: true, proxy_sub_refresh: true } } } }));
+    expect(crossChecked).toEqual([
+      'namespaces.mod: proxy_subscribe needs proxy.subscribe_url',
+      'namespaces.mod: proxy_publish needs proxy.publish_url',
+      'namespaces.mod: proxy_sub_refresh needs proxy.sub_refresh_url',
+    ]);
+  });
+
   it('takes a Redis Cluster or Sentinel URL and the replica acknowledgements', () => {
     const cluster = loadConfig({ env: { REDIS_URL: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001', REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT: '250' } });
     expect(cluster.config).toMatchObject({ redis_url: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001', redis_replica_acks: 1, redis_replica_ack_timeout: 250 });

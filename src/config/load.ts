@@ -63,9 +63,17 @@ const envBindings: readonly EnvBinding[] = [
   { name: 'DB_QUERY_TIMEOUT', path: ['database', 'query_timeout'], kind: 'millis' },
   { name: 'DEBUG_DB_POOL', path: ['database', 'debug_pool'], kind: 'bool' },
   { name: 'RELAIS_DATA_DIR', path: ['data_dir'], kind: 'string' },
+  { name: 'RELAIS_WS_COMPRESSION', path: ['websocket', 'compression'], kind: 'bool' },
   { name: 'RELAIS_CHAT_AWAY_AFTER', path: ['chat', 'away_after'], kind: 'string' },
   { name: 'RELAIS_WEBHOOK_URL', path: ['webhooks', 'url'], kind: 'string' },
   { name: 'RELAIS_WEBHOOK_SECRET', path: ['webhooks', 'secret'], kind: 'string' },
+  { name: 'RELAIS_PROXY_CONNECT_URL', path: ['proxy', 'connect_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_REFRESH_URL', path: ['proxy', 'refresh_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_SUBSCRIBE_URL', path: ['proxy', 'subscribe_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_PUBLISH_URL', path: ['proxy', 'publish_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_SUB_REFRESH_URL', path: ['proxy', 'sub_refresh_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_RPC_URL', path: ['proxy', 'rpc_url'], kind: 'string' },
+  { name: 'RELAIS_PROXY_TIMEOUT', path: ['proxy', 'timeout'], kind: 'string' },
   { name: 'TELEMETRY', path: ['telemetry', 'enabled'], kind: 'bool' },
   { name: 'TELEMETRY_WINDOW', path: ['telemetry', 'window'], kind: 'millis' },
   { name: 'MQTT_BROKER_URL', path: ['telemetry', 'mqtt', 'broker_url'], kind: 'string' },
@@ -181,6 +189,9 @@ function crossCheck(config: RelaisConfig): string[] {
       problems.push(`${where}: force_recovery_mode cache keeps the latest publication in history: it needs history_size (1 is enough) and history_ttl, or persist`);
     }
     if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
+    if (ns.proxy_subscribe && !config.proxy.subscribe_url) problems.push(`${where}: proxy_subscribe needs proxy.subscribe_url`);
+    if (ns.proxy_publish && !config.proxy.publish_url) problems.push(`${where}: proxy_publish needs proxy.publish_url`);
+    if (ns.proxy_sub_refresh && !config.proxy.sub_refresh_url) problems.push(`${where}: proxy_sub_refresh needs proxy.sub_refresh_url`);
   }
   const db = config.database;
   if (db.pool_min > db.pool_max) {

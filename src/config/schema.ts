@@ -98,6 +98,12 @@ export const namespaceOptions = z
     persist_ttl: duration.default(0),
     /** Persisted publications kept per channel (the newest); 0 keeps every one. */
     persist_size: z.number().int().min(0).max(1_000_000_000).default(0),
+    /** Subscriptions without a token are decided by the app backend (proxy.subscribe_url) instead of allow_subscribe. */
+    proxy_subscribe: z.boolean().default(false),
+    /** Client publications are decided, and may be rewritten, by the app backend (proxy.publish_url) instead of allow_publish. */
+    proxy_publish: z.boolean().default(false),
+    /** Subscriptions the subscribe proxy gave an expiry are prolonged by the app backend (proxy.sub_refresh_url). */
+    proxy_sub_refresh: z.boolean().default(false),
   })
   .strict();
 
@@ -175,6 +181,35 @@ export const relaisConfig = z
       })
       .strict()
       .prefault({}),
+    /**
+     * WebSocket permessage-deflate (RFC 7692), off by default: it trades memory per connection
+     * and a deflate per large message per node (docs/performance.md) for bandwidth. Messages
+     * under the threshold go uncompressed.
+     */
+    websocket: z
+      .object({
+        compression: z.boolean().default(false),
+        /** Messages smaller than this many bytes are sent uncompressed. */
+        compression_threshold: z.number().int().min(0).default(1024),
+        /** zlib level, 1 (fastest) to 9 (smallest). */
+        compression_level: z.number().int().min(1).max(9).default(1),
+        /** LZ77 window of the server's deflate: 2^bits bytes (its context holds 4x that). */
+        compression_window_bits: z.number().int().min(9).max(15).default(12),
+        /** zlib memLevel of the server's deflate, 1-9: its internal state is 2^(memLevel+9) bytes. */
+        compression_mem_level: z.number().int().min(1).max(9).default(5),
+      })
+      .strict()
+      .prefault({}),
+    /** Bidirectional emulation for clients without WebSocket (centrifuge-js' fallback transports). */
+    emulation: z
+      .object({
+        /** `/connection/http_stream`. */
+        http_stream: z.boolean().default(true),
+        /** `/connection/sse` (the SDK's `sse` transport; the unidirectional `/sse` is apart). */
+        sse: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     sse: z
       .object({
         heartbeat_interval: duration.prefault('20s'),
@@ -218,13 +253,44 @@ export const relaisConfig = z
       .prefault({}),
     /** How long a publish idempotency key is remembered. */
     idempotency_ttl: duration.prefault('5m'),
+    /** The app backend's hooks (docs/proxy.md): Centrifugo's proxy request and result JSON over HTTP POST. */
     proxy: z
       .object({
+        /** Connections without a token are authenticated here (cookies, headers, connect data). */
+        connect_url: z.url().optional(),
+        /** Connections the connect proxy gave an expiry are prolonged here when it comes. */
+        refresh_url: z.url().optional(),
+        /** Used by the namespaces with proxy_subscribe. */
+        subscribe_url: z.url().optional(),
+        /** Used by the namespaces with proxy_publish. */
+        publish_url: z.url().optional(),
+        /** Used by the namespaces with proxy_sub_refresh. */
+        sub_refresh_url: z.url().optional(),
         /** Client `rpc` commands are POSTed here; without it rpc answers "method not found". */
         rpc_url: z.url().optional(),
+        /**
+         * Rpc namespaces routed to backends of their own, as Centrifugo's: a method `billing:charge`
+         * goes to the URL of `billing`; methods of no namespace listed go to rpc_url.
+         */
+        rpc_namespaces: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'rpc namespace names are letters, digits, "_", "." and "-"'), z.url()).default({}),
         /** Client `send` messages are POSTed here; without it they are dropped. */
         send_url: z.url().optional(),
+        /** Most time one proxy request may take, retries included; past it the client gets a temporary error. */
         timeout: duration.prefault('5s'),
+        /**
+         * Attempts after the first when the backend could not be reached at all (connection
+         * refused, name not resolved): the backend never saw the request, so any hook may be
+         * retried. A request that timed out, was cut or got an answer is never retried.
+         */
+        retries: z.number().int().min(0).max(5).default(1),
+        /** Headers of the client's HTTP request (WebSocket upgrade) forwarded to every proxy request, such as "Cookie". */
+        http_headers: z.array(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name')).default([]),
+        /** Headers the client sets in its connect command (centrifuge-js `headers` option) forwarded; client-controlled. */
+        emulated_headers: z.array(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name')).default([]),
+        /** Headers added to every proxy request (a shared secret the backend checks, say); the lowest priority. */
+        static_headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name'), z.string()).default({}),
+        /** Send the connection's meta (from the connect proxy's result) in the other proxy requests. */
+        include_connection_meta: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

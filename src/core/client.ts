@@ -14,11 +14,12 @@ import type {
   SubscribeResultWire,
 } from '../protocol/types.js';
 import { TokenError, type ConnectionClaims, type TokenIdentity } from './auth.js';
+import { pickHeaders, type ConnectProxyResult, type ProxyCaller } from './client_proxy.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
 import { handleChannelCommand } from './client_commands.js';
 import { DisconnectError, Disconnects, RelaisError, toRelaisError, type Disconnect } from './errors.js';
-import type { JsonText } from './json.js';
+import { toJsonText, type JsonText } from './json.js';
 import type { Node, NodeClient } from './node.js';
 import type { ClientInfo } from './publication.js';
 import type { PreparedPush, PublicationEncoders } from './push_encoders.js';
@@ -28,9 +29,21 @@ import { NodeStats } from './stats.js';
 
 export type { PreparedPush } from './push_encoders.js';
 
-/** Where a client's messages go: one connection of a bidirectional transport (WebSocket). */
+/** The kinds of connection a Client runs over. */
+export type TransportName = 'websocket' | 'http_stream' | 'sse';
+
+/**
+ * Where a client's messages go: one WebSocket connection, or one streamed HTTP response whose
+ * commands arrive through the emulation endpoint (HTTP-streaming, SSE).
+ */
 export interface ClientTransport {
-  readonly name: 'websocket';
+  readonly name: TransportName;
+  /**
+   * Set on emulated transports only: the secret id the client quotes in its emulation
+   * requests (with the node id) to reach this connection. Never the client id, which
+   * presence shows to other users. The connect reply carries it.
+   */
+  readonly session?: string;
   /** The protocol this connection speaks: it decodes the client's frames and encodes every message to it. */
   readonly codec: ProtocolCodec;
   /**
@@ -50,6 +63,11 @@ export interface ClientTransport {
 
 type Status = 'connecting' | 'connected' | 'closed';
 
+/** The HTTP request that opened a connection: its headers, of which the proxies forward the configured ones. */
+export interface ConnectionRequest {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
 
 /** Commands that count against rate limits; subscriptions are bounded by max_channels_per_connection instead. */
 const RATE_LIMITED_METHODS: ReadonlySet<string> = new Set(['publish', 'history', 'presence', 'presence_stats', 'rpc', 'send']);
@@ -57,7 +75,11 @@ const RATE_LIMITED_METHODS: ReadonlySet<string> = new Set(['publish', 'history',
 const PASSIVE_METHODS: ReadonlySet<string> = new Set(['connect', 'ping', 'pong', 'refresh', 'sub_refresh']);
 /** Time a client has to refresh an expired token before it is disconnected. */
 const EXPIRY_GRACE_MS = 10_000;
+/** After a refresh proxy call that failed (backend down), the next try comes this much later. */
+const PROXY_REFRESH_RETRY_MS = 5_000;
 const RESOLVED = Promise.resolve();
+/** Shared by every connection that forwards no header: an idle connection holds no object of its own. */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * One connected client of the Centrifugo protocol: its identity, subscriptions and the
@@ -81,14 +103,38 @@ export class Client implements NodeClient {
   private namespaceBuckets: Map<string, TokenBucket> | undefined;
   private refusals = 0;
   private countedInCluster = false;
+  /** The request headers the proxies forward; empty without proxies. */
+  private readonly proxyHeaders: Readonly<Record<string, string>>;
+  private emulatedHeaders: Readonly<Record<string, string>> | undefined;
+  /** The connect proxy's meta for this connection. */
+  private meta: JsonText | undefined;
+  /** The connect proxy authenticated this connection: its expiry is extended by the refresh proxy, not by a token. */
+  private proxied = false;
+  private refreshing = false;
 
   constructor(
     readonly node: Node,
     private readonly transport: ClientTransport,
     private readonly baseLogger: Logger,
+    request?: ConnectionRequest,
   ) {
     this.connectDeadline = Date.now() + node.config.client.connect_timeout;
     NodeStats.inc(node.stats.activeConnections, transport.name);
+    const names = node.proxies?.httpHeaders ?? [];
+    this.proxyHeaders = request && names.length > 0 ? pickHeaders(request.headers, names) : NO_HEADERS;
+  }
+
+  /** Who this connection is, for a request to the app backend's proxies. */
+  proxyCaller(): ProxyCaller {
+    return {
+      client: this.id,
+      transport: this.transport.name,
+      protocol: this.transport.codec.name,
+      user: this.user,
+      headers: this.proxyHeaders,
+      ...(this.emulatedHeaders ? { emulatedHeaders: this.emulatedHeaders } : {}),
+      ...(this.meta !== undefined ? { meta: this.meta } : {}),
+    };
   }
 
   /** Created on first use: most connections never log, and a child logger per idle connection costs memory. */
@@ -286,8 +332,27 @@ export class Client implements NodeClient {
 
   private async connect(id: number, request: ConnectRequest): Promise<typeof REPLIED> {
     let claims: ConnectionClaims;
+    let proxied: ConnectProxyResult | undefined;
+    const connectProxy = this.node.proxies?.connect;
+    const emulated = this.node.proxies?.emulatedHeaders ?? [];
+    if (emulated.length > 0 && request.headers) {
+      const lowercase = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k.toLowerCase(), v]));
+      this.emulatedHeaders = pickHeaders(lowercase, emulated);
+    }
     if (request.token !== undefined && request.token !== '') {
       claims = await this.verifyConnectionToken(request.token);
+    } else if (connectProxy) {
+      proxied = await connectProxy(this.proxyCaller(), {
+        ...(request.name ? { name: request.name } : {}),
+        ...(request.version ? { version: request.version } : {}),
+        ...(request.data !== undefined ? { data: toJsonText(request.data) } : {}),
+      });
+      claims = {
+        user: proxied.user,
+        channels: [...proxied.channels, ...Object.keys(proxied.subs).filter((c) => !proxied?.channels.includes(c))],
+        ...(proxied.expiresAt !== undefined ? { expiresAt: proxied.expiresAt } : {}),
+        ...(proxied.info !== undefined ? { info: proxied.info } : {}),
+      };
     } else if (this.node.config.allow_anonymous) {
       claims = { user: '' };
     } else {
@@ -322,13 +387,16 @@ export class Client implements NodeClient {
     this.token = tokenIdentity(claims);
     this.childLogger = undefined;
     this.expiresAt = claims.expiresAt ?? 0;
+    this.proxied = proxied !== undefined;
+    this.meta = proxied?.meta;
     this.status = 'connected';
     this.node.registerClient(this);
     this.nextPingAt = Date.now() + this.node.config.client.ping_interval;
 
     const subs: Record<string, SubscribeResultWire> = {};
     for (const name of claims.channels ?? []) {
-      const result = await this.joinServerSide(name, request.subs?.[name], undefined, false);
+      const options = proxied?.subs[name];
+      const result = await this.joinServerSide(name, request.subs?.[name], options?.info, false, options?.data);
       if (result !== undefined) subs[name] = result;
       if (this.status !== 'connected') return REPLIED;
     }
@@ -336,11 +404,13 @@ export class Client implements NodeClient {
       client: this.id,
       version: this.node.version,
       node: this.node.id,
+      ...(this.transport.session !== undefined ? { session: this.transport.session } : {}),
       ...this.expiry(),
       ...(this.node.config.client.ping_interval > 0
         ? { ping: Math.round(this.node.config.client.ping_interval / 1000), pong: true }
         : {}),
       ...(Object.keys(subs).length > 0 ? { subs } : {}),
+      ...(proxied?.data !== undefined ? { data: proxied.data } : {}),
     };
     this.reply(id, { method: 'connect', result: reply });
     for (const sub of this.subscriptions.values()) sub.flushPending();
@@ -356,7 +426,8 @@ export class Client implements NodeClient {
   }
 
   private expiry(): { expires?: true; ttl?: number } {
-    if (this.expiresAt === 0) return {};
+    // A proxied connection has no token to refresh: the server asks the refresh proxy itself.
+    if (this.expiresAt === 0 || this.proxied) return {};
     return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
   }
 
@@ -395,6 +466,7 @@ export class Client implements NodeClient {
     request: SubscribeRequest | undefined,
     chanInfo: JsonText | undefined,
     push: boolean,
+    data?: JsonText,
   ): Promise<SubscribeResultWire | undefined> {
     if (this.subscriptions.has(name)) return undefined;
     let channel: ResolvedChannel;
@@ -415,6 +487,7 @@ export class Client implements NodeClient {
         { recover, ...(recover ? { since: { offset: request?.offset ?? 0, epoch: request?.epoch ?? '' } } : {}) },
         (result) => {
           fields = subscribeReplyFields(channel, result, { recover, recoverable: true, positioned: true });
+          if (data !== undefined) fields.data = data;
           sub.startAt(result.position);
           if (push) {
             // A subscribe push carries no publications: replayed ones follow it as pushes.
@@ -475,7 +548,9 @@ export class Client implements NodeClient {
       return;
     }
     if (this.status !== 'connected') return;
-    if (this.expiresAt > 0 && now > this.expiresAt + EXPIRY_GRACE_MS) {
+    if (this.proxied && this.expiresAt > 0 && now >= this.expiresAt) {
+      this.refreshThroughProxy(now);
+    } else if (this.expiresAt > 0 && now > this.expiresAt + EXPIRY_GRACE_MS) {
       this.disconnect(Disconnects.expired);
       return;
     }
@@ -492,11 +567,72 @@ export class Client implements NodeClient {
       }
     }
     for (const sub of this.subscriptions.values()) {
-      if (sub.expiresAt > 0 && now > sub.expiresAt + EXPIRY_GRACE_MS) {
-        this.removeSubscription(sub);
-        this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel: sub.channel.name, code: UnsubscribeCode.expired, reason: 'subscription expired' }));
+      if (sub.expiresAt === 0) continue;
+      if (sub.refreshedByProxy) {
+        if (now >= sub.expiresAt) this.refreshSubscriptionThroughProxy(sub, now);
+      } else if (now > sub.expiresAt + EXPIRY_GRACE_MS) {
+        this.expireSubscription(sub);
       }
     }
+  }
+
+  private expireSubscription(sub: ClientSubscription): void {
+    this.removeSubscription(sub);
+    this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel: sub.channel.name, code: UnsubscribeCode.expired, reason: 'subscription expired' }));
+  }
+
+  /**
+   * The connection's expiry came: the refresh proxy prolongs it or ends it. Without a refresh
+   * proxy it ends. A backend that cannot answer is asked again later: its downtime does not
+   * end connections.
+   */
+  private refreshThroughProxy(now: number): void {
+    const refresh = this.node.proxies?.refresh;
+    if (!refresh) {
+      this.disconnect(Disconnects.expired);
+      return;
+    }
+    if (this.refreshing) return;
+    this.refreshing = true;
+    refresh(this.proxyCaller())
+      .then((result) => {
+        if (result.expired) return this.disconnect(Disconnects.expired);
+        this.expiresAt = result.expiresAt ?? 0;
+        if (result.info !== undefined) this.info = { ...this.info, connInfo: result.info };
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DisconnectError) return this.disconnect(err.disconnect);
+        this.logger.warn({ err }, 'refresh proxy failed: asking again later');
+        this.expiresAt = now + PROXY_REFRESH_RETRY_MS;
+      })
+      .finally(() => {
+        this.refreshing = false;
+      });
+  }
+
+  /** Like refreshThroughProxy, for a subscription the subscribe proxy gave an expiry; `expired` unsubscribes it. */
+  private refreshSubscriptionThroughProxy(sub: ClientSubscription, now: number): void {
+    const subRefresh = sub.channel.options.proxy_sub_refresh ? this.node.proxies?.subRefresh : undefined;
+    if (!subRefresh) {
+      this.expireSubscription(sub);
+      return;
+    }
+    if (sub.refreshing) return;
+    sub.refreshing = true;
+    subRefresh(this.proxyCaller(), sub.channel.name)
+      .then((result) => {
+        if (sub.isEnded) return;
+        if (result.expired) return this.expireSubscription(sub);
+        sub.expiresAt = result.expiresAt ?? 0;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DisconnectError) return this.disconnect(err.disconnect);
+        this.logger.warn({ err, channel: sub.channel.name }, 'sub_refresh proxy failed: asking again later');
+        sub.expiresAt = now + PROXY_REFRESH_RETRY_MS;
+      })
+      .finally(() => {
+        sub.refreshing = false;
+      });
   }
 
 }

@@ -2,7 +2,6 @@ import type {
   Command,
   HistoryRequest,
   HistoryResultWire,
-  PublishRequest,
   ReplyResult,
   RpcRequest,
   SendRequest,
@@ -17,7 +16,8 @@ import { DELTA_TYPES } from './delta.js';
 import { RelaisError } from './errors.js';
 import { compileTagFilter, type TagFilter } from './tag_filter.js';
 import { toJsonText, type JsonText } from './json.js';
-import type { ClientInfo } from './publication.js';
+import type { PublishInput } from './node_api.js';
+import type { ClientInfo, StreamPosition } from './publication.js';
 
 const FLAG_CHANNEL_COMPACTION = 1;
 const FLAG_REJECT_UNRECOVERED = 2;
@@ -35,7 +35,8 @@ export async function handleChannelCommand(client: Client, command: ChannelComma
       return {};
     }
     case 'publish':
-      return publish(client, command.request);
+      await publish(client, command.request.channel, command.request.data, false);
+      return {};
     case 'history':
       return history(client, command.request);
     case 'presence': {
@@ -95,16 +96,26 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   }
   let chanInfo: JsonText | undefined;
   let expiresAt = 0;
+  let replyData: JsonText | undefined;
+  const subscribeProxy = channel.options.proxy_subscribe ? node.proxies?.subscribe : undefined;
   if (request.token !== undefined && request.token !== '') {
     const claims = await verifySubscriptionToken(client, channel, request.token);
     chanInfo = claims.info;
     expiresAt = claims.expiresAt ?? 0;
+  } else if (subscribeProxy) {
+    // The app backend decides instead of the namespace's allow_subscribe rule.
+    const result = await subscribeProxy(client.proxyCaller(), channel.name, request.data === undefined ? undefined : toJsonText(request.data));
+    chanInfo = result.info;
+    expiresAt = result.expiresAt ?? 0;
+    replyData = result.data;
+    if (client.closed) return REPLIED;
   } else {
     await node.authorize('subscribe', client.user, channel);
   }
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
   const sub = new ClientSubscription(client, channel, {
     expiresAt,
+    refreshedByProxy: subscribeProxy !== undefined && expiresAt > 0,
     delta: features.delta,
     ...(features.filter ? { filter: features.filter } : {}),
     ...(chanInfo !== undefined ? { chanInfo } : {}),
@@ -127,7 +138,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
       (result) => {
         const fields = subscribeReplyFields(channel, result, { recover, recoverable, positioned, ...features });
         sub.startAt(result.position);
-        client.reply(id, { method: 'subscribe', result: { ...sub.expiry(), ...fields } });
+        client.reply(id, { method: 'subscribe', result: { ...sub.expiry(), ...fields, ...(replyData !== undefined ? { data: replyData } : {}) } });
       },
     );
   } catch (err) {
@@ -142,17 +153,45 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   return REPLIED;
 }
 
-async function publish(client: Client, request: PublishRequest): Promise<Record<string, never>> {
-  const channel = client.node.channels.resolvePublishTarget(request.channel);
-  await client.node.authorize('publish', client.user, channel);
+/**
+ * A client publication: the namespace's rule or its publish proxy, its rate limit, then the
+ * node. `toOthers`: the publisher does not receive it live (Pusher's `toOthers`).
+ */
+async function publish(client: Client, channelName: string, clientData: unknown, toOthers: boolean): Promise<StreamPosition> {
+  const channel = client.node.channels.resolvePublishTarget(channelName);
+  const publishProxy = channel.options.proxy_publish ? client.node.proxies?.publish : undefined;
+  // With a publish proxy the app backend decides instead of the allow_publish rule.
+  if (!publishProxy) await client.node.authorize('publish', client.user, channel);
   const limit = channel.options.rate_limit;
   if (limit && limit.per_second > 0 && !client.namespaceBucket(channel.namespace, limit).take()) {
     NodeStats.inc(client.node.stats.rateLimited, 'namespace');
     throw new RelaisError('RATE_LIMITED', `publishing into "${channel.namespace}" too fast`);
   }
-  const data = toJsonText(request.data);
-  await client.node.publish(channel, data, { info: client.info });
-  return {};
+  let data = toJsonText(clientData);
+  // As in Centrifugo, a publication carries the publisher's channel info when it is subscribed.
+  const info = client.subscriptions.get(channel.name)?.info ?? client.info;
+  let input: PublishInput = { info, ...(toOthers ? { excludeClient: client.id } : {}) };
+  if (publishProxy) {
+    // Nothing reaches the channel unless the backend allowed it; its data replaces the client's.
+    const result = await publishProxy(client.proxyCaller(), channel.name, data);
+    if (result.data !== undefined) data = result.data;
+    input = { ...input, ...(result.skipHistory ? { skipHistory: true } : {}), ...(result.tags ? { tags: result.tags } : {}) };
+  }
+  return client.node.publish(channel, data, input);
+}
+
+/** The rpc method by which a client publishes without receiving its own publication (docs/protocol.md). */
+export const PUBLISH_TO_OTHERS_METHOD = 'relais.publish_to_others';
+
+/** `rpc relais.publish_to_others {channel, data}`: a publish whose publisher is left out; replies `{offset, epoch}` when positioned. */
+async function publishToOthers(client: Client, params: unknown): Promise<{ data?: string }> {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+    throw new RelaisError('BAD_REQUEST', `${PUBLISH_TO_OTHERS_METHOD} takes {"channel": string, "data": any}`);
+  }
+  const { channel, data } = params as Record<string, unknown>;
+  if (typeof channel !== 'string' || data === undefined) throw new RelaisError('BAD_REQUEST', `${PUBLISH_TO_OTHERS_METHOD} takes {"channel": string, "data": any}`);
+  const position = await publish(client, channel, data, true);
+  return { data: position.offset > 0 ? JSON.stringify({ offset: position.offset, epoch: position.epoch }) : '{}' };
 }
 
 /** A channel the client may read history or presence of: subscribed to it, or allowed to subscribe. */
@@ -178,9 +217,11 @@ async function history(client: Client, request: HistoryRequest): Promise<History
 }
 
 async function rpc(client: Client, request: RpcRequest): Promise<{ data?: string }> {
+  if (request.method === PUBLISH_TO_OTHERS_METHOD) return publishToOthers(client, request.data);
   const handler = client.node.rpc;
   if (!handler) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
-  const data = await handler.rpc({ client: client.id, user: client.user, info: client.info }, request.method ?? '', toJsonText(request.data ?? null));
+  const caller = { client: client.id, user: client.user, info: client.info, proxy: client.proxyCaller() };
+  const data = await handler.rpc(caller, request.method ?? '', toJsonText(request.data ?? null));
   return data === undefined ? {} : { data };
 }
 
@@ -193,5 +234,5 @@ function send(client: Client, request: SendRequest): void {
   } catch {
     return;
   }
-  handler.send({ client: client.id, user: client.user }, data).catch((err: unknown) => client.logger.warn({ err }, 'send proxy failed'));
+  handler.send({ client: client.id, user: client.user, proxy: client.proxyCaller() }, data).catch((err: unknown) => client.logger.warn({ err }, 'send proxy failed'));
 }

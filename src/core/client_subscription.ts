@@ -59,6 +59,8 @@ export interface SubscriptionOptions {
   readonly serverSide?: boolean;
   readonly chanInfo?: JsonText;
   readonly expiresAt?: number;
+  /** The subscribe proxy set the expiry: the server prolongs it through the sub_refresh proxy, the client is not asked. */
+  readonly refreshedByProxy?: boolean;
   /** Delta compression negotiated: publications after the first go as fossil deltas where they can. */
   readonly delta?: boolean;
   /** Only publications whose tags pass it are sent. */
@@ -69,6 +71,9 @@ export interface SubscriptionOptions {
 export class ClientSubscription extends StreamSubscriber {
   expiresAt: number;
   readonly serverSide: boolean;
+  readonly refreshedByProxy: boolean;
+  /** A sub_refresh proxy call is in flight. */
+  refreshing = false;
   readonly info: ClientInfo;
   private held: (EncodedMessage | PreparedPush)[] | null = null;
   private entered = false;
@@ -91,6 +96,7 @@ export class ClientSubscription extends StreamSubscriber {
     super();
     this.serverSide = options.serverSide ?? false;
     this.expiresAt = options.expiresAt ?? 0;
+    this.refreshedByProxy = options.refreshedByProxy ?? false;
     this.delta = options.delta ?? false;
     this.filter = options.filter;
     this.info = options.chanInfo !== undefined ? { ...client.info, chanInfo: options.chanInfo } : client.info;
@@ -134,6 +140,8 @@ export class ClientSubscription extends StreamSubscriber {
       this.offset = pub.offset;
       this.epoch = pub.epoch;
     }
+    // Its publisher asked not to get it back (after the position moved: no gap is seen).
+    if (pub.excludeClient === this.client.id) return;
     // Filtered out after the position moved: the next one sent is not a gap.
     if (this.filter && !this.filter(pub.tags)) return;
     this.client.node.stats.publicationsDelivered++;
@@ -221,7 +229,7 @@ export class ClientSubscription extends StreamSubscriber {
   }
 
   expiry(): { expires?: true; ttl?: number } {
-    if (this.expiresAt === 0) return {};
+    if (this.expiresAt === 0 || this.refreshedByProxy) return {};
     return { expires: true, ttl: Math.max(1, Math.ceil((this.expiresAt - Date.now()) / 1000)) };
   }
 }

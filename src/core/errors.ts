@@ -16,6 +16,7 @@ export const errorTable = {
   BAD_REQUEST: { wire: ErrorCode.badRequest, http: 400, temporary: false, message: 'bad request' },
   // Same wire code as BAD_REQUEST (the SDKs know no other): the message names the field.
   UNSUPPORTED: { wire: ErrorCode.badRequest, http: 400, temporary: false, message: 'not supported by Relais' },
+  NODE_NOT_FOUND: { wire: ErrorCode.notAvailable, http: 404, temporary: false, message: 'node not found' },
   NOT_AVAILABLE: { wire: ErrorCode.notAvailable, http: 404, temporary: false, message: 'not available' },
   TOKEN_EXPIRED: { wire: ErrorCode.tokenExpired, http: 401, temporary: false, message: 'token expired' },
   EXPIRED: { wire: ErrorCode.expired, http: 401, temporary: false, message: 'expired' },
@@ -30,6 +31,10 @@ export const errorTable = {
   // 100 is the only server code Centrifugo itself marks temporary; the SDKs keep codes below
   // 100 for their own client-side errors, so the temporary flag is what makes them retry.
   STORE_UNAVAILABLE: { wire: ErrorCode.internal, http: 503, temporary: true, message: 'store unavailable' },
+  // The app backend's proxy could not answer (down, slow past its timeout, not its JSON).
+  PROXY_UNAVAILABLE: { wire: ErrorCode.internal, http: 503, temporary: true, message: 'app backend unavailable' },
+  // The app backend's proxy answered `error`: the client gets the backend's own code and message.
+  PROXY_REFUSED: { wire: ErrorCode.permissionDenied, http: 403, temporary: false, message: 'refused by the app backend' },
   ROOM_NOT_FOUND: { wire: ErrorCode.unknownChannel, http: 404, temporary: false, message: 'room not found' },
   ROOM_EXISTS: { wire: ErrorCode.badRequest, http: 409, temporary: false, message: 'room already exists' },
 } as const;
@@ -39,15 +44,18 @@ export type RelaisErrorCode = keyof typeof errorTable;
 /** The one error type of Relais: a stable string code, its wire and HTTP mapping, and a cause. */
 export class RelaisError extends Error {
   readonly code: RelaisErrorCode;
+  /** A wire code other than the table's: the app backend's own code (PROXY_REFUSED). */
+  private readonly ownWireCode: number | undefined;
 
-  constructor(code: RelaisErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(code: RelaisErrorCode, message?: string, options?: { cause?: unknown; wireCode?: number }) {
     super(message ?? errorTable[code].message, options);
     this.name = 'RelaisError';
     this.code = code;
+    this.ownWireCode = options?.wireCode;
   }
 
   get wireCode(): number {
-    return errorTable[this.code].wire;
+    return this.ownWireCode ?? errorTable[this.code].wire;
   }
 
   get httpStatus(): number {

@@ -1,5 +1,5 @@
 import type { GlobMatcher } from './channel.js';
-import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import { withExclusion, type ClientInfo, type Publication, type StreamPosition } from './publication.js';
 import { RecentPublications } from './recent.js';
 import { NodeStats } from './stats.js';
 
@@ -193,7 +193,8 @@ export class Hub {
     return this.numSubscriptions;
   }
 
-  handlePublication(channel: string, pub: Publication): void {
+  handlePublication(channel: string, tagged: Publication): void {
+    const pub = withExclusion(tagged);
     const entry = this.channels.get(channel);
     let frames: FrameCache<Publication> | undefined;
     if (entry) {

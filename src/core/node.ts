@@ -16,13 +16,14 @@ import type { RelaisConfig } from '../config/schema.js';
 import type { Store } from '../stores/store.js';
 import { authorize, type AsyncAccessRule, type ChannelAction, type ChannelAuthorizer } from './access.js';
 import type { ConnectionClaims, TokenVerifier } from './auth.js';
+import type { ClientProxies } from './client_proxy.js';
 import { CircuitBreaker } from './circuit_breaker.js';
 import { ClusterView } from './cluster.js';
 import { ChannelResolver, historyRetention, keepsHistory, memoryWindow, type ResolvedChannel, type ResolvedPattern } from './channel.js';
 import { Disconnects, RelaisError, type Disconnect } from './errors.js';
 import { Hub, type ChannelSubscriber, type RecentOptions } from './hub.js';
 import { jsonByteLength, type JsonText } from './json.js';
-import type { ClientInfo, Publication, StreamPosition } from './publication.js';
+import { EXCLUDE_CLIENT_TAG, withExclusion, type ClientInfo, type Publication, type StreamPosition } from './publication.js';
 import { ChannelInterest } from './channel_interest.js';
 import { PersistentChannels } from './persistent_channels.js';
 import { mergeRecovery } from './recovery.js';
@@ -44,6 +45,8 @@ export interface NodeDeps {
   readonly logger: Logger;
   readonly version: string;
   readonly rpc?: RpcHandler;
+  /** The app backend's hooks on client events (connect, refresh, subscribe, sub_refresh, publish). */
+  readonly proxies?: ClientProxies;
   /** This node's id; a random UUID by default. */
   readonly id?: string;
   /** Per-user rate limit; per node by default, shared through the bus where it can be. */
@@ -76,6 +79,7 @@ export class Node implements BrokerEventHandler {
   readonly logger: Logger;
   readonly version: string;
   readonly rpc: RpcHandler | undefined;
+  readonly proxies: ClientProxies | undefined;
   readonly stats = new NodeStats();
   readonly hub = new Hub(this.stats);
   readonly userLimiter: UserRateLimiter;
@@ -97,6 +101,7 @@ export class Node implements BrokerEventHandler {
   private readonly subscriptionObservers: SubscriptionObserver[] = [];
   private readonly publishSteps = new Map<string, PublishStep>();
   private readonly featureTopics = new Map<string, (data: JsonText) => void>();
+  private emulationHandler: ((session: string, data: string) => void) | undefined;
 
   constructor(deps: NodeDeps) {
     this.id = deps.id ?? randomUUID();
@@ -107,6 +112,7 @@ export class Node implements BrokerEventHandler {
     this.logger = deps.logger;
     this.version = deps.version;
     this.rpc = deps.rpc;
+    this.proxies = deps.proxies;
     this.authorizers = deps.authorizers ?? {};
     this.name = deps.config.node_name ?? `${hostname()}:${deps.config.port}`;
     this.channels = new ChannelResolver(deps.config);
@@ -497,6 +503,8 @@ export class Node implements BrokerEventHandler {
     if (jsonByteLength(data) > this.config.client.max_publication_bytes) {
       throw new RelaisError('LIMIT_EXCEEDED', `publication data larger than ${this.config.client.max_publication_bytes} bytes`);
     }
+    // The exclusion rides as a tag: every bus and store carries tags already (see withExclusion).
+    if (input.excludeClient !== undefined) input = { ...input, tags: { ...input.tags, [EXCLUDE_CLIENT_TAG]: input.excludeClient } };
     const step = this.publishSteps.size > 0 ? this.publishSteps.get(channel.namespace) : undefined;
     if (step) return step.publish(channel, data, input, this.publishNext);
     return this.publishNext(channel, data, input);
@@ -567,6 +575,12 @@ export class Node implements BrokerEventHandler {
   }
 
   private async readHistory(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
+    const result = await this.readHistoryTagged(channel, query);
+    if (!result.publications.some((p) => p.tags?.[EXCLUDE_CLIENT_TAG] !== undefined)) return result;
+    return { ...result, publications: result.publications.map(withExclusion) };
+  }
+
+  private async readHistoryTagged(channel: ResolvedChannel, query: HistoryQuery): Promise<HistoryResult> {
     if (channel.options.persist) return this.requirePersistent(channel).history(channel.name, query);
     try {
       return await this.broker.history(channel.name, query);
@@ -616,6 +630,27 @@ export class Node implements BrokerEventHandler {
   onFeatureMessage(topic: string, handler: (data: JsonText) => void): void {
     if (this.featureTopics.has(topic)) throw new Error(`feature topic "${topic}" already has a handler`);
     this.featureTopics.set(topic, handler);
+  }
+
+  /**
+   * Receives the commands of emulated connections sent to this node by `sendEmulation` on
+   * others, in the order the bus delivers them; at most once. One handler; it must not throw.
+   */
+  onEmulation(handler: (session: string, data: string) => void): void {
+    this.emulationHandler = handler;
+  }
+
+  /**
+   * Forwards an emulated connection's commands to node `to`, which holds its session.
+   * Resolves once the bus took them (not once they ran); rejects BROKER_UNAVAILABLE.
+   */
+  async sendEmulation(to: string, session: string, data: string): Promise<void> {
+    await this.control({ type: 'emulation', to, session, data });
+  }
+
+  /** Whether `id` is this node or a peer heard from recently. */
+  knowsNode(id: string): boolean {
+    return id === this.id || this.cluster.nodes().some((n) => n.id === id);
   }
 
   /**
@@ -726,6 +761,14 @@ export class Node implements BrokerEventHandler {
       case 'survey':
       case 'survey_reply':
         this.cluster.handle(message);
+        return;
+      case 'emulation':
+        if (message.to !== this.id) return;
+        try {
+          this.emulationHandler?.(message.session, message.data);
+        } catch (err) {
+          this.logger.error({ err }, 'emulation handler failed');
+        }
         return;
       case 'feature': {
         const handler = this.featureTopics.get(message.topic);

@@ -35,6 +35,8 @@ export interface PublishInput {
   readonly tempId?: string;
   /** Publish without keeping the publication in history (and without an offset). */
   readonly skipHistory?: boolean;
+  /** A client id that does not receive this publication live (the publisher, publishing to the others). */
+  readonly excludeClient?: string;
 }
 
 /**

@@ -33,4 +33,25 @@ export interface Publication {
   readonly tags?: Readonly<Record<string, string>>;
   /** Publication time, Unix milliseconds. */
   readonly time: number;
+  /**
+   * The connection that must not receive it live (its publisher, with `exclude_client` or
+   * `publish_to_others`). Node-local: never written to the wire; it travels over the bus and
+   * in history as the tag EXCLUDE_CLIENT_TAG, which `withExclusion` takes off.
+   */
+  readonly excludeClient?: string;
+}
+
+/** The tag carrying `excludeClient` through the bus and history; no client ever sees it. */
+export const EXCLUDE_CLIENT_TAG = 'relais_exclude_client';
+
+/**
+ * The publication as subscribers and history readers get it: the exclusion tag, when there is
+ * one, taken off into `excludeClient`. The same object when there is none (the common case).
+ */
+export function withExclusion(pub: Publication): Publication {
+  const excluded = pub.tags?.[EXCLUDE_CLIENT_TAG];
+  if (excluded === undefined) return pub;
+  const { [EXCLUDE_CLIENT_TAG]: _taken, ...rest } = pub.tags ?? {};
+  const { tags: _tags, ...fields } = pub;
+  return { ...fields, ...(Object.keys(rest).length > 0 ? { tags: rest } : {}), excludeClient: excluded };
 }

@@ -1,3 +1,4 @@
+import type { ProxyCaller } from './client_proxy.js';
 import type { JsonText } from './json.js';
 import type { ClientInfo } from './publication.js';
 
@@ -7,6 +8,8 @@ export interface CallerContext {
   readonly user: string;
   /** The connection as publications carry it (user, client, connection info): a feature that publishes for the caller uses it. */
   readonly info?: ClientInfo;
+  /** The connection as the app backend's proxies describe it (transport, forwarded headers, meta). */
+  readonly proxy?: ProxyCaller;
 }
 
 /**

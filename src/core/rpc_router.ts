@@ -18,9 +18,12 @@ export class RpcRouter implements RpcHandler {
 
   constructor(private readonly fallback?: RpcHandler) {}
 
-  /** Registers a feature's methods under `prefix` (ending with a dot, such as `chat.`). */
+  /**
+   * Registers methods under `prefix`: a feature's, ending with a dot (`chat.`), or an rpc
+   * namespace of the app backend, ending with a colon (`billing:`, Centrifugo's boundary).
+   */
   route(prefix: string, methods: RpcMethods): this {
-    if (!prefix.endsWith('.')) throw new Error(`rpc prefix "${prefix}" must end with "."`);
+    if (!prefix.endsWith('.') && !prefix.endsWith(':')) throw new Error(`rpc prefix "${prefix}" must end with "." or ":"`);
     this.routes.push([prefix, methods]);
     this.routes.sort((a, b) => b[0].length - a[0].length);
     return this;

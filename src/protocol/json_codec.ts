@@ -380,26 +380,32 @@ function encodePublicationAs(pub: WirePublication, data: string, delta: boolean)
   return `${out}}`;
 }
 
+/** Adds a member whose value is JSON text as it is (custom `data`) to an encoded object. */
+function withRawMember(out: string, name: string, json: string | undefined): string {
+  if (json === undefined) return out;
+  return `${out.slice(0, -1)}${out.length > 2 ? ',' : ''}${JSON.stringify(name)}:${json}}`;
+}
+
 function encodeSubscribeResult(sub: SubscribeResultWire): string {
-  const { publications, ...rest } = sub;
+  const { publications, data, ...rest } = sub;
   let out = JSON.stringify(rest);
   if (publications && publications.length > 0) {
     const escaped = sub.delta === true;
     out = `${out.slice(0, -1)}${out.length > 2 ? ',' : ''}"publications":[${publications.map((p) => replyPublication(p, escaped)).join(',')}]}`;
   }
-  return out;
+  return withRawMember(out, 'data', data);
 }
 
 function encodeResultBody(reply: ReplyResult): string {
   switch (reply.method) {
     case 'connect': {
-      const { subs, ...rest } = reply.result;
+      const { subs, data, ...rest } = reply.result;
       let out = JSON.stringify(rest);
       if (subs) {
         const entries = Object.entries(subs).map(([channel, sub]) => `${JSON.stringify(channel)}:${encodeSubscribeResult(sub)}`);
         out = `${out.slice(0, -1)},"subs":{${entries.join(',')}}}`;
       }
-      return out;
+      return withRawMember(out, 'data', data);
     }
     case 'subscribe':
       return encodeSubscribeResult(reply.result);

@@ -230,8 +230,9 @@ function replyPublication(pub: WirePublication): Msg {
 }
 
 function subscribeResult(sub: SubscribeResultWire): Msg {
-  const { publications, ...rest } = sub;
+  const { publications, data, ...rest } = sub;
   const out: Msg = { ...rest };
+  if (data !== undefined) out['data'] = utf8.encode(data);
   if (publications && publications.length > 0) out['publications'] = publications.map(replyPublication);
   return out;
 }
@@ -239,8 +240,9 @@ function subscribeResult(sub: SubscribeResultWire): Msg {
 function resultMessage(reply: ReplyResult): Msg {
   switch (reply.method) {
     case 'connect': {
-      const { subs, ...rest } = reply.result;
+      const { subs, data, ...rest } = reply.result;
       const out: Msg = { ...rest };
+      if (data !== undefined) out['data'] = utf8.encode(data);
       if (subs) out['subs'] = Object.fromEntries(Object.entries(subs).map(([channel, sub]) => [channel, subscribeResult(sub)]));
       return out;
     }

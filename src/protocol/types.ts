@@ -159,17 +159,23 @@ export interface SubscribeResultWire {
    * the JSON protocol carries every payload as a JSON string.
    */
   delta?: boolean;
+  /** Custom data for the client (the subscribe proxy's `data`), JSON text. */
+  data?: string;
 }
 
 export interface ConnectResultWire {
   client: string;
   version: string;
   node?: string;
+  /** Over bidirectional emulation: the id the client quotes in its emulation requests. */
+  session?: string;
   expires?: boolean;
   ttl?: number;
   ping?: number;
   pong?: boolean;
   subs?: Record<string, SubscribeResultWire>;
+  /** Custom data for the client (the connect proxy's `data`), JSON text. */
+  data?: string;
 }
 
 export interface RefreshResultWire {

@@ -4,14 +4,15 @@ import { DisconnectCode, isReconnectCode } from '../protocol/codes.js';
 import { RelaisError, toRelaisError } from '../core/errors.js';
 import { toJsonText } from '../core/json.js';
 import type { Node } from '../core/node.js';
-import type { Publication } from '../core/publication.js';
+import { EXCLUDE_CLIENT_TAG, type Publication } from '../core/publication.js';
 
 /**
  * The HTTP server API, in Centrifugo's shapes: one handler per method, params in,
  * result out, RelaisError for failures. Transport (routes, auth) lives in transports/http.
  */
 
-const tags = z.record(z.string(), z.string()).optional();
+// The exclusion tag is Relais' own (see exclude_client): an API caller cannot set it by hand.
+const tags = z.record(z.string().refine((key) => key !== EXCLUDE_CLIENT_TAG, `tag "${EXCLUDE_CLIENT_TAG}" is reserved: use exclude_client`), z.string()).optional();
 const position = z.object({ offset: z.number().int().min(0), epoch: z.string() }).strict();
 const channelParams = z.object({ channel: z.string() }).strict();
 
@@ -25,6 +26,8 @@ const schemas = {
       idempotency_key: z.string().min(1).max(256).optional(),
       /** A temporary id for an optimistic send: a persistent channel stores it and broadcasts it as tag `temp_id`. */
       temp_id: z.string().min(1).max(256).optional(),
+      /** A client id (a connect reply's `client`) that does not receive this publication live: the user who caused it. */
+      exclude_client: z.string().min(1).max(256).optional(),
     })
     .strict(),
   broadcast: z
@@ -34,6 +37,7 @@ const schemas = {
       tags,
       skip_history: z.boolean().optional(),
       idempotency_key: z.string().min(1).max(256).optional(),
+      exclude_client: z.string().min(1).max(256).optional(),
     })
     .strict(),
   subscribe: z.object({ user: z.string(), channel: z.string(), client: z.string().optional(), info: z.unknown().optional() }).strict(),
@@ -232,6 +236,7 @@ export class ServerApi {
       skip_history?: boolean | undefined;
       idempotency_key?: string | undefined;
       temp_id?: string | undefined;
+      exclude_client?: string | undefined;
     },
     dataIsText = false,
   ): Promise<{ offset?: number; epoch?: string }> {
@@ -242,6 +247,7 @@ export class ServerApi {
       ...(p.skip_history ? { skipHistory: true } : {}),
       ...(p.idempotency_key ? { idempotencyKey: p.idempotency_key } : {}),
       ...(p.temp_id ? { tempId: p.temp_id } : {}),
+      ...(p.exclude_client ? { excludeClient: p.exclude_client } : {}),
     });
     return position.offset > 0 ? { offset: position.offset, epoch: position.epoch } : {};
   }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Node } from '../core/node.js';
+import type { ProxyStats } from './proxy_http.js';
 
 /** Buckets of seed 000 for message latency, in milliseconds. */
 const LATENCY_BUCKETS_MS = [1, 5, 10, 25, 50, 100, 250, 500, 1000];
@@ -10,6 +11,8 @@ export interface MetricsSources {
   readonly sseStreams: () => number;
   /** Circuit breaker of the bus: 0 closed, 1 half-open, 2 open. */
   readonly circuitState?: () => number;
+  /** Requests to the app backend's proxies. */
+  readonly proxyStats?: ProxyStats;
   /** Features' counters (webhooks, consumers), read at scrape time. */
   readonly counters?: readonly LabelledCounter[];
 }
@@ -55,7 +58,9 @@ export function createMetrics(sources: MetricsSources): Registry {
     collect() {
       this.reset();
       this.set({ transport: 'websocket' }, stats.activeConnections.get('websocket') ?? 0);
-      this.set({ transport: 'sse' }, sources.sseStreams());
+      this.set({ transport: 'http_stream' }, stats.activeConnections.get('http_stream') ?? 0);
+      // Unidirectional /sse streams and SDK connections over SSE emulation.
+      this.set({ transport: 'sse' }, sources.sseStreams() + (stats.activeConnections.get('sse') ?? 0));
     },
   });
 
@@ -187,6 +192,41 @@ export function createMetrics(sources: MetricsSources): Registry {
   });
 
   for (const counter of sources.counters ?? []) mirroredCounter(registry, counter.name, counter.help, counter.label, counter.source);
-
+  if (sources.proxyStats) registerProxyMetrics(registry, sources.proxyStats);
   return registry;
+}
+
+/** Requests, failures and latency of each proxy to the app backend. */
+function registerProxyMetrics(registry: Registry, proxyStats: ProxyStats): void {
+  new Counter({
+    name: 'relais_proxy_requests_total',
+    help: 'Requests to the app backend, by proxy (connect, refresh, subscribe, sub_refresh, publish, rpc, send)',
+    labelNames: ['proxy'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [proxy, n] of proxyStats.requests) if (n > 0) this.inc({ proxy }, n);
+    },
+  });
+  new Counter({
+    name: 'relais_proxy_errors_total',
+    help: 'Proxy requests that did not allow the event, by proxy and reason (timeout, unreachable, http_status, bad_answer; error and disconnect are the backend refusing)',
+    labelNames: ['proxy', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of proxyStats.failures) {
+        const [proxy = '', reason = ''] = key.split(' ');
+        if (n > 0) this.inc({ proxy, reason }, n);
+      }
+    },
+  });
+  const latency = new Histogram({
+    name: 'relais_proxy_latency_ms',
+    help: 'Time of a proxy request to the app backend, retries included, in milliseconds',
+    labelNames: ['proxy'],
+    buckets: LATENCY_BUCKETS_MS,
+    registers: [registry],
+  });
+  proxyStats.observeLatency = (proxy, ms) => latency.observe({ proxy }, ms);
 }

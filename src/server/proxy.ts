@@ -1,13 +1,155 @@
-import type { Logger } from 'pino';
+import type { RelaisConfig } from '../config/schema.js';
+import type {
+  ClientProxies,
+  ConnectProxyResult,
+  ProxyCaller,
+  ProxySubscribeOptions,
+  PublishProxyResult,
+  RefreshProxyResult,
+  SubscribeProxyResult,
+} from '../core/client_proxy.js';
 import { RelaisError } from '../core/errors.js';
 import { toJsonText, type JsonText } from '../core/json.js';
 import type { CallerContext, RpcHandler } from '../core/rpc.js';
+import type { RpcMethods } from '../core/rpc_router.js';
+import { ProxyTransport, type ProxyKind } from './proxy_http.js';
+
+export { ProxyStats } from './proxy_http.js';
+
+function bad(proxy: ProxyKind, why: string): RelaisError {
+  return new RelaisError('PROXY_UNAVAILABLE', `app backend answered the ${proxy} proxy with an unexpected shape: ${why}`);
+}
+
+/** A JSON member of a result as JsonText; undefined when absent or null. */
+function jsonField(result: Record<string, unknown>, name: string): JsonText | undefined {
+  const value = result[name];
+  return value === undefined || value === null ? undefined : toJsonText(value);
+}
+
+/** `expire_at` (Unix seconds) as Unix ms; undefined when absent or 0 (never expires). */
+function expiry(proxy: ProxyKind, result: Record<string, unknown>): number | undefined {
+  const value = result['expire_at'];
+  if (value === undefined || value === null || value === 0) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw bad(proxy, '`expire_at` is not Unix seconds');
+  return value * 1000;
+}
+
+function stringField(proxy: ProxyKind, result: Record<string, unknown>, name: string): string {
+  const value = result[name];
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') throw bad(proxy, `\`${name}\` is not a string`);
+  return value;
+}
+
+function parseConnect(result: Record<string, unknown>): ConnectProxyResult {
+  const channels = result['channels'] ?? [];
+  if (!Array.isArray(channels) || !channels.every((c): c is string => typeof c === 'string')) throw bad('connect', '`channels` is not an array of strings');
+  const rawSubs = result['subs'] ?? {};
+  if (typeof rawSubs !== 'object' || rawSubs === null || Array.isArray(rawSubs)) throw bad('connect', '`subs` is not an object');
+  const subs: Record<string, ProxySubscribeOptions> = {};
+  for (const [channel, options] of Object.entries(rawSubs as Record<string, unknown>)) {
+    const o = typeof options === 'object' && options !== null ? (options as Record<string, unknown>) : {};
+    const info = jsonField(o, 'info');
+    const data = jsonField(o, 'data');
+    subs[channel] = { ...(info !== undefined ? { info } : {}), ...(data !== undefined ? { data } : {}) };
+  }
+  const expiresAt = expiry('connect', result);
+  const info = jsonField(result, 'info');
+  const data = jsonField(result, 'data');
+  const meta = jsonField(result, 'meta');
+  return {
+    user: stringField('connect', result, 'user'),
+    channels,
+    subs,
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...(info !== undefined ? { info } : {}),
+    ...(data !== undefined ? { data } : {}),
+    ...(meta !== undefined ? { meta } : {}),
+  };
+}
+
+function parseRefresh(proxy: ProxyKind, result: Record<string, unknown>): RefreshProxyResult {
+  const expiresAt = expiry(proxy, result);
+  const info = jsonField(result, 'info');
+  return { expired: result['expired'] === true, ...(expiresAt !== undefined ? { expiresAt } : {}), ...(info !== undefined ? { info } : {}) };
+}
+
+function parseSubscribe(result: Record<string, unknown>): SubscribeProxyResult {
+  const expiresAt = expiry('subscribe', result);
+  const info = jsonField(result, 'info');
+  const data = jsonField(result, 'data');
+  return { ...(expiresAt !== undefined ? { expiresAt } : {}), ...(info !== undefined ? { info } : {}), ...(data !== undefined ? { data } : {}) };
+}
+
+function parsePublish(result: Record<string, unknown>): PublishProxyResult {
+  const data = jsonField(result, 'data');
+  const rawTags = result['tags'];
+  let tags: Record<string, string> | undefined;
+  if (rawTags !== undefined && rawTags !== null) {
+    if (typeof rawTags !== 'object' || Array.isArray(rawTags) || !Object.values(rawTags).every((v) => typeof v === 'string')) {
+      throw bad('publish', '`tags` is not a map of strings');
+    }
+    tags = rawTags as Record<string, string>;
+  }
+  return { skipHistory: result['skip_history'] === true, ...(data !== undefined ? { data } : {}), ...(tags ? { tags } : {}) };
+}
+
+/** The client event proxies configured in `proxy.*`, over one transport. */
+export function createClientProxies(proxy: RelaisConfig['proxy'], transport: ProxyTransport): ClientProxies | undefined {
+  const { connect_url, refresh_url, subscribe_url, sub_refresh_url, publish_url } = proxy;
+  // Without hooks the headers may still be wanted: the rpc proxy forwards them too.
+  if (!connect_url && !refresh_url && !subscribe_url && !sub_refresh_url && !publish_url && proxy.http_headers.length === 0 && proxy.emulated_headers.length === 0) {
+    return undefined;
+  }
+  const user = (caller: ProxyCaller): { user?: string } => (caller.user !== '' ? { user: caller.user } : {});
+  return {
+    httpHeaders: proxy.http_headers.map((h) => h.toLowerCase()),
+    emulatedHeaders: proxy.emulated_headers.map((h) => h.toLowerCase()),
+    ...(connect_url
+      ? {
+          connect: async (caller, request) => {
+            const fields = { ...(request.name ? { name: request.name } : {}), ...(request.version ? { version: request.version } : {}) };
+            const body = transport.body({ ...caller, meta: undefined }, fields, { data: request.data });
+            return parseConnect((await transport.call('connect', connect_url, caller, body)).result);
+          },
+        }
+      : {}),
+    ...(refresh_url
+      ? {
+          refresh: async (caller) => parseRefresh('refresh', (await transport.call('refresh', refresh_url, caller, transport.body(caller, user(caller)))).result),
+        }
+      : {}),
+    ...(subscribe_url
+      ? {
+          subscribe: async (caller, channel, data) => {
+            const body = transport.body(caller, { ...user(caller), channel }, { data });
+            return parseSubscribe((await transport.call('subscribe', subscribe_url, caller, body)).result);
+          },
+        }
+      : {}),
+    ...(sub_refresh_url
+      ? {
+          subRefresh: async (caller, channel) => {
+            const body = transport.body(caller, { ...user(caller), channel });
+            return parseRefresh('sub_refresh', (await transport.call('sub_refresh', sub_refresh_url, caller, body)).result);
+          },
+        }
+      : {}),
+    ...(publish_url
+      ? {
+          publish: async (caller, channel, data) => {
+            const body = transport.body(caller, { ...user(caller), channel }, { data });
+            return parsePublish((await transport.call('publish', publish_url, caller, body)).result);
+          },
+        }
+      : {}),
+  };
+}
 
 export interface HttpProxyOptions {
   readonly rpcUrl?: string;
   readonly sendUrl?: string;
-  readonly timeoutMs: number;
-  readonly logger: Logger;
+  readonly transport: ProxyTransport;
 }
 
 /**
@@ -15,43 +157,26 @@ export interface HttpProxyOptions {
  * proxy shapes): POST `{client, user, method, data}`; an rpc answer is
  * `{"result": {"data": ...}}` or `{"error": {"code", "message"}}`.
  */
-export class HttpProxy implements RpcHandler {
+export class HttpProxy implements RpcHandler, RpcMethods {
   constructor(private readonly options: HttpProxyOptions) {}
 
   async rpc(caller: CallerContext, method: string, data: JsonText): Promise<JsonText | undefined> {
     if (!this.options.rpcUrl) throw new RelaisError('METHOD_NOT_FOUND', 'no rpc handler configured (proxy.rpc_url)');
-    const body = await this.post(this.options.rpcUrl, `{"client":${JSON.stringify(caller.client)},"user":${JSON.stringify(caller.user)},"method":${JSON.stringify(method)},"data":${data}}`);
-    if (typeof body !== 'object' || body === null) throw new RelaisError('INTERNAL', 'rpc proxy answered no JSON object');
-    const reply = body as { result?: { data?: unknown }; error?: { code?: unknown; message?: unknown } };
-    if (reply.error) {
-      const message = typeof reply.error.message === 'string' ? reply.error.message : 'rpc failed';
-      throw new RelaisError(reply.error.code === 104 ? 'METHOD_NOT_FOUND' : 'BAD_REQUEST', message);
-    }
-    return reply.result?.data === undefined ? undefined : toJsonText(reply.result.data);
+    const transport = this.options.transport;
+    const body = transport.body(caller.proxy, { ...(caller.proxy ? {} : { client: caller.client }), user: caller.user, method }, { data });
+    const { result } = await transport.call('rpc', this.options.rpcUrl, caller.proxy, body);
+    return result['data'] === undefined || result['data'] === null ? undefined : toJsonText(result['data']);
+  }
+
+  /** As the route of an rpc namespace (`proxy.rpc_namespaces`). */
+  call(caller: CallerContext, method: string, data: JsonText): Promise<JsonText | undefined> {
+    return this.rpc(caller, method, data);
   }
 
   async send(caller: CallerContext, data: JsonText): Promise<void> {
     if (!this.options.sendUrl) return;
-    await this.post(this.options.sendUrl, `{"client":${JSON.stringify(caller.client)},"user":${JSON.stringify(caller.user)},"data":${data}}`);
-  }
-
-  private async post(url: string, body: string): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
-      });
-    } catch (err) {
-      throw new RelaisError('INTERNAL', 'proxy unreachable', { cause: err });
-    }
-    if (!response.ok) throw new RelaisError('INTERNAL', `proxy answered HTTP ${response.status}`);
-    try {
-      return await response.json();
-    } catch (err) {
-      throw new RelaisError('INTERNAL', 'proxy answered invalid JSON', { cause: err });
-    }
+    const transport = this.options.transport;
+    const body = transport.body(caller.proxy, { ...(caller.proxy ? {} : { client: caller.client }), user: caller.user }, { data });
+    await transport.call('send', this.options.sendUrl, caller.proxy, body);
   }
 }

@@ -13,7 +13,9 @@ import { attachLifecycleWebhooks, type RunningLifecycleWebhooks } from '../featu
 import { WebhookSender } from '../features/webhooks/webhook_sender.js';
 import { attachJobs, JOB_STREAM_ROUTE } from '../features/jobs/jobs.js';
 import type { RunningTelemetry } from '../features/telemetry/telemetry.js';
+import { EmulationEndpoint } from '../transports/emulation/handler_emulation.js';
 import { registerRoutes, serveSse } from '../transports/http/routes.js';
+import { registerEmulationRoutes } from '../transports/http/routes_emulation.js';
 import { registerOpsRoutes } from '../transports/http/routes_ops.js';
 import { SseEndpoint } from '../transports/sse/handler_sse.js';
 import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js';
@@ -25,7 +27,8 @@ import { createBus, type Bus } from './bus.js';
 import { needsStore, openStore } from './store.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { HttpProxy } from './proxy.js';
+import { HttpProxy, ProxyStats, createClientProxies } from './proxy.js';
+import { ProxyTransport } from './proxy_http.js';
 
 /**
  * The one place that decides which feature modules load: only those configured. The telemetry
@@ -67,17 +70,28 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   for (const warning of loaded.warnings) logger.warn(warning);
 
   const tokens = JwtVerifier.create(config.token);
+  const proxyStats = new ProxyStats();
+  const proxyTransport = new ProxyTransport({
+    timeoutMs: config.proxy.timeout,
+    retries: config.proxy.retries,
+    staticHeaders: config.proxy.static_headers,
+    includeMeta: config.proxy.include_connection_meta,
+    stats: proxyStats,
+  });
+  const proxies = createClientProxies(config.proxy, proxyTransport);
   const proxy =
     config.proxy.rpc_url || config.proxy.send_url
       ? new HttpProxy({
           ...(config.proxy.rpc_url ? { rpcUrl: config.proxy.rpc_url } : {}),
           ...(config.proxy.send_url ? { sendUrl: config.proxy.send_url } : {}),
-          timeoutMs: config.proxy.timeout,
-          logger,
+          transport: proxyTransport,
         })
       : undefined;
-  // Client rpc: features' methods by prefix (chat.*), the rest to the app backend.
+  // Client rpc: features' methods by prefix (chat.*), rpc namespaces to their backends (billing:*), the rest to proxy.rpc_url.
   const rpc = new RpcRouter(proxy);
+  for (const [namespace, rpcUrl] of Object.entries(config.proxy.rpc_namespaces)) {
+    rpc.route(`${namespace}:`, new HttpProxy({ rpcUrl, transport: proxyTransport }));
+  }
   const durable = needsStore(config) ? await openStore(config, logger) : undefined;
   const features = await loadFeatures(config, durable !== undefined);
   // The chat rides on the store: its members rule is checked against it.
@@ -102,6 +116,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     logger,
     version: VERSION,
     rpc,
+    ...(proxies ? { proxies } : {}),
     ...(bus.userLimiter ? { userLimiter: bus.userLimiter } : {}),
     ...(durable ? { store: durable.store } : {}),
     ...(chatAccess ? { authorizers: { members: chatAccess.authorizer } } : {}),
@@ -118,6 +133,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
 
   const websocket = new WebSocketEndpoint({ node, logger });
   const sse = new SseEndpoint(node, logger);
+  const emulation = new EmulationEndpoint(node, logger);
   const api = new ServerApi(node);
   const access = attachAccessControl({ node, api, logger, ...(durable ? { store: durable.store } : {}) });
   // Revoked tokens are refused from the first connection on.
@@ -177,10 +193,12 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
         : []),
     ],
     sseStreams: () => sse.streamCount,
+    proxyStats,
     circuitState: () => ({ closed: 0, 'half-open': 1, open: 2 })[node.breaker.current],
   });
   registerOpsRoutes(app, { node, metrics, ...(durable ? { store: durable.store } : {}) });
   registerRoutes(app, { node, api, sse, websocket, apiKey: config.api_key ?? '' });
+  registerEmulationRoutes(app, { node, emulation });
   const jobs = attachJobs(config, sse, logger);
   if (jobs) {
     app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(JOB_STREAM_ROUTE, (request, reply) =>
@@ -199,6 +217,8 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   logger.info(
     {
       websocket: `ws://${shown}:${port}/connection/websocket`,
+      http_stream: `http://${shown}:${port}/connection/http_stream`,
+      sse_emulation: `http://${shown}:${port}/connection/sse`,
       sse: `http://${shown}:${port}/sse?channel=<channel>`,
       api: `http://${shown}:${port}/api/<method>`,
       health: `http://${shown}:${port}/healthz`,

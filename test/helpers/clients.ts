@@ -2,6 +2,7 @@
 import type { Centrifuge, PublicationContext, Subscription, SubscriptionOptions } from 'centrifuge';
 import WebSocket from 'ws';
 import type { RelaisProcess } from './relais.js';
+import type { SdkConnection } from './sdk_transports.js';
 import { NEWEST_SDK, type SdkRelease } from './sdk_versions.js';
 
 /** Resolves once `check` holds, polling every 10 ms; rejects after `timeoutMs`. */
@@ -30,11 +31,13 @@ export interface SdkClient {
 export async function sdkClient(
   relais: RelaisProcess,
   user: string,
-  options: { token?: string; url?: string; sdk?: SdkRelease; websocket?: typeof WebSocket } = {},
+  options: { token?: string; url?: string; sdk?: SdkRelease; websocket?: typeof WebSocket; connection?: SdkConnection } = {},
 ): Promise<SdkClient> {
   const token = options.token ?? (await relais.token(user));
-  const centrifuge = new (options.sdk ?? NEWEST_SDK).Centrifuge(options.url ?? relais.wsUrl, {
-    websocket: options.websocket ?? WebSocket,
+  // Over WebSocket unless `connection` says otherwise (the fallback transports).
+  const connection = options.connection ?? { endpoint: options.url ?? relais.wsUrl, options: { websocket: options.websocket ?? WebSocket } };
+  const centrifuge = new (options.sdk ?? NEWEST_SDK).Centrifuge(connection.endpoint, {
+    ...connection.options,
     token,
     minReconnectDelay: 50,
     maxReconnectDelay: 300,

@@ -81,7 +81,7 @@ const PATTERN_CHANNEL_IDLE_MS = 5 * 60_000;
 /** Channels received only through patterns whose ordering state is kept at most; the oldest go first. */
 const MAX_PATTERN_CHANNELS = 100_000;
 const PATTERN_SWEEP_INTERVAL_MS = 60_000;
-const CONTROL_TYPES: ReadonlySet<string> = new Set(['disconnect', 'subscribe', 'unsubscribe', 'message', 'node', 'survey', 'survey_reply', 'feature']);
+const CONTROL_TYPES: ReadonlySet<string> = new Set(['disconnect', 'subscribe', 'unsubscribe', 'message', 'node', 'survey', 'survey_reply', 'emulation', 'feature']);
 
 /**
  * The NATS broker: core NATS subjects for fan-out, JetStream for offsets and history.

@@ -100,6 +100,7 @@ const CONTROL_TYPES: ReadonlySet<string> = new Set<ControlMessage['type']>([
   'node',
   'survey',
   'survey_reply',
+  'emulation',
   'feature',
 ]);
 

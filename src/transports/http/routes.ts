@@ -86,7 +86,7 @@ export async function serveSse(
   const origin = request.headers.origin;
   if (!isOriginAllowed(origin, node.config.allowed_origins)) throw new RelaisError('FORBIDDEN', 'origin not allowed');
   const tf = request.query['tf'];
-  const sseRequest = { channels, token, lastEventId, format, ...(typeof tf === 'string' ? { filter: sseTagFilter(tf) } : {}) };
+  const sseRequest = { channels, token, lastEventId, format, headers: request.headers, ...(typeof tf === 'string' ? { filter: sseTagFilter(tf) } : {}) };
   const grant = await sse.authorize(sseRequest);
   reply.hijack();
   if (origin !== undefined) {

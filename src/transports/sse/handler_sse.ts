@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { passesRule } from '../../core/access.js';
 import { TokenError, type ConnectionClaims, type TokenIdentity } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
-import { RelaisError } from '../../core/errors.js';
+import { pickHeaders, type ProxyCaller } from '../../core/client_proxy.js';
+import { DisconnectError, RelaisError } from '../../core/errors.js';
 import type { TagFilter } from '../../core/tag_filter.js';
 import type { Node } from '../../core/node.js';
 import type { Publication, StreamPosition } from '../../core/publication.js';
@@ -22,6 +24,8 @@ export interface SseRequest {
   readonly format?: SseDataFormat;
   /** Only publications whose tags pass it are streamed (the `tf` parameter). */
   readonly filter?: TagFilter;
+  /** The request's headers, of which the proxies forward the configured ones. */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 /** Who opens a stream, and until when. */
@@ -31,12 +35,27 @@ export interface SseIdentity {
   readonly expiresAt: number | undefined;
   /** The token the stream was opened with, for revocations. */
   readonly token?: TokenIdentity;
+  /** The stream as the app backend's proxies know it (its client id, forwarded headers). */
+  readonly caller?: ProxyCaller;
 }
 
 /** What an authorized request may stream, and until when. */
 export interface SseGrant extends SseIdentity {
   readonly channels: readonly ResolvedChannel[];
   readonly patterns: readonly ResolvedPattern[];
+}
+
+/**
+ * A proxy call before the stream opens: a `disconnect` answer can only be an HTTP refusal
+ * there, with the backend's code and reason.
+ */
+async function viaProxy<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof DisconnectError) throw new RelaisError('PROXY_REFUSED', err.disconnect.reason || 'refused by the app backend', { wireCode: err.disconnect.code });
+    throw err;
+  }
 }
 
 /** Longest delay setTimeout honours; a later expiry is checked again after it. */
@@ -77,10 +96,17 @@ export class SseEndpoint {
    * Checks a stream's token (or anonymous access) and the user's stream limit; throws
    * RelaisError before anything is written. Features' SSE routes (telemetry) use it too.
    */
-  async authenticate(token: string | undefined): Promise<SseIdentity> {
+  async authenticate(token: string | undefined, headers?: SseRequest['headers']): Promise<SseIdentity> {
     let user = '';
     let expiresAt: number | undefined;
     let claims: ConnectionClaims | undefined;
+    const proxies = this.node.proxies;
+    let caller: ProxyCaller = {
+      client: randomUUID(),
+      transport: 'sse',
+      user: '',
+      headers: proxies && headers ? pickHeaders(headers, proxies.httpHeaders) : {},
+    };
     if (token) {
       try {
         claims = await this.node.tokens.verifyConnection(token);
@@ -90,6 +116,13 @@ export class SseEndpoint {
         if (err instanceof TokenError && err.reason === 'expired') throw new RelaisError('TOKEN_EXPIRED');
         throw new RelaisError('UNAUTHORIZED', 'invalid token', { cause: err });
       }
+    } else if (proxies?.connect) {
+      const connect = proxies.connect;
+      // Centrifugo's connect proxy serves unidirectional transports too: the stream's cookies decide.
+      const result = await viaProxy(() => connect(caller, {}));
+      user = result.user;
+      expiresAt = result.expiresAt;
+      if (result.meta !== undefined) caller = { ...caller, meta: result.meta };
     } else if (!this.node.config.allow_anonymous) {
       throw new RelaisError('UNAUTHORIZED', 'a token is required (Authorization: Bearer, or ?token=)');
     }
@@ -102,14 +135,16 @@ export class SseEndpoint {
     return {
       user,
       expiresAt,
+      caller: { ...caller, user },
       ...(claims ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } } : {}),
     };
   }
 
   /** Checks the request; throws RelaisError before anything is written. */
   async authorize(request: SseRequest): Promise<SseGrant> {
-    const identity = await this.authenticate(request.token);
-    const user = identity.user;
+    const identity = await this.authenticate(request.token, request.headers);
+    const { user } = identity;
+    const proxies = this.node.proxies;
     if (request.channels.length === 0) throw new RelaisError('BAD_REQUEST', 'at least one channel parameter is required');
     if (request.channels.length > this.node.config.sse.max_channels) {
       throw new RelaisError('LIMIT_EXCEEDED', `more than ${this.node.config.sse.max_channels} channels in one stream`);
@@ -120,13 +155,17 @@ export class SseEndpoint {
       if (isPattern(name)) {
         const pattern = this.node.channels.resolvePattern(name);
         const rule = pattern.options.allow_subscribe;
-        if (rule === 'owner' || !passesRule(rule, user, { name, namespace: pattern.namespace, rest: '', options: pattern.options })) {
+        // The subscribe proxy judges channels one by one: it cannot answer for a glob.
+        if (pattern.options.proxy_subscribe || rule === 'owner' || !passesRule(rule, user, { name, namespace: pattern.namespace, rest: '', options: pattern.options })) {
           throw new RelaisError('FORBIDDEN', `cannot subscribe to pattern "${name}"`);
         }
         patterns.push(pattern);
       } else {
         const channel = this.node.channels.resolve(name);
-        await this.node.authorize('subscribe', user, channel);
+        const subscribe = channel.options.proxy_subscribe ? proxies?.subscribe : undefined;
+        const caller = identity.caller;
+        if (subscribe && caller) await viaProxy(() => subscribe(caller, channel.name, undefined));
+        else await this.node.authorize('subscribe', user, channel);
         channels.push(channel);
       }
     }
@@ -171,7 +210,7 @@ export class SseEndpoint {
     const stream = new SseStream(res, this.scheduler, this.node.config.client.max_queue_bytes, startTime, this.node.stats, filter);
     this.streams.add(stream);
     this.streamsPerUser.set(identity.user, (this.streamsPerUser.get(identity.user) ?? 0) + 1);
-    const client = new SseClient(identity.user, stream, identity.token);
+    const client = new SseClient(identity.user, stream, identity.token, identity.caller?.client);
     this.node.registerClient(client);
     stream.onClose(() => {
       this.node.unregisterClient(client);

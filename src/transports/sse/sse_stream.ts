@@ -219,13 +219,15 @@ export class SseChannelSubscription extends StreamSubscriber {
  * Its channels are fixed by its URL: server-side subscribe and unsubscribe do not apply.
  */
 export class SseClient implements NodeClient {
-  readonly id = randomUUID();
   readonly info: ClientInfo;
 
   constructor(
     readonly user: string,
     private readonly stream: SseStream,
+    /** The token the stream was opened with, for revocations. */
     readonly token?: TokenIdentity,
+    /** The id the proxies were told, when they were asked. */
+    readonly id: string = randomUUID(),
   ) {
     this.info = { user, client: this.id };
   }

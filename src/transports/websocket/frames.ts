@@ -21,8 +21,8 @@ export interface Frame {
  * frames are never masked, so one frame serves every connection: a publication is framed
  * once per node, not once per subscriber, and written straight to each socket.
  */
-function frameOf(payload: Buffer, opcode: number): Frame {
-  const parts = Sender.frame(payload, { fin: true, opcode, mask: false, readOnly: true, rsv1: false });
+function frameOf(payload: Buffer, opcode: number, rsv1 = false): Frame {
+  const parts = Sender.frame(payload, { fin: true, opcode, mask: false, readOnly: true, rsv1 });
   const frame = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
   return { frame, payload: frame.subarray(frame.length - payload.length) };
 }
@@ -30,6 +30,11 @@ function frameOf(payload: Buffer, opcode: number): Frame {
 /** A text frame (a JSON protocol message). */
 export function textFrame(text: string): Frame {
   return frameOf(Buffer.from(text, 'utf8'), TEXT);
+}
+
+/** A frame whose payload is a message deflated by permessage-deflate (RFC 7692: RSV1 set). */
+export function deflatedFrame(deflated: Buffer, binary: boolean): Frame {
+  return frameOf(deflated, binary ? BINARY : TEXT, true);
 }
 
 /** A binary frame (a Protobuf protocol message). */

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
+import type { RelaisConfig } from '../../config/schema.js';
 import { Client, type ClientTransport } from '../../core/client.js';
 import { publicationEncoders, type PreparedPush, type PublicationEncoders } from '../../core/push_encoders.js';
 import type { EncodedMessage, ProtocolCodec } from '../../protocol/codec.js';
@@ -10,6 +11,7 @@ import { Disconnects, type Disconnect } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
 import { FlushScheduler, type Flushable } from '../flush_scheduler.js';
 import { isOriginAllowed } from '../origin.js';
+import { FrameDeflater } from './frame_deflater.js';
 import { binaryFrame, textFrame } from './frames.js';
 
 /** A slow client's close frame waits behind everything it did not read: give up on it after this. */
@@ -26,16 +28,45 @@ function frameFor(message: EncodedMessage): Buffer {
 /** A publication push as the WebSocket transport writes it: its message, inside its frame. */
 class PreparedFrame implements PreparedPush {
   readonly frame: Buffer;
+  // Built by the first compressed connection that writes it, then shared by the others.
+  private deflated: Buffer | undefined;
 
   constructor(readonly message: EncodedMessage) {
     this.frame = frameFor(message);
   }
+
+  compressedFrame(deflater: FrameDeflater): Buffer {
+    this.deflated ??= deflater.frame(this.message);
+    return this.deflated;
+  }
 }
 
-/** The frame of one queued message: a publication's shared frame, or a reply framed now. */
-function frameOf(message: EncodedMessage | PreparedPush): Buffer {
-  if (message instanceof PreparedFrame) return message.frame;
-  return frameFor(typeof message === 'string' || message instanceof Uint8Array ? message : message.message);
+/**
+ * The frame of one queued message: a publication's shared frame (compressed once per node for
+ * the connections that negotiated compression), or a reply framed now.
+ */
+function frameOf(message: EncodedMessage | PreparedPush, deflater: FrameDeflater | undefined): Buffer {
+  if (message instanceof PreparedFrame) return deflater ? message.compressedFrame(deflater) : message.frame;
+  const encoded = typeof message === 'string' || message instanceof Uint8Array ? message : message.message;
+  return deflater ? deflater.frame(encoded) : frameFor(encoded);
+}
+
+/**
+ * ws' permessage-deflate options from the `websocket` config, or false: what the handshake
+ * negotiates and how ws inflates client frames (Relais deflates its own, FrameDeflater). No
+ * context takeover on the server side and a fixed server window (ws refuses offers asking for
+ * a smaller one): every connection decodes the same compressed bytes. The client's window is
+ * left to its offer: asking for a smaller one refuses the handshake of clients that do not
+ * offer `client_max_window_bits`.
+ */
+export function deflateOptions(config: RelaisConfig['websocket']): PerMessageDeflateOptions | false {
+  if (!config.compression) return false;
+  return {
+    threshold: config.compression_threshold,
+    serverNoContextTakeover: true,
+    serverMaxWindowBits: config.compression_window_bits,
+    zlibDeflateOptions: { level: config.compression_level, memLevel: config.compression_mem_level },
+  };
 }
 
 const prepareFrame = (message: EncodedMessage): PreparedPush => new PreparedFrame(message);
@@ -79,6 +110,8 @@ class WebSocketTransport implements ClientTransport, Flushable {
     private readonly socket: Duplex,
     private readonly scheduler: FlushScheduler,
     private readonly maxQueueBytes: number,
+    /** Set where the connection negotiated permessage-deflate. */
+    private readonly deflater: FrameDeflater | undefined,
   ) {
     this.codec = protocol.codec;
     this.publicationEncoders = protocol.encoders;
@@ -107,13 +140,14 @@ class WebSocketTransport implements ClientTransport, Flushable {
     // One protocol message per frame: `centrifuge` 5.0-5.7 reorders the messages of a frame
     // holding several when the next frame arrives in the same read (docs/design-notes.md).
     // Frames go straight to the socket, in order with what ws writes there itself (ws never
-    // holds frames back without compression); those of one turn leave in one write.
+    // holds frames back: Relais never sends through it, compressed frames included); those of
+    // one turn leave in one write.
     if (queue.length === 1) {
-      this.socket.write(frameOf(queue[0] as EncodedMessage | PreparedPush));
+      this.socket.write(frameOf(queue[0] as EncodedMessage | PreparedPush, this.deflater));
       return;
     }
     this.socket.cork();
-    for (const message of queue) this.socket.write(frameOf(message));
+    for (const message of queue) this.socket.write(frameOf(message, this.deflater));
     this.socket.uncork();
   }
 
@@ -176,6 +210,7 @@ export interface WebSocketEndpointOptions {
 export class WebSocketEndpoint {
   private readonly wss: WebSocketServer;
   private readonly scheduler = new FlushScheduler();
+  private readonly deflater: FrameDeflater | undefined;
   private readonly node: Node;
   private readonly logger: Logger;
 
@@ -183,10 +218,14 @@ export class WebSocketEndpoint {
     this.node = options.node;
     this.logger = options.logger;
     const config = options.node.config;
+    const ws = config.websocket;
+    if (ws.compression) {
+      this.deflater = new FrameDeflater({ threshold: ws.compression_threshold, level: ws.compression_level, memLevel: ws.compression_mem_level, windowBits: ws.compression_window_bits });
+    }
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.client.max_frame_bytes,
-      perMessageDeflate: false,
+      perMessageDeflate: deflateOptions(ws),
       clientTracking: false,
       // The one subprotocol served: Protobuf. Any other request gets none (JSON).
       handleProtocols: (protocols) => (protocols.has(PROTOBUF_SUBPROTOCOL) ? PROTOBUF_SUBPROTOCOL : false),
@@ -204,7 +243,7 @@ export class WebSocketEndpoint {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    const upgrade = (protocol: WireProtocol): void => this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, protocol));
+    const upgrade = (protocol: WireProtocol): void => this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, socket, protocol, request));
     if (!wantsProtobuf(request)) {
       upgrade(JSON_PROTOCOL);
       return;
@@ -220,9 +259,11 @@ export class WebSocketEndpoint {
     );
   }
 
-  private accept(ws: WebSocket, socket: Duplex, protocol: WireProtocol): void {
-    const transport = new WebSocketTransport(protocol, ws, socket, this.scheduler, this.node.config.client.max_queue_bytes);
-    const client = new Client(this.node, transport, this.logger);
+  private accept(ws: WebSocket, socket: Duplex, protocol: WireProtocol, request: IncomingMessage): void {
+    // Compression is per connection: on only where the client's offer was accepted.
+    const deflater = this.deflater && ws.extensions.includes('permessage-deflate') ? this.deflater : undefined;
+    const transport = new WebSocketTransport(protocol, ws, socket, this.scheduler, this.node.config.client.max_queue_bytes, deflater);
+    const client = new Client(this.node, transport, this.logger, request);
     transport.client = client;
     clients.set(ws, client);
     ws.on('message', onMessage);
