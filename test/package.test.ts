@@ -122,7 +122,7 @@ describe('the npm package', () => {
     expect(paths).toContain('dist/src/index.js');
     expect(paths).toContain('dist/src/index.d.ts');
     expect(paths).toContain('dist/src/cli/main.js');
-    expect(paths.filter((p) => /\.test\.|\.contract\.|^test\/|^src\//.test(p))).toEqual([]);
+    expect(paths.filter((p) => /\.test\.|\.contract\.|\.suite\.|^test\/|^src\//.test(p))).toEqual([]);
 
     const project = join(tmp, 'app');
     mkdirSync(project);
