@@ -378,6 +378,43 @@ describe('proxies to the app backend', () => {
     }
   });
 
+  it('refuses the SSE stream of a blocked user whom the connect proxy authenticated', async () => {
+    await relais.call('block_user', { user: 'olga', expire_at: Math.floor(Date.now() / 1000) + 3600 });
+    try {
+      const refused = await fetch(`${relais.httpUrl}/sse?channel=mod:feed`, { headers: { cookie: 'session=olga' }, signal: AbortSignal.timeout(5000) });
+      expect(refused.status).toBe(401);
+      expect(await refused.json()).toMatchObject({ error: { code: 101, message: 'user blocked' } });
+    } finally {
+      await relais.call('unblock_user', { user: 'olga' });
+    }
+    // Unblocked, the stream opens; blocked again, the open stream ends with the reason.
+    const controller = new AbortController();
+    const deadline = setTimeout(() => controller.abort(), 10_000);
+    try {
+      const allowed = await fetch(`${relais.httpUrl}/sse?channel=mod:feed`, { headers: { cookie: 'session=olga' }, signal: controller.signal });
+      expect(allowed.status).toBe(200);
+      if (!allowed.body) throw new Error('no body');
+      const reader: ReadableStreamDefaultReader<Uint8Array> = allowed.body.getReader();
+      let text = '';
+      const read = async (until: (t: string) => boolean): Promise<void> => {
+        while (!until(text)) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          text += Buffer.from(value).toString();
+        }
+      };
+      await read((t) => t.includes('event: subscribed'));
+      await relais.call('block_user', { user: 'olga', expire_at: Math.floor(Date.now() / 1000) + 3600 });
+      await read(() => false);
+      expect(text).toContain('event: disconnect');
+      expect(text).toContain('user blocked');
+    } finally {
+      clearTimeout(deadline);
+      controller.abort();
+      await relais.call('unblock_user', { user: 'olga' });
+    }
+  });
+
   it('counts proxy requests, failures and latency in the metrics', async () => {
     const text = await (await fetch(`${relais.httpUrl}/metrics`)).text();
     expect(text).toMatch(/relais_proxy_requests_total\{proxy="publish"\} \d+/);

@@ -126,7 +126,8 @@ export class SseEndpoint {
     } else if (!this.node.config.allow_anonymous) {
       throw new RelaisError('UNAUTHORIZED', 'a token is required (Authorization: Bearer, or ?token=)');
     }
-    const refusal = claims && this.node.connectionRefusal(claims);
+    // A user the connect proxy vouched for has no token to revoke, but may still be blocked.
+    const refusal = claims ? this.node.connectionRefusal(claims) : user !== '' ? this.node.connectionRefusal({ user }) : undefined;
     if (refusal) throw new RelaisError('UNAUTHORIZED', refusal.reason);
     const maxPerUser = this.node.config.sse.max_streams_per_user;
     if (maxPerUser > 0 && user !== '' && (this.streamsPerUser.get(user) ?? 0) >= maxPerUser) {
@@ -136,7 +137,12 @@ export class SseEndpoint {
       user,
       expiresAt,
       caller: { ...caller, user },
-      ...(claims ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } } : {}),
+      // A proxied user's stream carries its user alone: blocking it later ends the stream too.
+      ...(claims
+        ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } }
+        : user !== ''
+          ? { token: { user } }
+          : {}),
     };
   }
 
