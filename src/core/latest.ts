@@ -1,6 +1,6 @@
 import type { HistoryResult } from '../brokers/broker.js';
 import type { Publication, StreamPosition } from './publication.js';
-import type { RecoveryOutcome } from './recovery.js';
+import { joinBuffered, type RecoveryOutcome } from './recovery.js';
 
 export interface LatestInput {
   /** The subscriber's position when it recovers (Centrifugo's `recover` with offset and epoch). */
@@ -41,13 +41,5 @@ export function mergeLatest(input: LatestInput): RecoveryOutcome {
     if (latest) publications.push(latest);
     recovered = sameEpoch && latest !== undefined;
   }
-  let offset = top.offset;
-  for (const pub of input.buffered) {
-    if (pub.epoch !== top.epoch) return { ok: false, reason: 'stream epoch changed during subscribe' };
-    if (pub.offset <= offset) continue;
-    if (pub.offset !== offset + 1) return { ok: false, reason: 'publications missing between history and live stream' };
-    publications.push(pub);
-    offset = pub.offset;
-  }
-  return { ok: true, recovered, position: { offset, epoch: top.epoch }, publications };
+  return joinBuffered(top, input.buffered, publications, recovered);
 }

@@ -63,8 +63,16 @@ export function mergeRecovery(input: RecoveryInput): RecoveryOutcome {
   if (!input.recover && input.latest) {
     for (const pub of input.latest) if (pub.epoch === top.epoch && pub.offset <= top.offset) publications.push(pub);
   }
+  return joinBuffered(top, input.buffered, publications, recovered);
+}
+
+/**
+ * Appends to `publications` (what history gave, up to `top`) the buffered ones after `top`:
+ * they must continue it in its epoch, with no gap, or the subscribe is retried.
+ */
+export function joinBuffered(top: StreamPosition, buffered: readonly Publication[], publications: Publication[], recovered: boolean): RecoveryOutcome {
   let offset = top.offset;
-  for (const pub of input.buffered) {
+  for (const pub of buffered) {
     if (pub.epoch !== top.epoch) return { ok: false, reason: 'stream epoch changed during subscribe' };
     if (pub.offset <= offset) continue;
     if (pub.offset !== offset + 1) return { ok: false, reason: 'publications missing between history and live stream' };
