@@ -5,6 +5,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { withTimeout, type RelaisProcess } from './relais.js';
 import { RawSseStream } from './sse.js';
+import type { WindowAggregate } from '../../src/features/telemetry/aggregate.js';
 
 export const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
 
@@ -16,16 +17,7 @@ export interface SentReading {
 }
 
 /** An aggregate as dashboards receive it. */
-export interface Aggregate {
-  readonly deviceId: string;
-  readonly sensorType: string;
-  readonly avg: number;
-  readonly min: number;
-  readonly max: number;
-  readonly count: number;
-  readonly windowStart: number;
-  readonly windowEnd: number;
-}
+export type Aggregate = WindowAggregate;
 
 export function seriesKey(a: { windowStart: number; deviceId: string; sensorType: string }): string {
   return `${a.windowStart}|${a.deviceId}|${a.sensorType}`;
