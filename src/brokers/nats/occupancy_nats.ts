@@ -73,7 +73,9 @@ export class NatsOccupancy implements OccupancyCounter {
       const index = `n.${this.node}.${encodeToken(channel)}`;
       if (occupied) await bound.kv.put(index, '');
       const transition = await this.change(bound.kv, channel, this.options.nodeId, occupied);
-      if (!occupied) await bound.kv.delete(index);
+      // The change is made: a failure now must not lose its transition. A stale index entry
+      // only makes a sweep look at a channel this node no longer holds.
+      if (!occupied) await bound.kv.delete(index).catch((err: unknown) => this.logger.warn({ err, channel }, 'channel occupancy index entry not removed'));
       return transition;
     } catch (err) {
       throw unavailable(err, 'channel occupancy not recorded on NATS');

@@ -64,7 +64,13 @@ export class RedisOccupancy implements OccupancyCounter {
       if (!this.registered) await this.register();
       if (occupied) await this.redis.sadd(this.keys.occupancyNode(node), channel);
       const transition = await this.change(channel, node, occupied);
-      if (!occupied) await this.redis.srem(this.keys.occupancyNode(node), channel);
+      // The change is made: a failure now must not lose its transition. A stale member only
+      // makes a sweep look at a channel this node no longer holds.
+      if (!occupied) {
+        await this.redis.srem(this.keys.occupancyNode(node), channel).catch((err: unknown) => {
+          this.options.logger.warn({ err, channel }, 'channel occupancy: node channel set not updated');
+        });
+      }
       return transition;
     } catch (err) {
       throw unavailable('occupancy', err);
