@@ -6,6 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OccupancyCounter, OccupancyTransition } from './occupancy.js';
+import { seeded } from '../../test/helpers/seeded.js';
 
 export interface NodeUnderTest {
   readonly counter: OccupancyCounter;
@@ -20,18 +21,6 @@ export interface OccupancyContractSetup {
   reset(): Promise<void>;
   /** Whether counters from `node()` share their state (false for the one-process counter). */
   readonly distributed: boolean;
-}
-
-/** mulberry32: a small seeded generator, so that a schedule can be replayed from its seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
