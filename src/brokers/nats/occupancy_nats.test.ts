@@ -1,6 +1,6 @@
 /** NatsOccupancy on the machine's NATS (NATS_TEST_URL), a prefix per test whose buckets are deleted afterwards. */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,54 @@ describeWithBus('NatsOccupancy', available ? undefined : `no NATS with JetStream
       await deleteNatsPrefix(NATS_URL, prefix);
       prefix = newPrefix();
     },
+  });
+
+  describe('lost buckets', () => {
+    it('a liveness bucket deleted under live nodes is created again, and judges nobody dead before the liveness has passed', async () => {
+      const own = newPrefix();
+      const livenessMs = 1500;
+      const make = (nodeId: string): NatsOccupancy => new NatsOccupancy({ servers: NATS_URL, prefix: own, nodeId, livenessMs });
+      const [a, b] = [make('node-a'), make('node-b')];
+      const nc = await connect({ servers: NATS_URL });
+      try {
+        expect(await a.set('kept', true)).toBe('occupied');
+        await new Promise((resolve) => setTimeout(resolve, livenessMs + 200));
+        expect([...(await a.sweep()), ...(await b.sweep())]).toEqual([]);
+        await (await jetstreamManager(nc)).streams.delete(`KV_${natsNames(own).occupancyAliveBucket}`);
+        // b finds the bucket gone, creates it again holding only its own key, and sweeps
+        // before a has put its key again: a must not be judged dead.
+        const reported: string[] = [];
+        const deadline = Date.now() + 10_000;
+        let swept = 0;
+        while (swept < 3 && Date.now() < deadline) {
+          try {
+            reported.push(...(await b.sweep()));
+            swept++;
+          } catch {
+            // The call that found the bucket gone.
+          }
+        }
+        expect(swept).toBe(3);
+        for (let i = 0; i < 10; i++) {
+          const [fromA, fromB] = await Promise.all([a.sweep().catch(() => []), b.sweep()]);
+          reported.push(...fromA, ...fromB);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        expect(reported).toEqual([]);
+        // The sweep still works: a dies, b vacates its channel once the liveness has passed.
+        await a.close();
+        const until = Date.now() + 10_000;
+        while (!reported.includes('kept') && Date.now() < until) {
+          reported.push(...(await b.sweep()));
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        expect(reported).toEqual(['kept']);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+        await nc.close();
+        await deleteNatsPrefix(NATS_URL, own);
+      }
+    });
   });
 
   describe('bad entries', () => {

@@ -5,7 +5,7 @@ import { RelaisError } from '../../core/errors.js';
 import type { OccupancyCounter, OccupancyTransition } from '../occupancy.js';
 import { decodeToken, encodeToken, natsNames, type NatsNames } from './names.js';
 import { readSubject, type SubjectMessage } from './subject_reader.js';
-import { isWrongLastSequence, silentLogger, unavailable, type NatsLogger } from './util.js';
+import { isStreamMissing, isWrongLastSequence, silentLogger, unavailable, type NatsLogger } from './util.js';
 
 /** Compare-and-swap attempts on one channel before a change gives up (each conflict is another node's change landing). */
 const MAX_ATTEMPTS = 64;
@@ -29,6 +29,8 @@ interface Bound {
   readonly jsm: JetStreamManager;
   readonly kv: KV;
   readonly alive: KV;
+  /** When the liveness bucket was created, ms (the server's word, read at binding). */
+  readonly aliveSince: number;
 }
 
 /**
@@ -38,8 +40,10 @@ interface Bound {
  * array of the nodes with subscribers (no key, or a delete marker, when none); per node and
  * channel an index entry `n.<node token>.<token>` (so a sweep reads a dead node's channels
  * without scanning every channel); per node a registry entry `r.<node token>`.
- * `<prefix>_OCCUPANCY_ALIVE` (memory, max age = liveness) holds one key per node, put on
- * every sweep: a node whose key aged out is dead.
+ * `<prefix>_OCCUPANCY_ALIVE` (file storage, max age = liveness) holds one key per node, put
+ * on every sweep: a node whose key aged out is dead. Both buckets survive a NATS restart; if
+ * one is deleted it is created again on the next call, and a liveness bucket younger than
+ * the liveness judges nobody dead.
  *
  * Every change of a channel's set is a compare-and-swap on the key's revision (a put or
  * delete with the expected last sequence), retried on conflict: of several nodes changing one
@@ -68,15 +72,7 @@ export class NatsOccupancy implements OccupancyCounter {
 
   async set(channel: string, occupied: boolean): Promise<OccupancyTransition | undefined> {
     try {
-      const bound = await this.open();
-      if (!this.registered) await this.register(bound);
-      const index = `n.${this.node}.${encodeToken(channel)}`;
-      if (occupied) await bound.kv.put(index, '');
-      const transition = await this.change(bound.kv, channel, this.options.nodeId, occupied);
-      // The change is made: a failure now must not lose its transition. A stale index entry
-      // only makes a sweep look at a channel this node no longer holds.
-      if (!occupied) await bound.kv.delete(index).catch((err: unknown) => this.logger.warn({ err, channel }, 'channel occupancy index entry not removed'));
-      return transition;
+      return await this.withBound((bound) => this.record(bound, channel, occupied));
     } catch (err) {
       throw unavailable(err, 'channel occupancy not recorded on NATS');
     }
@@ -84,19 +80,7 @@ export class NatsOccupancy implements OccupancyCounter {
 
   async sweep(): Promise<string[]> {
     try {
-      const bound = await this.open();
-      await this.register(bound);
-      // The registry before the liveness keys: a node registers after putting its liveness
-      // key, so any node read here as registered has its key visible in the read below.
-      const nodes = await this.keysOf(bound, this.names.occupancyBucket, 'r.*');
-      const alive = new Set(await this.keysOf(bound, this.names.occupancyAliveBucket, '*'));
-      const vacated: string[] = [];
-      for (const registry of nodes) {
-        const token = registry.slice(2);
-        if (token === this.node || alive.has(token)) continue;
-        vacated.push(...(await this.clear(bound, token)));
-      }
-      return vacated;
+      return await this.withBound((bound) => this.sweepWith(bound));
     } catch (err) {
       throw unavailable(err, 'channel occupancy sweep failed on NATS');
     }
@@ -109,6 +93,55 @@ export class NatsOccupancy implements OccupancyCounter {
     const own = this.ownConnection;
     this.ownConnection = undefined;
     if (own && !own.isClosed()) await own.drain().catch(() => own.close());
+  }
+
+  /**
+   * Runs `op` on the open buckets. A bucket gone from under us (deleted by hand, say) drops
+   * the connection, so that the next call opens (creates) the buckets again.
+   */
+  private async withBound<T>(op: (bound: Bound) => Promise<T>): Promise<T> {
+    const opening = this.open();
+    const bound = await opening;
+    try {
+      return await op(bound);
+    } catch (err) {
+      if (isStreamMissing(err) && this.bound === opening) {
+        this.bound = undefined;
+        this.registered = false;
+        if (this.ownConnection === bound.nc) this.ownConnection = undefined;
+        await bound.nc.close().catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  private async record(bound: Bound, channel: string, occupied: boolean): Promise<OccupancyTransition | undefined> {
+    if (!this.registered) await this.register(bound);
+    const index = `n.${this.node}.${encodeToken(channel)}`;
+    if (occupied) await bound.kv.put(index, '');
+    const transition = await this.change(bound.kv, channel, this.options.nodeId, occupied);
+    // The change is made: a failure now must not lose its transition. A stale index entry
+    // only makes a sweep look at a channel this node no longer holds.
+    if (!occupied) await bound.kv.delete(index).catch((err: unknown) => this.logger.warn({ err, channel }, 'channel occupancy index entry not removed'));
+    return transition;
+  }
+
+  private async sweepWith(bound: Bound): Promise<string[]> {
+    await this.register(bound);
+    // A liveness bucket younger than the liveness has not yet heard from every live node
+    // (it was deleted and created again): nobody is judged dead until it has.
+    if (Date.now() - bound.aliveSince < this.options.livenessMs) return [];
+    // The registry before the liveness keys: a node registers after putting its liveness
+    // key, so any node read here as registered has its key visible in the read below.
+    const nodes = await this.keysOf(bound, this.names.occupancyBucket, 'r.*');
+    const alive = new Set(await this.keysOf(bound, this.names.occupancyAliveBucket, '*'));
+    const vacated: string[] = [];
+    for (const registry of nodes) {
+      const token = registry.slice(2);
+      if (token === this.node || alive.has(token)) continue;
+      vacated.push(...(await this.clear(bound, token)));
+    }
+    return vacated;
   }
 
   /** Removes a dead node from each channel it indexed; the channels this left empty. */
@@ -218,13 +251,14 @@ export class NatsOccupancy implements OccupancyCounter {
       const alive = await openBucket(kvm, this.names.occupancyAliveBucket, {
         history: 1,
         replicas,
-        storage: StorageType.Memory,
+        storage: StorageType.File,
         ttl: this.options.livenessMs,
         timeout: this.requestTimeoutMs,
       });
+      const created = Date.parse((await jsm.streams.info(`KV_${this.names.occupancyAliveBucket}`)).created);
       if (this.closed) throw new Error('closed while connecting');
       this.ownConnection = nc;
-      return { nc, jsm, kv, alive };
+      return { nc, jsm, kv, alive, aliveSince: Number.isNaN(created) ? Date.now() : created };
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw err;
