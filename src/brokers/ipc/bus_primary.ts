@@ -16,8 +16,8 @@ interface Member {
 
 /**
  * The bus of `relais serve --workers N` when no Redis or NATS is configured: the primary
- * process holds the memory broker, presence and channel occupancy of the whole server, and its workers reach
- * them through IPC (IpcBroker). Offsets are assigned in one place, in one order, as by any
+ * process holds the memory broker, presence and channel occupancy of the whole server, and
+ * its workers reach them through IPC (IpcBroker, IpcOccupancy). Offsets are assigned in one place, in one order, as by any
  * bus; each worker gets the events of the channels and patterns it subscribed to, once each,
  * in that order.
  */

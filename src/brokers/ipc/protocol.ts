@@ -1,7 +1,7 @@
 /**
- * What the primary and its workers say to each other: requests from a worker (bus,
- * presence and channel occupancy operations) with their replies, and the bus's events pushed to the workers that
- * want them. The primary answers requests and pushes events on one ordered channel per
+ * What the primary and its workers say to each other: requests from a worker (bus, presence
+ * and channel occupancy operations) with their replies, and the bus's events pushed to the
+ * workers that want them. The primary answers requests and pushes events on one ordered channel per
  * worker, so a publication made after a subscribe's reply always comes after that reply.
  */
 import type { ControlMessage, HistoryQuery, PublishOptions } from '../broker.js';
