@@ -10,6 +10,8 @@ const KILL_GRACE_MS = 2000;
 
 /** Raises the soft open-files limit to the hard one, then becomes the program. */
 const WRAPPER = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"';
+/** The same, run by `taskset` on the CPUs in BENCH_PIN_CPUS (the pid stays the program's). */
+const PINNED_WRAPPER = 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec taskset -c "$BENCH_PIN_CPUS" "$0" "$@"';
 
 const live = new Set<Child>();
 
@@ -22,6 +24,8 @@ export interface SpawnOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Open an IPC channel (bench processes); Relais runs without one. */
   readonly ipc: boolean;
+  /** CPUs to run on, as `taskset -c` reads them ("0", "1-3", "0,2"); anywhere when absent. */
+  readonly cpus?: string | undefined;
 }
 
 /** A process started by the harness, killed at the end whatever happens. */
@@ -39,9 +43,10 @@ export class Child {
 
   constructor(options: SpawnOptions) {
     this.name = options.name;
-    this.proc = spawn('/bin/sh', ['-c', WRAPPER, process.execPath, ...options.nodeArgs], {
+    const pinned = options.cpus !== undefined;
+    this.proc = spawn('/bin/sh', ['-c', pinned ? PINNED_WRAPPER : WRAPPER, process.execPath, ...options.nodeArgs], {
       cwd: repoRoot,
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, ...options.env, ...(pinned ? { BENCH_PIN_CPUS: options.cpus } : {}) },
       stdio: ['ignore', 'pipe', 'pipe', ...(options.ipc ? (['ipc'] as const) : [])],
     });
     if (this.proc.pid === undefined) throw new Error(`${this.name}: could not start`);
@@ -138,9 +143,9 @@ export function extraNodeFlags(): string[] {
   return (process.env['BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 }
 
-/** Starts a bench TypeScript process (run through tsx) with an IPC channel. */
-export function spawnBenchProcess(name: string, script: string, env: Readonly<Record<string, string>> = {}): Child {
-  return new Child({ name, nodeArgs: [...extraNodeFlags(), '--import', 'tsx', script], env, ipc: true });
+/** Starts a bench TypeScript process (run through tsx) with an IPC channel, on `cpus` when given. */
+export function spawnBenchProcess(name: string, script: string, env: Readonly<Record<string, string>> = {}, cpus?: string): Child {
+  return new Child({ name, nodeArgs: [...extraNodeFlags(), '--import', 'tsx', script], env, ipc: true, cpus });
 }
 
 /** Kills every process the harness started and still runs. */

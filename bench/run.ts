@@ -14,6 +14,7 @@ import { isScenarioId, SCENARIO_IDS, type RunResult, type ScenarioId, type Scena
 import { runIdle } from './scenarios/idle.js';
 import { runRecovery } from './scenarios/recovery.js';
 import { runStepped } from './scenarios/stepped.js';
+import { parsePinning, startPinnedRedis, type PinnedRedis } from './targets/pinned_redis.js';
 import { isTargetName, MULTI_INSTANCE, type TargetName, type TargetOptions } from './targets/target.js';
 
 const USAGE = `npm run bench -- [options]
@@ -34,6 +35,9 @@ const USAGE = `npm run bench -- [options]
   --warmup-ms <n> --measure-ms <n>
   --clients <n>                subscriber processes (default 2)
   --redis-url <url>            default redis://127.0.0.1:6379
+  --pin <servers>:<load>       taskset CPU lists, e.g. 0:1 or 0-3:4-7: every target's server
+                               processes and a Redis of the run's own (instead of --redis-url)
+                               on the first, subscriber and publisher processes on the second
   --baseline <dir>             another checkout of Relais, built, run as target relais-baseline
                                (compare a change with the revision before it in one run)
   --out <dir>                  results directory (default bench/results)
@@ -69,6 +73,7 @@ const { values } = parseArgs({
     'measure-ms': { type: 'string' },
     clients: { type: 'string', default: '2' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
+    pin: { type: 'string' },
     baseline: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     chart: { type: 'string' },
@@ -197,6 +202,8 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`--targets: unknown ${unknown.join(', ')}`);
   const asked = askedNames.filter(isTargetName);
 
+  const pin = values.pin === undefined ? undefined : parsePinning(values.pin);
+
   installExitHandlers();
   const startedAt = new Date().toISOString();
   const outDir = resolve(repoRoot, values.out);
@@ -211,12 +218,18 @@ async function main(): Promise<void> {
     machine: machineInfo(),
     scenarios: [],
   };
-  const targetOptions: TargetOptions = {
-    historySize: 100,
-    redisUrl: values['redis-url'],
-    ...(values.baseline !== undefined ? { baselineRoot: resolve(values.baseline) } : {}),
-  };
+  let pinnedRedis: PinnedRedis | null = null;
   try {
+    if (pin !== undefined) {
+      pinnedRedis = await startPinnedRedis(pin.servers);
+      log(`pinned: servers and Redis (${pinnedRedis.url}) on CPUs ${pin.servers}, load processes on CPUs ${pin.load}`);
+    }
+    const targetOptions: TargetOptions = {
+      historySize: 100,
+      redisUrl: pinnedRedis?.url ?? values['redis-url'],
+      ...(values.baseline !== undefined ? { baselineRoot: resolve(values.baseline) } : {}),
+      ...(pin !== undefined ? { pin } : {}),
+    };
     for (const id of ids) {
       const result = await runScenario(id, presetName, asked, targetOptions);
       run.scenarios.push(result);
@@ -226,6 +239,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await killAll();
+    await pinnedRedis?.stop();
   }
   log(`results: ${relative(repoRoot, base)}.{json,md,svg}${values.chart ? `, chart: ${values.chart}` : ''}`);
 }

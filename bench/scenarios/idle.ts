@@ -49,6 +49,7 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
       perAddress: PER_ADDRESS,
       concurrency: 100,
       connectTimeoutMs: 60_000 + planned * 3,
+      cpus: spec.targetOptions.pin?.load,
     });
     group = started.group;
     await sleep(spec.settleMs);

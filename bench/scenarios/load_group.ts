@@ -20,6 +20,8 @@ export interface GroupSpec {
   /** Handshakes in flight per process. */
   readonly concurrency: number;
   readonly connectTimeoutMs: number;
+  /** CPUs the processes run on (`taskset -c` list); anywhere when absent. */
+  readonly cpus?: string | undefined;
 }
 
 /** Step counts merged over the subscriber processes. */
@@ -45,7 +47,7 @@ export class SubscriberGroup {
   /** Starts the processes and opens and subscribes every connection. */
   static async start(spec: GroupSpec): Promise<{ group: SubscriberGroup; outcome: ConnectOutcome }> {
     const processes = Math.max(1, Math.min(spec.processes, spec.connections));
-    const children = Array.from({ length: processes }, (_, i) => spawnBenchProcess(`subscribers#${i}`, SUBSCRIBER));
+    const children = Array.from({ length: processes }, (_, i) => spawnBenchProcess(`subscribers#${i}`, SUBSCRIBER, {}, spec.cpus));
     const group = new SubscriberGroup(children);
     try {
       await Promise.all(children.map((c) => c.next('ready', START_TIMEOUT_MS)));
@@ -135,8 +137,9 @@ type Done = Extract<FromPublisher, { type: 'done' }>;
 export class Publisher {
   private constructor(readonly child: Child) {}
 
-  static async start(endpoint: Endpoint): Promise<Publisher> {
-    const child = spawnBenchProcess('publisher', PUBLISHER);
+  /** `cpus`: where the process runs (`taskset -c` list); anywhere when absent. */
+  static async start(endpoint: Endpoint, cpus?: string): Promise<Publisher> {
+    const child = spawnBenchProcess('publisher', PUBLISHER, {}, cpus);
     try {
       await child.next('ready', START_TIMEOUT_MS);
       child.send({ type: 'connect', endpoint });

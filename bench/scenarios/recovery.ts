@@ -47,10 +47,11 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       perAddress: spec.clients,
       concurrency: 100,
       connectTimeoutMs: 60_000,
+      cpus: spec.targetOptions.pin?.load,
     });
     group = started.group;
     if (started.outcome.failed > 0) throw new Error(`${started.outcome.failed} connections failed: ${started.outcome.firstError}`);
-    publisher = await Publisher.start(target.endpoint);
+    publisher = await Publisher.start(target.endpoint, spec.targetOptions.pin?.load);
     const stepId = index + 1;
     await group.begin(stepId);
     const run = publisher.run({

@@ -148,12 +148,13 @@ async function runTarget(spec: SteppedSpec, name: TargetName, log: Log): Promise
       perAddress: CONNECTIONS_PER_ADDRESS,
       concurrency: 100,
       connectTimeoutMs: 30_000 + connections * 5,
+      cpus: spec.targetOptions.pin?.load,
     });
     group = started.group;
     connectMs = started.outcome.ms;
     if (started.outcome.failed > 0) throw new Error(`${started.outcome.failed} of ${connections} connections failed: ${started.outcome.firstError}`);
     log(`  ${name}: ${connections} subscribers in ${Math.round(started.outcome.ms)} ms`);
-    publisher = await Publisher.start(target.endpoint);
+    publisher = await Publisher.start(target.endpoint, spec.targetOptions.pin?.load);
     // A server's workers count with it (relais-workers).
     const serverPids = target.servers.flatMap((s) => withDescendants(s.pid));
     const loadPids = [...group.pids, publisher.child.pid];

@@ -7,7 +7,7 @@ import type { RunningTarget, TargetName, TargetOptions } from './target.js';
 export function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
   switch (name) {
     case 'ws':
-      return startWs();
+      return startWs(options);
     case 'socketio':
       return startSocketIo(1, options);
     case 'socketio-redis':

@@ -20,6 +20,18 @@ export interface TargetOptions {
   readonly redisUrl: string;
   /** A checkout of Relais with its build (`dist/`), run as the `relais-baseline` target. */
   readonly baselineRoot?: string;
+  /** `--pin`: where the servers and the load processes run; anywhere when absent. */
+  readonly pin?: Pinning;
+}
+
+/**
+ * CPU sets (`taskset -c` lists) kept apart so that a scenario measures the servers, not the
+ * shared machine: every target's server processes (and the run's own Redis) on `servers`,
+ * the subscriber and publisher processes on `load`.
+ */
+export interface Pinning {
+  readonly servers: string;
+  readonly load: string;
 }
 
 /** Server process(es) of one target, up and listening. */
