@@ -26,6 +26,16 @@ describe('loadConfig', () => {
     expect(problems(() => loadConfig({ env: { TELEMETRY_WINDOW: '10' } }))).toEqual(['telemetry.window must be at least 50ms (got 10 ms)']);
   });
 
+  it('reads client.write_delay (0 by default, at most 1s)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relais-config-'));
+    const file = join(dir, 'relais.yaml');
+    expect(loadConfig({ env: {} }).config.client.write_delay).toBe(0);
+    writeFileSync(file, 'client:\n  write_delay: 5ms\n');
+    expect(loadConfig({ env: {}, file }).config.client.write_delay).toBe(5);
+    writeFileSync(file, 'client:\n  write_delay: 2s\n');
+    expect(problems(() => loadConfig({ env: {}, file })).join()).toContain('client.write_delay');
+  });
+
   it('runs on embedded defaults with development secrets, and says so', () => {
     const loaded = loadConfig({ env: {} });
     expect(loaded.config.port).toBe(8000);

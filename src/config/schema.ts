@@ -165,6 +165,13 @@ export const relaisConfig = z
          * so that clients dropped together recover from memory; 0: stop at once.
          */
         channel_linger: duration.prefault('5s'),
+        /**
+         * Longest a message waits for others bound to the same connection so that they leave
+         * in one write (Centrifugo PRO's `client.write_delay`): fewer system calls when a
+         * connection gets several messages a few ms apart, at up to this much latency. 0:
+         * written at the end of the event-loop turn that produced it.
+         */
+        write_delay: duration.refine((ms) => ms <= 1000, 'at most 1s').prefault('0ms'),
       })
       .strict()
       .prefault({}),

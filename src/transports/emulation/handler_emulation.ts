@@ -36,12 +36,13 @@ const KINDS = {
  */
 export class EmulationEndpoint {
   private readonly sessions = new Map<string, Client>();
-  private readonly scheduler = new FlushScheduler();
+  private readonly scheduler: FlushScheduler;
 
   constructor(
     private readonly node: Node,
     private readonly logger: Logger,
   ) {
+    this.scheduler = new FlushScheduler(node.config.client.write_delay);
     node.onEmulation((session, data) => this.runHere(session, data));
   }
 

@@ -66,7 +66,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  * globs, resumable through Last-Event-ID on any node.
  */
 export class SseEndpoint {
-  private readonly scheduler = new FlushScheduler();
+  private readonly scheduler: FlushScheduler;
   private readonly streams = new Set<SseStream>();
   private readonly streamsPerUser = new Map<string, number>();
   private readonly heartbeat: NodeJS.Timeout;
@@ -76,6 +76,7 @@ export class SseEndpoint {
     private readonly node: Node,
     private readonly logger: Logger,
   ) {
+    this.scheduler = new FlushScheduler(node.config.client.write_delay);
     this.heartbeat = setInterval(() => {
       for (const stream of this.streams) stream.comment('ping');
     }, node.config.sse.heartbeat_interval);

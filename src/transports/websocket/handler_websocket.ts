@@ -209,7 +209,7 @@ export interface WebSocketEndpointOptions {
  */
 export class WebSocketEndpoint {
   private readonly wss: WebSocketServer;
-  private readonly scheduler = new FlushScheduler();
+  private readonly scheduler: FlushScheduler;
   private readonly deflater: FrameDeflater | undefined;
   private readonly node: Node;
   private readonly logger: Logger;
@@ -218,6 +218,7 @@ export class WebSocketEndpoint {
     this.node = options.node;
     this.logger = options.logger;
     const config = options.node.config;
+    this.scheduler = new FlushScheduler(config.client.write_delay);
     const ws = config.websocket;
     if (ws.compression) {
       this.deflater = new FrameDeflater({ threshold: ws.compression_threshold, level: ws.compression_level, memLevel: ws.compression_mem_level, windowBits: ws.compression_window_bits });
