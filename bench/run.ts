@@ -38,6 +38,8 @@ const USAGE = `npm run bench -- [options]
   --pin <servers>:<load>       taskset CPU lists, e.g. 0:1 or 0-3:4-7: every target's server
                                processes and a Redis of the run's own (instead of --redis-url)
                                on the first, subscriber and publisher processes on the second
+  --write-delay <ms>           client.write_delay of the Relais targets (default 0, the server's
+                               default): messages for one connection within it share a write
   --baseline <dir>             another checkout of Relais, built, run as target relais-baseline
                                (compare a change with the revision before it in one run)
   --out <dir>                  results directory (default bench/results)
@@ -74,6 +76,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '2' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     pin: { type: 'string' },
+    'write-delay': { type: 'string' },
     baseline: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     chart: { type: 'string' },
@@ -202,6 +205,8 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`--targets: unknown ${unknown.join(', ')}`);
   const asked = askedNames.filter(isTargetName);
 
+  const writeDelayMs = values['write-delay'] === undefined ? undefined : Number(values['write-delay']);
+  if (writeDelayMs !== undefined && !(Number.isInteger(writeDelayMs) && writeDelayMs >= 0 && writeDelayMs <= 1000)) throw new Error(`--write-delay: expected 0 to 1000 ms, got "${values['write-delay']}"`);
   const pin = values.pin === undefined ? undefined : parsePinning(values.pin);
 
   installExitHandlers();
@@ -229,6 +234,7 @@ async function main(): Promise<void> {
       redisUrl: pinnedRedis?.url ?? values['redis-url'],
       ...(values.baseline !== undefined ? { baselineRoot: resolve(values.baseline) } : {}),
       ...(pin !== undefined ? { pin } : {}),
+      ...(writeDelayMs !== undefined ? { relaisWriteDelayMs: writeDelayMs } : {}),
     };
     for (const id of ids) {
       const result = await runScenario(id, presetName, asked, targetOptions);

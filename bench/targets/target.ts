@@ -20,6 +20,8 @@ export interface TargetOptions {
   readonly redisUrl: string;
   /** A checkout of Relais with its build (`dist/`), run as the `relais-baseline` target. */
   readonly baselineRoot?: string;
+  /** `--write-delay`: Relais's `client.write_delay`, ms (0, its default, when absent). */
+  readonly relaisWriteDelayMs?: number;
   /** `--pin`: where the servers and the load processes run; anywhere when absent. */
   readonly pin?: Pinning;
 }
