@@ -68,8 +68,9 @@ for (const [index, kind] of BUSES.entries()) {
       await deletePrefix(kind, prefix);
     });
 
-    async function instance(): Promise<RelaisProcess> {
-      const relais = await startRelais({ env: { ...busEnv(kind, SHARED_URL[kind], prefix), ...secrets }, config: CONFIG });
+    /** `writeDelay`: the instance's client.write_delay (several frames to one connection in one write). */
+    async function instance(writeDelay = '0ms'): Promise<RelaisProcess> {
+      const relais = await startRelais({ env: { ...busEnv(kind, SHARED_URL[kind], prefix), ...secrets }, config: { ...CONFIG, client: { write_delay: writeDelay } } });
       run.processes.push(relais);
       return relais;
     }
@@ -83,9 +84,9 @@ for (const [index, kind] of BUSES.entries()) {
       return run.on(await LeanSubscriber.open({ url: () => node.wsUrl, token, channel, ...(since ? { since } : {}) }), (s) => s.close());
     }
 
-    it('SDK 5.7 subscribers on 3 instances: 500 publications one after another, then 2,000 from publishers on every instance, each in order with its data', async () => {
+    it('SDK 5.7 subscribers on 3 instances (two of them coalescing writes with client.write_delay): 500 publications one after another, then 2,000 from publishers on every instance, each in order with its data', async () => {
       const channel = 'feed:sdk57';
-      const nodes = await Promise.all([instance(), instance(), instance()]);
+      const nodes = await Promise.all([instance(), instance('5ms'), instance('30ms')]);
       const subscribers: SdkSubscriber[] = [];
       for (const [i, node] of nodes.entries()) {
         for (let k = 0; k < 3; k++) subscribers.push(await sdk(`sdk${SDK_5_7.version}-${i}-${k}`, node, channel, SDK_5_7));
