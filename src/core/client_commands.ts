@@ -13,6 +13,7 @@ import { REPLIED } from './replied.js';
 import { NodeStats } from './stats.js';
 import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken } from './client_subscription.js';
 import { DELTA_TYPES } from './delta.js';
+import type { SubscriptionOverride } from './client_proxy.js';
 import { RelaisError } from './errors.js';
 import { compileTagFilter, type TagFilter } from './tag_filter.js';
 import { toJsonText, type JsonText } from './json.js';
@@ -86,9 +87,28 @@ function subscriptionFeatures(request: SubscribeRequest, allowedDelta: readonly 
   return { delta: deltaType !== '', filter };
 }
 
+/**
+ * The channel as one subscription sees it: the namespace's options with the subscribe
+ * proxy's `override` applied, and whether this subscriber receives join and leave events.
+ */
+function withOverride(channel: ResolvedChannel, override: SubscriptionOverride | undefined): { channel: ResolvedChannel; pushJoinLeave: boolean } {
+  if (!override) return { channel, pushJoinLeave: channel.options.join_leave };
+  const o = channel.options;
+  const joinLeave = override.joinLeave ?? o.join_leave;
+  const options = {
+    ...o,
+    presence: override.presence ?? o.presence,
+    join_leave: joinLeave,
+    force_recovery: override.forceRecovery ?? o.force_recovery,
+    force_positioning: override.forcePositioning ?? o.force_positioning,
+  };
+  return { channel: { ...channel, options }, pushJoinLeave: override.forcePushJoinLeave ?? joinLeave };
+}
+
 async function subscribe(client: Client, id: number, request: SubscribeRequest): Promise<typeof REPLIED> {
   const node = client.node;
-  const channel = node.channels.resolve(request.channel);
+  let channel = node.channels.resolve(request.channel);
+  let pushJoinLeave = channel.options.join_leave;
   const features = subscriptionFeatures(request, channel.options.allowed_delta_types);
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
   if (client.subscriptions.size >= node.config.client.max_channels_per_connection) {
@@ -108,6 +128,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
     chanInfo = result.info;
     expiresAt = result.expiresAt ?? 0;
     replyData = result.data;
+    ({ channel, pushJoinLeave } = withOverride(channel, result.override));
     if (client.closed) return REPLIED;
   } else {
     await node.authorize('subscribe', client.user, channel);
@@ -116,6 +137,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   const sub = new ClientSubscription(client, channel, {
     expiresAt,
     refreshedByProxy: subscribeProxy !== undefined && expiresAt > 0,
+    pushJoinLeave,
     delta: features.delta,
     ...(features.filter ? { filter: features.filter } : {}),
     ...(chanInfo !== undefined ? { chanInfo } : {}),

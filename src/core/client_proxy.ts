@@ -64,6 +64,21 @@ export interface RefreshProxyResult {
   readonly info?: JsonText;
 }
 
+/**
+ * Namespace options the subscribe proxy overrides for one subscription (Centrifugo's
+ * `override`); an absent field keeps the namespace's value.
+ */
+export interface SubscriptionOverride {
+  /** This subscriber is in the channel's presence. */
+  readonly presence?: boolean;
+  /** This subscriber's join and leave are published, and it receives join and leave events. */
+  readonly joinLeave?: boolean;
+  /** This subscriber receives join and leave events (whether its own are published or not). */
+  readonly forcePushJoinLeave?: boolean;
+  readonly forceRecovery?: boolean;
+  readonly forcePositioning?: boolean;
+}
+
 export interface SubscribeProxyResult {
   /** Channel info: carried in presence, join/leave and the client's publications. */
   readonly info?: JsonText;
@@ -71,6 +86,7 @@ export interface SubscribeProxyResult {
   readonly data?: JsonText;
   /** Unix ms when the subscription is refreshed (through the sub_refresh proxy); undefined: never. */
   readonly expiresAt?: number;
+  readonly override?: SubscriptionOverride;
 }
 
 export interface PublishProxyResult {

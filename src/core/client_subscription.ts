@@ -61,6 +61,8 @@ export interface SubscriptionOptions {
   readonly expiresAt?: number;
   /** The subscribe proxy set the expiry: the server prolongs it through the sub_refresh proxy, the client is not asked. */
   readonly refreshedByProxy?: boolean;
+  /** Join and leave events of the channel are sent to this subscriber; the channel's `join_leave` when absent. */
+  readonly pushJoinLeave?: boolean;
   /** Delta compression negotiated: publications after the first go as fossil deltas where they can. */
   readonly delta?: boolean;
   /** Only publications whose tags pass it are sent. */
@@ -84,6 +86,7 @@ export class ClientSubscription extends StreamSubscriber {
   private offset = 0;
   private epoch = '';
   private readonly delta: boolean;
+  private readonly pushJoinLeave: boolean;
   private readonly filter: TagFilter | undefined;
   /** The publication sent last under delta compression: a delta is only ever against it. */
   private lastSent: Publication | undefined;
@@ -98,6 +101,7 @@ export class ClientSubscription extends StreamSubscriber {
     this.expiresAt = options.expiresAt ?? 0;
     this.refreshedByProxy = options.refreshedByProxy ?? false;
     this.delta = options.delta ?? false;
+    this.pushJoinLeave = options.pushJoinLeave ?? channel.options.join_leave;
     this.filter = options.filter;
     this.info = options.chanInfo !== undefined ? { ...client.info, chanInfo: options.chanInfo } : client.info;
   }
@@ -156,11 +160,13 @@ export class ClientSubscription extends StreamSubscriber {
   }
 
   protected deliverJoin(frames: FrameCache<ClientInfo>): void {
+    if (!this.pushJoinLeave) return;
     NodeStats.inc(this.client.node.stats.messagesOut, 'join');
     this.out(frames.get(presenceEncodersOf(this.client.codec).join));
   }
 
   protected deliverLeave(frames: FrameCache<ClientInfo>): void {
+    if (!this.pushJoinLeave) return;
     NodeStats.inc(this.client.node.stats.messagesOut, 'leave');
     this.out(frames.get(presenceEncodersOf(this.client.codec).leave));
   }
@@ -199,7 +205,7 @@ export class ClientSubscription extends StreamSubscriber {
       this.observed = true;
       this.client.node.subscriptionStarted(this.channel.name, this.info);
     }
-    if (!this.channel.options.presence) return;
+    if (!this.channel.options.presence && !this.channel.options.join_leave) return;
     try {
       await this.client.node.enterChannel(this.channel, this.info);
       this.entered = true;

@@ -600,18 +600,20 @@ export class Node implements BrokerEventHandler {
     return this.viaBus(() => this.presence.stats(channel.name), 'presence stats');
   }
 
-  /** Adds a presence entry and, where the namespace wants it, publishes the join. */
+  /**
+   * Adds a presence entry and publishes the join, each where the channel's options want it
+   * (a subscription's options may differ from its namespace's: the subscribe proxy's override).
+   */
   async enterChannel(channel: ResolvedChannel, info: ClientInfo): Promise<void> {
-    if (!channel.options.presence) return;
-    await this.viaBus(() => this.presence.add(channel.name, info, this.config.presence_ttl), 'presence');
+    if (channel.options.presence) await this.viaBus(() => this.presence.add(channel.name, info, this.config.presence_ttl), 'presence');
     if (channel.options.join_leave) await this.viaBus(() => this.broker.publishJoin(channel.name, info), 'join');
   }
 
-  /** Removes a presence entry and publishes the leave; failures are logged, not thrown. */
+  /** Removes a presence entry and publishes the leave, as `enterChannel` added them; failures are logged, not thrown. */
   leaveChannel(channel: ResolvedChannel, info: ClientInfo): void {
-    if (!channel.options.presence) return;
+    if (!channel.options.presence && !channel.options.join_leave) return;
     const work = async (): Promise<void> => {
-      await this.presence.remove(channel.name, info.client);
+      if (channel.options.presence) await this.presence.remove(channel.name, info.client);
       if (channel.options.join_leave) await this.broker.publishLeave(channel.name, info);
     };
     work().catch((err: unknown) => this.logger.warn({ err, channel: channel.name }, 'presence removal failed; the entry will expire'));

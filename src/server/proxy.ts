@@ -7,6 +7,7 @@ import type {
   PublishProxyResult,
   RefreshProxyResult,
   SubscribeProxyResult,
+  SubscriptionOverride,
 } from '../core/client_proxy.js';
 import { RelaisError } from '../core/errors.js';
 import { toJsonText, type JsonText } from '../core/json.js';
@@ -74,11 +75,41 @@ function parseRefresh(proxy: ProxyKind, result: Record<string, unknown>): Refres
   return { expired: result['expired'] === true, ...(expiresAt !== undefined ? { expiresAt } : {}), ...(info !== undefined ? { info } : {}) };
 }
 
+/** Centrifugo's override field names, each a `{"value": bool}`. */
+const OVERRIDE_FIELDS = {
+  presence: 'presence',
+  join_leave: 'joinLeave',
+  force_push_join_leave: 'forcePushJoinLeave',
+  force_recovery: 'forceRecovery',
+  force_positioning: 'forcePositioning',
+} as const satisfies Record<string, keyof SubscriptionOverride>;
+
+function parseOverride(raw: unknown): SubscriptionOverride | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw bad('subscribe', '`override` is not an object');
+  const override: { -readonly [K in keyof SubscriptionOverride]: boolean } = {};
+  for (const [field, key] of Object.entries(OVERRIDE_FIELDS)) {
+    const wrapped = (raw as Record<string, unknown>)[field];
+    if (wrapped === undefined || wrapped === null) continue;
+    const value = typeof wrapped === 'object' && !Array.isArray(wrapped) ? (wrapped as Record<string, unknown>)['value'] : 'not an object';
+    // Protobuf's BoolValue leaves a false value out of its JSON: `{}` means false.
+    if (value !== undefined && typeof value !== 'boolean') throw bad('subscribe', `\`override.${field}\` is not {"value": boolean}`);
+    override[key] = value === true;
+  }
+  return Object.keys(override).length > 0 ? override : undefined;
+}
+
 function parseSubscribe(result: Record<string, unknown>): SubscribeProxyResult {
   const expiresAt = expiry('subscribe', result);
   const info = jsonField(result, 'info');
   const data = jsonField(result, 'data');
-  return { ...(expiresAt !== undefined ? { expiresAt } : {}), ...(info !== undefined ? { info } : {}), ...(data !== undefined ? { data } : {}) };
+  const override = parseOverride(result['override']);
+  return {
+    ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...(info !== undefined ? { info } : {}),
+    ...(data !== undefined ? { data } : {}),
+    ...(override ? { override } : {}),
+  };
 }
 
 function parsePublish(result: Record<string, unknown>): PublishProxyResult {
