@@ -291,6 +291,8 @@ export const relaisConfig = z
         static_headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name'), z.string()).default({}),
         /** Send the connection's meta (from the connect proxy's result) in the other proxy requests. */
         include_connection_meta: z.boolean().default(false),
+        /** Payloads go to the backend as `b64data` (base64 of their bytes) instead of `data`, `encoding: "binary"` (Centrifugo's option). */
+        binary_encoding: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

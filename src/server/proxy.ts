@@ -10,7 +10,7 @@ import type {
   SubscriptionOverride,
 } from '../core/client_proxy.js';
 import { RelaisError } from '../core/errors.js';
-import { toJsonText, type JsonText } from '../core/json.js';
+import { parseJsonText, toJsonText, type JsonText } from '../core/json.js';
 import type { CallerContext, RpcHandler } from '../core/rpc.js';
 import type { RpcMethods } from '../core/rpc_router.js';
 import { ProxyTransport, type ProxyKind } from './proxy_http.js';
@@ -21,8 +21,24 @@ function bad(proxy: ProxyKind, why: string): RelaisError {
   return new RelaisError('PROXY_UNAVAILABLE', `app backend answered the ${proxy} proxy with an unexpected shape: ${why}`);
 }
 
-/** A JSON member of a result as JsonText; undefined when absent or null. */
-function jsonField(result: Record<string, unknown>, name: string): JsonText | undefined {
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A payload member of a result (`data`, `info`) as JsonText; undefined when absent or null.
+ * Its `b64` twin (`b64data`: base64 of the payload's bytes, Centrifugo's binary form) wins when
+ * it is a non-empty string; the bytes must be UTF-8 JSON, as every payload Relais carries.
+ */
+function jsonField(result: Record<string, unknown>, name: string, proxy: ProxyKind): JsonText | undefined {
+  const b64 = result[`b64${name}`];
+  if (b64 !== undefined && b64 !== null && b64 !== '') {
+    if (typeof b64 !== 'string' || !BASE64.test(b64)) throw bad(proxy, `\`b64${name}\` is not base64`);
+    try {
+      return parseJsonText(strictUtf8.decode(Buffer.from(b64, 'base64')));
+    } catch {
+      throw bad(proxy, `\`b64${name}\` is not the base64 of UTF-8 JSON (Relais carries JSON payloads)`);
+    }
+  }
   const value = result[name];
   return value === undefined || value === null ? undefined : toJsonText(value);
 }
@@ -50,14 +66,14 @@ function parseConnect(result: Record<string, unknown>): ConnectProxyResult {
   const subs: Record<string, ProxySubscribeOptions> = {};
   for (const [channel, options] of Object.entries(rawSubs as Record<string, unknown>)) {
     const o = typeof options === 'object' && options !== null ? (options as Record<string, unknown>) : {};
-    const info = jsonField(o, 'info');
-    const data = jsonField(o, 'data');
+    const info = jsonField(o, 'info', 'connect');
+    const data = jsonField(o, 'data', 'connect');
     subs[channel] = { ...(info !== undefined ? { info } : {}), ...(data !== undefined ? { data } : {}) };
   }
   const expiresAt = expiry('connect', result);
-  const info = jsonField(result, 'info');
-  const data = jsonField(result, 'data');
-  const meta = jsonField(result, 'meta');
+  const info = jsonField(result, 'info', 'connect');
+  const data = jsonField(result, 'data', 'connect');
+  const meta = jsonField(result, 'meta', 'connect');
   return {
     user: stringField('connect', result, 'user'),
     channels,
@@ -71,7 +87,7 @@ function parseConnect(result: Record<string, unknown>): ConnectProxyResult {
 
 function parseRefresh(proxy: ProxyKind, result: Record<string, unknown>): RefreshProxyResult {
   const expiresAt = expiry(proxy, result);
-  const info = jsonField(result, 'info');
+  const info = jsonField(result, 'info', proxy);
   return { expired: result['expired'] === true, ...(expiresAt !== undefined ? { expiresAt } : {}), ...(info !== undefined ? { info } : {}) };
 }
 
@@ -101,8 +117,8 @@ function parseOverride(raw: unknown): SubscriptionOverride | undefined {
 
 function parseSubscribe(result: Record<string, unknown>): SubscribeProxyResult {
   const expiresAt = expiry('subscribe', result);
-  const info = jsonField(result, 'info');
-  const data = jsonField(result, 'data');
+  const info = jsonField(result, 'info', 'subscribe');
+  const data = jsonField(result, 'data', 'subscribe');
   const override = parseOverride(result['override']);
   return {
     ...(expiresAt !== undefined ? { expiresAt } : {}),
@@ -113,7 +129,7 @@ function parseSubscribe(result: Record<string, unknown>): SubscribeProxyResult {
 }
 
 function parsePublish(result: Record<string, unknown>): PublishProxyResult {
-  const data = jsonField(result, 'data');
+  const data = jsonField(result, 'data', 'publish');
   const rawTags = result['tags'];
   let tags: Record<string, string> | undefined;
   if (rawTags !== undefined && rawTags !== null) {
@@ -196,7 +212,7 @@ export class HttpProxy implements RpcHandler, RpcMethods {
     const transport = this.options.transport;
     const body = transport.body(caller.proxy, { ...(caller.proxy ? {} : { client: caller.client }), user: caller.user, method }, { data });
     const { result } = await transport.call('rpc', this.options.rpcUrl, caller.proxy, body);
-    return result['data'] === undefined || result['data'] === null ? undefined : toJsonText(result['data']);
+    return jsonField(result, 'data', 'rpc');
   }
 
   /** As the route of an rpc namespace (`proxy.rpc_namespaces`). */

@@ -76,6 +76,7 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     retries: config.proxy.retries,
     staticHeaders: config.proxy.static_headers,
     includeMeta: config.proxy.include_connection_meta,
+    binaryEncoding: config.proxy.binary_encoding,
     stats: proxyStats,
   });
   const proxies = createClientProxies(config.proxy, proxyTransport);
