@@ -14,7 +14,7 @@ import type {
   SubscribeResultWire,
 } from '../protocol/types.js';
 import { TokenError, type ConnectionClaims, type TokenIdentity } from './auth.js';
-import { pickHeaders, type ConnectProxyResult, type ProxyCaller } from './client_proxy.js';
+import { namespaceProxy, pickHeaders, type ConnectProxyResult, type ProxyCaller } from './client_proxy.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
 import { handleChannelCommand } from './client_commands.js';
@@ -612,7 +612,7 @@ export class Client implements NodeClient {
 
   /** Like refreshThroughProxy, for a subscription the subscribe proxy gave an expiry; `expired` unsubscribes it. */
   private refreshSubscriptionThroughProxy(sub: ClientSubscription, now: number): void {
-    const subRefresh = sub.channel.options.proxy_sub_refresh ? this.node.proxies?.subRefresh : undefined;
+    const subRefresh = namespaceProxy(this.node.proxies, 'subRefresh', sub.channel.options);
     if (!subRefresh) {
       this.expireSubscription(sub);
       return;

@@ -13,7 +13,7 @@ import { REPLIED } from './replied.js';
 import { NodeStats } from './stats.js';
 import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken } from './client_subscription.js';
 import { DELTA_TYPES } from './delta.js';
-import type { SubscriptionOverride } from './client_proxy.js';
+import { namespaceProxy, type SubscriptionOverride } from './client_proxy.js';
 import { RelaisError } from './errors.js';
 import { compileTagFilter, type TagFilter } from './tag_filter.js';
 import { toJsonText, type JsonText } from './json.js';
@@ -117,7 +117,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   let chanInfo: JsonText | undefined;
   let expiresAt = 0;
   let replyData: JsonText | undefined;
-  const subscribeProxy = channel.options.proxy_subscribe ? node.proxies?.subscribe : undefined;
+  const subscribeProxy = namespaceProxy(node.proxies, 'subscribe', channel.options);
   if (request.token !== undefined && request.token !== '') {
     const claims = await verifySubscriptionToken(client, channel, request.token);
     chanInfo = claims.info;
@@ -181,7 +181,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
  */
 async function publish(client: Client, channelName: string, clientData: unknown, toOthers: boolean): Promise<StreamPosition> {
   const channel = client.node.channels.resolvePublishTarget(channelName);
-  const publishProxy = channel.options.proxy_publish ? client.node.proxies?.publish : undefined;
+  const publishProxy = namespaceProxy(client.node.proxies, 'publish', channel.options);
   // With a publish proxy the app backend decides instead of the allow_publish rule.
   if (!publishProxy) await client.node.authorize('publish', client.user, channel);
   const limit = channel.options.rate_limit;

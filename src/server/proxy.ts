@@ -2,6 +2,7 @@ import type { RelaisConfig } from '../config/schema.js';
 import type {
   ClientProxies,
   ConnectProxyResult,
+  NamedProxyHooks,
   ProxyCaller,
   ProxySubscribeOptions,
   PublishProxyResult,
@@ -141,17 +142,63 @@ function parsePublish(result: Record<string, unknown>): PublishProxyResult {
   return { skipHistory: result['skip_history'] === true, ...(data !== undefined ? { data } : {}), ...(tags ? { tags } : {}) };
 }
 
-/** The client event proxies configured in `proxy.*`, over one transport. */
-export function createClientProxies(proxy: RelaisConfig['proxy'], transport: ProxyTransport): ClientProxies | undefined {
+const user = (caller: ProxyCaller): { user?: string } => (caller.user !== '' ? { user: caller.user } : {});
+
+function subscribeHook(transport: ProxyTransport, url: string): NamedProxyHooks['subscribe'] {
+  return async (caller, channel, data) => {
+    const body = transport.body(caller, { ...user(caller), channel }, { data });
+    return parseSubscribe((await transport.call('subscribe', url, caller, body)).result);
+  };
+}
+
+function subRefreshHook(transport: ProxyTransport, url: string): NamedProxyHooks['subRefresh'] {
+  return async (caller, channel) => {
+    const body = transport.body(caller, { ...user(caller), channel });
+    return parseRefresh('sub_refresh', (await transport.call('sub_refresh', url, caller, body)).result);
+  };
+}
+
+function publishHook(transport: ProxyTransport, url: string): NamedProxyHooks['publish'] {
+  return async (caller, channel, data) => {
+    const body = transport.body(caller, { ...user(caller), channel }, { data });
+    return parsePublish((await transport.call('publish', url, caller, body)).result);
+  };
+}
+
+/** A named proxy (top-level `proxies`): its endpoint, the headers it forwards, its own transport. */
+export interface NamedProxy {
+  readonly name: string;
+  readonly endpoint: string;
+  readonly httpHeaders: readonly string[];
+  readonly transport: ProxyTransport;
+}
+
+/** The client event proxies configured in `proxy.*` over `transport`, and the named ones over theirs. */
+export function createClientProxies(proxy: RelaisConfig['proxy'], transport: ProxyTransport, namedProxies: readonly NamedProxy[] = []): ClientProxies | undefined {
   const { connect_url, refresh_url, subscribe_url, sub_refresh_url, publish_url } = proxy;
   // Without hooks the headers may still be wanted: the rpc proxy forwards them too.
-  if (!connect_url && !refresh_url && !subscribe_url && !sub_refresh_url && !publish_url && proxy.http_headers.length === 0 && proxy.emulated_headers.length === 0) {
+  if (
+    !connect_url &&
+    !refresh_url &&
+    !subscribe_url &&
+    !sub_refresh_url &&
+    !publish_url &&
+    namedProxies.length === 0 &&
+    proxy.http_headers.length === 0 &&
+    proxy.emulated_headers.length === 0
+  ) {
     return undefined;
   }
-  const user = (caller: ProxyCaller): { user?: string } => (caller.user !== '' ? { user: caller.user } : {});
+  const named: Record<string, NamedProxyHooks> = {};
+  for (const p of namedProxies) {
+    named[p.name] = { subscribe: subscribeHook(p.transport, p.endpoint), publish: publishHook(p.transport, p.endpoint), subRefresh: subRefreshHook(p.transport, p.endpoint) };
+  }
+  // A connection keeps the headers any proxy forwards; each transport sends its own.
+  const httpHeaders = new Set([...proxy.http_headers, ...namedProxies.flatMap((p) => p.httpHeaders)].map((h) => h.toLowerCase()));
   return {
-    httpHeaders: proxy.http_headers.map((h) => h.toLowerCase()),
+    httpHeaders: [...httpHeaders],
     emulatedHeaders: proxy.emulated_headers.map((h) => h.toLowerCase()),
+    ...(namedProxies.length > 0 ? { named } : {}),
     ...(connect_url
       ? {
           connect: async (caller, request) => {
@@ -166,30 +213,9 @@ export function createClientProxies(proxy: RelaisConfig['proxy'], transport: Pro
           refresh: async (caller) => parseRefresh('refresh', (await transport.call('refresh', refresh_url, caller, transport.body(caller, user(caller)))).result),
         }
       : {}),
-    ...(subscribe_url
-      ? {
-          subscribe: async (caller, channel, data) => {
-            const body = transport.body(caller, { ...user(caller), channel }, { data });
-            return parseSubscribe((await transport.call('subscribe', subscribe_url, caller, body)).result);
-          },
-        }
-      : {}),
-    ...(sub_refresh_url
-      ? {
-          subRefresh: async (caller, channel) => {
-            const body = transport.body(caller, { ...user(caller), channel });
-            return parseRefresh('sub_refresh', (await transport.call('sub_refresh', sub_refresh_url, caller, body)).result);
-          },
-        }
-      : {}),
-    ...(publish_url
-      ? {
-          publish: async (caller, channel, data) => {
-            const body = transport.body(caller, { ...user(caller), channel }, { data });
-            return parsePublish((await transport.call('publish', publish_url, caller, body)).result);
-          },
-        }
-      : {}),
+    ...(subscribe_url ? { subscribe: subscribeHook(transport, subscribe_url) } : {}),
+    ...(sub_refresh_url ? { subRefresh: subRefreshHook(transport, sub_refresh_url) } : {}),
+    ...(publish_url ? { publish: publishHook(transport, publish_url) } : {}),
   };
 }
 

@@ -40,6 +40,8 @@ export interface ProxyTransportOptions {
    * JSON text in Relais) instead of `data`, and requests say `encoding: "binary"`.
    */
   readonly binaryEncoding?: boolean;
+  /** The connection's request headers this proxy forwards (lowercase); absent: every one the connection kept. */
+  readonly httpHeaders?: readonly string[];
   readonly stats: ProxyStats;
 }
 
@@ -112,7 +114,9 @@ export class ProxyTransport {
     for (const [name, value] of Object.entries(this.options.staticHeaders)) headers[name.toLowerCase()] = value;
     // Transport headers win over the client's emulated ones, as in Centrifugo.
     if (caller?.emulatedHeaders) Object.assign(headers, caller.emulatedHeaders);
-    if (caller) Object.assign(headers, caller.headers);
+    const forwarded = this.options.httpHeaders;
+    if (caller && !forwarded) Object.assign(headers, caller.headers);
+    if (caller && forwarded) for (const name of forwarded) if (caller.headers[name] !== undefined) headers[name] = caller.headers[name];
     headers['content-type'] = 'application/json';
     return headers;
   }

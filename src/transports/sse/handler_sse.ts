@@ -5,7 +5,7 @@ import { passesRule } from '../../core/access.js';
 import { TokenError, type ConnectionClaims, type TokenIdentity } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
-import { pickHeaders, type ProxyCaller } from '../../core/client_proxy.js';
+import { namespaceProxy, pickHeaders, type ProxyCaller } from '../../core/client_proxy.js';
 import { DisconnectError, RelaisError } from '../../core/errors.js';
 import type { TagFilter } from '../../core/tag_filter.js';
 import type { Node } from '../../core/node.js';
@@ -168,7 +168,7 @@ export class SseEndpoint {
         patterns.push(pattern);
       } else {
         const channel = this.node.channels.resolve(name);
-        const subscribe = channel.options.proxy_subscribe ? proxies?.subscribe : undefined;
+        const subscribe = namespaceProxy(proxies, 'subscribe', channel.options);
         const caller = identity.caller;
         if (subscribe && caller) await viaProxy(() => subscribe(caller, channel.name, undefined));
         else await this.node.authorize('subscribe', user, channel);
