@@ -451,6 +451,7 @@ export class Client implements NodeClient {
     if (!sub) throw new RelaisError('BAD_REQUEST', `not subscribed to "${request.channel}"`);
     const claims = await sub.verifyToken(request.token);
     sub.expiresAt = claims.expiresAt ?? 0;
+    sub.token = { issuedAt: claims.issuedAt };
     return sub.expiry();
   }
 
@@ -523,6 +524,18 @@ export class Client implements NodeClient {
       if (!sub) return;
       this.removeSubscription(sub);
       this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel, code: UnsubscribeCode.server, reason: 'server unsubscribe' }));
+    });
+  }
+
+  recheckSubscription(channel: string): void {
+    this.chain = this.chain.then(() => {
+      const sub = this.subscriptions.get(channel);
+      if (!sub?.token) return;
+      const refusal = this.node.subscriptionRefusal(this.user, channel, sub.token.issuedAt);
+      if (!refusal) return;
+      this.removeSubscription(sub);
+      // Code 2501 (expired): the SDK subscribes again, and with a refused token fetches a new one.
+      this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel, code: UnsubscribeCode.expired, reason: `subscription ${refusal}` }));
     });
   }
 

@@ -117,11 +117,13 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   let chanInfo: JsonText | undefined;
   let expiresAt = 0;
   let replyData: JsonText | undefined;
+  let token: { issuedAt: number | undefined } | undefined;
   const subscribeProxy = namespaceProxy(node.proxies, 'subscribe', channel.options);
   if (request.token !== undefined && request.token !== '') {
     const claims = await verifySubscriptionToken(client, channel, request.token);
     chanInfo = claims.info;
     expiresAt = claims.expiresAt ?? 0;
+    token = { issuedAt: claims.issuedAt };
   } else if (subscribeProxy) {
     // The app backend decides instead of the namespace's allow_subscribe rule.
     const result = await subscribeProxy(client.proxyCaller(), channel.name, request.data === undefined ? undefined : toJsonText(request.data));
@@ -138,6 +140,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
     expiresAt,
     refreshedByProxy: subscribeProxy !== undefined && expiresAt > 0,
     pushJoinLeave,
+    ...(token ? { token } : {}),
     delta: features.delta,
     ...(features.filter ? { filter: features.filter } : {}),
     ...(chanInfo !== undefined ? { chanInfo } : {}),

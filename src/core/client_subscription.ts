@@ -67,6 +67,8 @@ export interface SubscriptionOptions {
   readonly delta?: boolean;
   /** Only publications whose tags pass it are sent. */
   readonly filter?: TagFilter;
+  /** Made with a subscription token: its `iat` (Unix ms; undefined when it has none). */
+  readonly token?: { readonly issuedAt: number | undefined };
 }
 
 /** One channel subscription of a client, as the hub delivers to it. */
@@ -76,6 +78,8 @@ export class ClientSubscription extends StreamSubscriber {
   readonly refreshedByProxy: boolean;
   /** A sub_refresh proxy call is in flight. */
   refreshing = false;
+  /** Made (or last refreshed) with a subscription token: its `iat`, for invalidations by channel. */
+  token: { issuedAt: number | undefined } | undefined;
   readonly info: ClientInfo;
   private held: (EncodedMessage | PreparedPush)[] | null = null;
   private entered = false;
@@ -100,6 +104,7 @@ export class ClientSubscription extends StreamSubscriber {
     this.serverSide = options.serverSide ?? false;
     this.expiresAt = options.expiresAt ?? 0;
     this.refreshedByProxy = options.refreshedByProxy ?? false;
+    this.token = options.token ? { issuedAt: options.token.issuedAt } : undefined;
     this.delta = options.delta ?? false;
     this.pushJoinLeave = options.pushJoinLeave ?? channel.options.join_leave;
     this.filter = options.filter;
@@ -251,5 +256,8 @@ export async function verifySubscriptionToken(client: Client, channel: ResolvedC
   }
   if (claims.channel !== channel.name) throw new RelaisError('FORBIDDEN', 'subscription token is for another channel');
   if (claims.user !== client.user) throw new RelaisError('FORBIDDEN', 'subscription token is for another user');
+  // TOKEN_EXPIRED: the SDKs fetch a new token (getToken) and subscribe again with it.
+  const refusal = client.node.subscriptionRefusal(client.user, channel.name, claims.issuedAt);
+  if (refusal) throw new RelaisError('TOKEN_EXPIRED', `subscription ${refusal}`);
   return claims;
 }
