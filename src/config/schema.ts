@@ -235,6 +235,19 @@ export const relaisConfig = z
         connection: rateLimit.prefault({ burst: 30, per_second: 10 }),
         user: rateLimit.prefault({ burst: 30, per_second: 10 }),
         api: rateLimit.prefault({ burst: 1000, per_second: 0 }),
+        /**
+         * `/emulation` requests (the commands of HTTP-streaming and SSE emulation sessions, carried
+         * over the bus to the node holding the session) per session and per client IP, on each
+         * instance; beyond them a request is refused whole with 429 before any command runs. The
+         * IP limit is off by default: behind a reverse proxy every client has the proxy's address.
+         */
+        emulation: z
+          .object({
+            session: rateLimit.prefault({ burst: 50, per_second: 20 }),
+            ip: rateLimit.prefault({ burst: 1000, per_second: 0 }),
+          })
+          .strict()
+          .prefault({}),
         disconnect_after: z.number().int().min(1).default(50),
       })
       .strict()
