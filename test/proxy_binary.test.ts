@@ -6,21 +6,13 @@
  */
 import { Centrifuge, type PublicationContext } from 'centrifuge/build/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { sleep, waitFor } from './helpers/clients.js';
-import { ProxyBackend } from './helpers/proxy_backend.js';
+import { headerWebSocket, ProxyBackend } from './helpers/proxy_backend.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 
 const utf8 = new TextEncoder();
 const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
 
-function cookieWebSocket(cookie: string): typeof WebSocket {
-  return class extends WebSocket {
-    constructor(address: string, protocols?: string | string[]) {
-      super(address, protocols, { headers: { cookie } });
-    }
-  } as typeof WebSocket;
-}
 
 describe('binary proxy encoding with the Protobuf SDK', () => {
   let backend: ProxyBackend;
@@ -28,7 +20,7 @@ describe('binary proxy encoding with the Protobuf SDK', () => {
   const open: Centrifuge[] = [];
 
   async function connect(user: string, data?: Uint8Array): Promise<{ centrifuge: Centrifuge; connectData: unknown }> {
-    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: cookieWebSocket(`session=${user}`), timeout: 3000, ...(data ? { data } : {}) });
+    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: headerWebSocket({ cookie: `session=${user}` }), timeout: 3000, ...(data ? { data } : {}) });
     open.push(centrifuge);
     const connected = new Promise<unknown>((resolve) => centrifuge.on('connected', (ctx) => resolve(ctx.data)));
     centrifuge.connect();

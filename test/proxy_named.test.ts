@@ -5,18 +5,10 @@
  */
 import { Centrifuge, type PublicationContext } from 'centrifuge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { waitFor } from './helpers/clients.js';
-import { ProxyBackend } from './helpers/proxy_backend.js';
+import { headerWebSocket, ProxyBackend } from './helpers/proxy_backend.js';
 import { runRelaisToExit, startRelais, type RelaisProcess } from './helpers/relais.js';
 
-function headersWebSocket(headers: Record<string, string>): typeof WebSocket {
-  return class extends WebSocket {
-    constructor(address: string, protocols?: string | string[]) {
-      super(address, protocols, { headers });
-    }
-  } as typeof WebSocket;
-}
 
 describe('named proxies per namespace', () => {
   let main: ProxyBackend;
@@ -64,7 +56,7 @@ describe('named proxies per namespace', () => {
   });
 
   it('routes each namespace to its backend, with that proxy headers only; refusals come from the right one', async () => {
-    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: headersWebSocket({ cookie: 'session=alice', 'x-table': '12' }), timeout: 3000 });
+    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: headerWebSocket({ cookie: 'session=alice', 'x-table': '12' }), timeout: 3000 });
     open.push(centrifuge);
     centrifuge.connect();
     await centrifuge.ready(5000);

@@ -5,18 +5,10 @@
  */
 import { Centrifuge, type JoinContext, type Subscription } from 'centrifuge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { sleep, waitFor } from './helpers/clients.js';
-import { ProxyBackend } from './helpers/proxy_backend.js';
+import { headerWebSocket, ProxyBackend } from './helpers/proxy_backend.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 
-function cookieWebSocket(cookie: string): typeof WebSocket {
-  return class extends WebSocket {
-    constructor(address: string, protocols?: string | string[]) {
-      super(address, protocols, { headers: { cookie } });
-    }
-  } as typeof WebSocket;
-}
 
 describe('subscribe proxy override', () => {
   let backend: ProxyBackend;
@@ -24,7 +16,7 @@ describe('subscribe proxy override', () => {
   const open: Centrifuge[] = [];
 
   async function connect(user: string): Promise<Centrifuge> {
-    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: cookieWebSocket(`session=${user}`), timeout: 3000 });
+    const centrifuge = new Centrifuge(relais.wsUrl, { websocket: headerWebSocket({ cookie: `session=${user}` }), timeout: 3000 });
     open.push(centrifuge);
     centrifuge.connect();
     await centrifuge.ready(5000);
