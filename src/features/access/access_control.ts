@@ -14,7 +14,7 @@ import { toJsonText, type JsonText } from '../../core/json.js';
 import type { Node } from '../../core/node.js';
 import type { ServerApi } from '../../server/api.js';
 import type { Store } from '../../stores/store.js';
-import { channelTokensKey, RevocationIndex, type RevocationReason } from './revocation_index.js';
+import { channelTokensKey, parseChannelTokensKey, RevocationIndex, type RevocationReason } from './revocation_index.js';
 
 const TOPIC = 'access';
 const RELOAD_MS = 60_000;
@@ -93,8 +93,9 @@ export function attachAccessControl(options: AccessControlOptions): RunningAcces
     index.put({ kind: parsed.kind, key: parsed.key, issuedBefore: parsed.issuedBefore, expiresAt: parsed.expiresAt });
     if (parsed.kind === 'channel_tokens') {
       // Subscriptions, not connections: this user's subscriptions to the channel made with an older token end.
-      const [user, channel] = JSON.parse(parsed.key) as [string, string];
-      node.recheckSubscriptions(user, channel);
+      const pair = parseChannelTokensKey(parsed.key);
+      if (pair) node.recheckSubscriptions(pair.user, pair.channel);
+      else logger.warn({ key: parsed.key }, 'malformed channel_tokens revocation key ignored');
       return;
     }
     const now = Date.now();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { channelTokensKey, RevocationIndex } from './revocation_index.js';
+import { channelTokensKey, parseChannelTokensKey, RevocationIndex } from './revocation_index.js';
 
 const NOW = 1_800_000_000_000;
 
@@ -31,6 +31,9 @@ describe('RevocationIndex', () => {
     expect(index.channelReason('frank', 'vault', NOW - 1000, NOW)).toBeUndefined();
     // Connection tokens are not touched by a channel's invalidation.
     expect(index.reason({ user: 'erin', issuedAt: NOW - 1000 }, NOW)).toBeUndefined();
+    expect(parseChannelTokensKey(channelTokensKey('a"b', 'vault'))).toEqual({ user: 'a"b', channel: 'vault' });
+    expect(parseChannelTokensKey('not json')).toBeUndefined();
+    expect(parseChannelTokensKey('["only"]')).toBeUndefined();
   });
 
   it('keeps what changed during a reload over the reload’s older rows', () => {

@@ -81,3 +81,14 @@ function keyOf(kind: Revocation['kind'], key: string): string {
 export function channelTokensKey(user: string, channel: string): string {
   return JSON.stringify([user, channel]);
 }
+
+/** The user and channel of a `channel_tokens` key; undefined when it is not one. */
+export function parseChannelTokensKey(key: string): { user: string; channel: string } | undefined {
+  let pair: unknown;
+  try {
+    pair = JSON.parse(key);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string' ? { user: pair[0], channel: pair[1] } : undefined;
+}
