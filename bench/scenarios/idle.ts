@@ -20,6 +20,8 @@ export interface IdleSpec {
   readonly cpuWindowMs: number;
   /** Connections per load process (each process stays under the open-files limit). */
   readonly perProcess: number;
+  /** Time allowed to open every connection of a step; default 60 s + 3 ms per connection. */
+  readonly connectTimeoutMs?: number;
   readonly targetOptions: TargetOptions;
 }
 
@@ -48,7 +50,7 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
       localAddresses: sourceAddresses(planned, PER_ADDRESS),
       perAddress: PER_ADDRESS,
       concurrency: 100,
-      connectTimeoutMs: 60_000 + planned * 3,
+      connectTimeoutMs: spec.connectTimeoutMs ?? 60_000 + planned * 3,
     });
     group = started.group;
     await sleep(spec.settleMs);
