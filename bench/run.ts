@@ -42,6 +42,9 @@ const USAGE = `npm run bench -- [options]
                                default): messages for one connection within it share a write
   --baseline <dir>             another checkout of Relais, built, run as target relais-baseline
                                (compare a change with the revision before it in one run)
+  --workers <n>                worker processes of the relais-workers target (default 2)
+  --connect-timeout-s <n>      scenario c: time to open a step's connections (default 60 + 0.003 per connection)
+  --server-node-flags "<f>"    node flags of the Relais server processes only (e.g. V8 heap flags)
   --out <dir>                  results directory (default bench/results)
   --chart <file.svg>           also write the p99 chart there (e.g. docs/performance-p99.svg)
   --from <results.json>        no run: print the tables and write the chart of a saved run
@@ -78,6 +81,9 @@ const { values } = parseArgs({
     pin: { type: 'string' },
     'write-delay': { type: 'string' },
     baseline: { type: 'string' },
+    workers: { type: 'string' },
+    'connect-timeout-s': { type: 'string' },
+    'server-node-flags': { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     chart: { type: 'string' },
     from: { type: 'string' },
@@ -158,6 +164,7 @@ async function runScenario(id: ScenarioId, presetName: PresetName, asked: readon
           settleMs: scenario.settleMs,
           cpuWindowMs: scenario.cpuWindowMs,
           perProcess: 15_000,
+          ...(values['connect-timeout-s'] !== undefined ? { connectTimeoutMs: (positive(values['connect-timeout-s'], '--connect-timeout-s') ?? 0) * 1000 } : {}),
           targetOptions,
         },
         log,
@@ -233,6 +240,8 @@ async function main(): Promise<void> {
       historySize: 100,
       redisUrl: pinnedRedis?.url ?? values['redis-url'],
       ...(values.baseline !== undefined ? { baselineRoot: resolve(values.baseline) } : {}),
+      ...(values.workers !== undefined ? { workers: positive(values.workers, '--workers') ?? 2 } : {}),
+      ...(values['server-node-flags'] !== undefined ? { serverNodeFlags: list(values['server-node-flags'].replaceAll(' ', ',')) } : {}),
       ...(pin !== undefined ? { pin } : {}),
       ...(writeDelayMs !== undefined ? { relaisWriteDelayMs: writeDelayMs } : {}),
     };
