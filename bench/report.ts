@@ -138,7 +138,7 @@ function recovery(s: RecoveryScenarioResult): string {
     return t.rounds.map((r, i) => [
       t.target,
       String(i + 1),
-      `${num(r.recovered)} / ${num(r.clients)}`,
+      `${num(r.recovered)} / ${num(r.clients)}${r.spreadMs ? ` (spread ${num(r.spreadMs)} ms)` : ''}`,
       num(r.notRecovered + r.failed),
       num(r.replayedMean, 1),
       num(r.p50Ms, 1),

@@ -141,6 +141,8 @@ export interface RecoveryRound {
   readonly windowMs?: number;
   /** Publishing stopped before the reconnect: the server's CPU over the window is the reconnects' alone. */
   readonly quiet?: boolean;
+  /** Reconnects spread at random over this many ms (0 or absent: all at once). */
+  readonly spreadMs?: number;
   /** Over the whole round (live and replayed deliveries). */
   readonly expected: number;
   readonly loss: number;

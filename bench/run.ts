@@ -35,6 +35,8 @@ const USAGE = `npm run bench -- [options]
                                or more, each under the open-file limit: see --clients)
   --quiet-reconnect            scenario d: publishing stops just before the clients return, so the
                                server's CPU over the reconnect is the reconnects' alone
+  --reconnect-spread-ms <n>    scenario d: each client reconnects after a random wait under n ms (as
+                               the SDKs' backoff jitter spreads them) instead of all at once
   --warmup-ms <n> --measure-ms <n>
   --clients <n>                subscriber processes (default 2)
   --redis-url <url>            default redis://127.0.0.1:6379
@@ -71,6 +73,7 @@ const { values } = parseArgs({
     subscribers: { type: 'string' },
     connections: { type: 'string' },
     'quiet-reconnect': { type: 'boolean', default: false },
+    'reconnect-spread-ms': { type: 'string' },
     'warmup-ms': { type: 'string' },
     'measure-ms': { type: 'string' },
     clients: { type: 'string', default: '2' },
@@ -172,6 +175,7 @@ async function runScenario(id: ScenarioId, presetName: PresetName, asked: readon
           downMs: scenario.downMs,
           afterMs: 2000,
           quiet: values['quiet-reconnect'],
+          spreadMs: positive(values['reconnect-spread-ms'], '--reconnect-spread-ms') ?? 0,
           rounds: scenario.rounds,
           clientProcesses,
           padBytes: 52,

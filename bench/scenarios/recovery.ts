@@ -20,6 +20,12 @@ export interface RecoverySpec {
   readonly downMs: number;
   /** Publishing after the reconnect. */
   readonly afterMs: number;
+  /**
+   * Each client reconnects after a random wait under this (0: all at once), as the SDKs'
+   * backoff jitter spreads real clients (centrifuge-js: 0.5 to 1 s after a drop); its time
+   * counts from its own new socket.
+   */
+  readonly spreadMs: number;
   /** Publishing stops before the clients return: the reconnect window holds no live fan-out. */
   readonly quiet: boolean;
   readonly rounds: number;
@@ -87,7 +93,7 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     const server0 = cpuSnapshot(serverPids);
     const load0 = cpuSnapshot(loadPids);
     const windowFrom = performance.now();
-    const reports = await group.reconnect(RECONNECT_TIMEOUT_MS);
+    const reports = await group.reconnect(RECONNECT_TIMEOUT_MS + spec.spreadMs, spec.spreadMs);
     const windowMs = performance.now() - windowFrom;
     const server1 = cpuSnapshot(serverPids);
     const load1 = cpuSnapshot(loadPids);
@@ -123,6 +129,7 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       fanoutCpuMsPerS,
       windowMs,
       quiet: spec.quiet,
+      spreadMs: spec.spreadMs,
       expected,
       loss: expected - (stats.received - stats.duplicates),
       duplicates: stats.duplicates,
@@ -131,7 +138,7 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     };
     const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(1));
     log(
-      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, server CPU ${ms(result.serverCpuMs)} ms (fan-out alone ${ms(fanoutCpuMsPerS)} ms/s; window ${ms(windowMs)} ms${spec.quiet ? ', no publishing' : ''}), load CPU ${ms(result.loadCpuMs)} ms, loss ${result.loss}, dup ${result.duplicates}, offset gaps ${result.offsetGaps}, offset dup ${result.offsetDuplicates}`,
+      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, server CPU ${ms(result.serverCpuMs)} ms (fan-out alone ${ms(fanoutCpuMsPerS)} ms/s; window ${ms(windowMs)} ms${spec.quiet ? ', no publishing' : ''}${spec.spreadMs > 0 ? `, spread over ${spec.spreadMs} ms` : ''}), load CPU ${ms(result.loadCpuMs)} ms, loss ${result.loss}, dup ${result.duplicates}, offset gaps ${result.offsetGaps}, offset dup ${result.offsetDuplicates}`,
     );
     return result;
   } finally {
