@@ -8,6 +8,9 @@
 import { quantileOf } from '../metrics.js';
 import type { ObservedClient, SocketAttempt } from './observed_client.js';
 
+/** What the breakdown reads of a client. */
+export type Timeline = Pick<ObservedClient, 'events' | 'attempts' | 'received'> & { readonly options: { readonly name: string } };
+
 export const FAULT_KINDS = ['kill', 'pause', 'bus-restart', 'kill-in-bus-outage'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -51,7 +54,7 @@ function sessionAt(attempts: readonly SocketAttempt[], at: number): SocketAttemp
 /** Faults older than this before a client noticed are not its cause. */
 const ATTRIBUTION_MS = 60_000;
 
-function attribute(client: ObservedClient, faults: readonly Fault[], noticedAt: number): Fault | undefined {
+function attribute(client: Timeline, faults: readonly Fault[], noticedAt: number): Fault | undefined {
   for (let i = faults.length - 1; i >= 0; i--) {
     const f = faults[i];
     if (!f || f.at > noticedAt) continue;
@@ -64,7 +67,7 @@ function attribute(client: ObservedClient, faults: readonly Fault[], noticedAt: 
 }
 
 /** Every reconnection (or lost subscription) of every client after its first subscribe. */
-export function episodes(clients: readonly ObservedClient[], faults: readonly Fault[]): Episode[] {
+export function episodes(clients: readonly Timeline[], faults: readonly Fault[]): Episode[] {
   const out: Episode[] = [];
   for (const client of clients) {
     const events = client.events;
@@ -147,7 +150,7 @@ export interface DeliveryTotals {
  * Each client against the acknowledged publications (by their `n`) acknowledged after its
  * first subscribe: each received once, offsets rising within an epoch.
  */
-export function deliveryTotals(clients: readonly ObservedClient[], acked: ReadonlyMap<number, number>): DeliveryTotals {
+export function deliveryTotals(clients: readonly Timeline[], acked: ReadonlyMap<number, number>): DeliveryTotals {
   let expected = 0;
   let missing = 0;
   let duplicates = 0;
