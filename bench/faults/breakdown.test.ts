@@ -62,6 +62,6 @@ describe('reconnect breakdown', () => {
       [3, 160],
       [4, 170],
     ]);
-    expect(deliveryTotals([client], acked)).toEqual({ expected: 3, missing: 1, duplicates: 1, outOfOrder: 1 });
+    expect(deliveryTotals([client], acked)).toEqual({ expected: 3, missing: 1, duplicates: 1, outOfOrder: 1, missingAckedAt: [160] });
   });
 });

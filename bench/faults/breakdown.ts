@@ -144,6 +144,8 @@ export interface DeliveryTotals {
   readonly missing: number;
   readonly duplicates: number;
   readonly outOfOrder: number;
+  /** When each missing publication was acknowledged (ms since the epoch). */
+  readonly missingAckedAt: readonly number[];
 }
 
 /**
@@ -155,6 +157,7 @@ export function deliveryTotals(clients: readonly Timeline[], acked: ReadonlyMap<
   let missing = 0;
   let duplicates = 0;
   let outOfOrder = 0;
+  const missingAckedAt: number[] = [];
   for (const client of clients) {
     const since = client.events.find((e) => e.kind === 'subscribed')?.at ?? Number.POSITIVE_INFINITY;
     const seen = new Map<number, number>();
@@ -167,9 +170,12 @@ export function deliveryTotals(clients: readonly Timeline[], acked: ReadonlyMap<
     for (const [n, ackAt] of acked) {
       if (ackAt <= since) continue;
       expected++;
-      if (!seen.has(n)) missing++;
+      if (!seen.has(n)) {
+        missing++;
+        missingAckedAt.push(ackAt);
+      }
     }
     for (const count of seen.values()) if (count > 1) duplicates += count - 1;
   }
-  return { expected, missing, duplicates, outOfOrder };
+  return { expected, missing, duplicates, outOfOrder, missingAckedAt };
 }
