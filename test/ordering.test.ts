@@ -21,6 +21,7 @@ import { checkDelivery, expectedSequence, PublishLoop, totals, type Delivery, ty
 import { startRelais, withTimeout, type RelaisProcess } from './helpers/relais.js';
 import { SdkSubscriber } from './helpers/sdk_subscriber.js';
 import { SDK_5_7, SDK_MATRIX, type SdkRelease } from './helpers/sdk_versions.js';
+import { seeded } from './helpers/seeded.js';
 
 const CONFIG = {
   namespaces: {
@@ -35,18 +36,6 @@ const CONFIG = {
 };
 
 const BASE_SEED = Number(process.env['RELAIS_ORDERING_SEED'] ?? randomInt(1, 2 ** 31));
-
-/** mulberry32: a small seeded generator, so that a schedule can be replayed from its seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** One source of `n` for every publish loop of a test: each publication carries its own. */
 function counter(): () => number {

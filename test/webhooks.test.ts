@@ -1,18 +1,21 @@
 /**
- * Lifecycle webhooks across three Relais instances on the machine's Redis (a unique prefix),
- * received by a real HTTP server in the test that checks every signature. 200 raw WebSocket
- * clients spread over the instances join and leave one channel together, three times: each
- * transition of the channel (occupied, vacated) is reported exactly once cluster-wide, every
- * subscription's end and every closed connection once. An instance killed with its
- * subscribers has its channel vacated by the others once its liveness lapses.
- * Under CI=true a missing Redis fails the suite.
+ * Lifecycle webhooks across three Relais instances, on each kind of bus: the machine's Redis
+ * and NATS (a unique prefix each), a Redis Cluster of 3 masters started by the test, and one
+ * `relais serve --workers 3` with no bus (the primary's). A real HTTP server in the test
+ * receives the events and checks every signature. 200 raw WebSocket clients spread over the
+ * instances join and leave one channel together, three times: each transition of the
+ * channel (occupied, vacated) is reported exactly once cluster-wide, every subscription's end
+ * and every closed connection once. An instance killed with its subscribers (a worker, for
+ * --workers) has its channel vacated by another once its liveness lapses (once it exits).
+ * Under CI=true a missing Redis or NATS fails the suite.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { afterAll, afterEach, expect, it } from 'vitest';
-import { busEnv, deletePrefix, describeWithBus, sharedBusAvailable, SHARED_URL } from './helpers/buses.js';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { busEnv, deletePrefix, describeWithBus, serverBinaryAvailable, sharedBusAvailable, SHARED_URL } from './helpers/buses.js';
 import { RawClient, sleep } from './helpers/clients.js';
 import { report, Resources, until } from './helpers/cluster.js';
+import { RedisClusterFixture } from './helpers/redis_topologies.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 
 interface ReceivedEvent {
@@ -69,20 +72,84 @@ class WebhookReceiver {
   }
 }
 
-describeWithBus('lifecycle webhooks across three instances (Redis)', (await sharedBusAvailable('redis')) ? undefined : `no Redis at ${SHARED_URL.redis}`, () => {
-  const run = new Resources();
+/** How a test gets its instances: separate processes on a bus, or the workers of one process. */
+interface Topology {
+  readonly name: string;
+  readonly missing: string | undefined;
+  /** Setup before the tests (a Redis Cluster to start). */
+  before?(): Promise<void>;
+  after(): Promise<void>;
+  /** `count` instances sharing the environment; one entry per instance (the same process for workers). */
+  start(count: number, env: Record<string, string>, config: Record<string, unknown>): Promise<RelaisProcess[]>;
+}
+
+/** The pid of the process serving as `node` (its listening line names both). */
+function pidOfNode(processes: readonly RelaisProcess[], node: string): number | undefined {
+  for (const p of processes) {
+    for (const line of p.logs.join('\n').split('\n')) {
+      if (!line.includes(node) || !line.includes('listening on')) continue;
+      const pid = (JSON.parse(line) as { pid?: unknown }).pid;
+      if (typeof pid === 'number') return pid;
+    }
+  }
+  return undefined;
+}
+
+function busTopology(name: string, kind: 'redis' | 'nats', missing: string | undefined, url: () => string, cleanup: (prefix: string) => Promise<unknown>): Topology & { prefix(): string } {
   const prefixes: string[] = [];
+  return {
+    name,
+    missing,
+    prefix: () => {
+      const prefix = kind === 'nats' ? `relais_webhooks_${randomBytes(4).toString('hex')}` : `relais-webhooks-${randomBytes(4).toString('hex')}`;
+      prefixes.push(prefix);
+      return prefix;
+    },
+    async after() {
+      for (const prefix of prefixes.splice(0)) await cleanup(prefix);
+    },
+    start(count, env, config) {
+      const prefix = this.prefix();
+      return Promise.all(Array.from({ length: count }, () => startRelais({ env: { ...busEnv(kind, url(), prefix), ...env }, config })));
+    },
+  };
+}
+
+let redisCluster: RedisClusterFixture | undefined;
+const topologies: Topology[] = [
+  busTopology('Redis', 'redis', (await sharedBusAvailable('redis')) ? undefined : `no Redis at ${SHARED_URL.redis}`, () => SHARED_URL.redis, (p) => deletePrefix('redis', p)),
+  busTopology('NATS', 'nats', (await sharedBusAvailable('nats')) ? undefined : `no NATS with JetStream at ${SHARED_URL.nats}`, () => SHARED_URL.nats, (p) => deletePrefix('nats', p)),
+  {
+    ...busTopology('Redis Cluster', 'redis', (await serverBinaryAvailable('redis')) ? undefined : 'no redis-server binary', () => redisCluster?.url ?? '', () => Promise.resolve()),
+    async before() {
+      redisCluster = await RedisClusterFixture.start(3);
+    },
+    async after() {
+      await redisCluster?.stop();
+      redisCluster = undefined;
+    },
+  },
+  {
+    name: 'serve --workers, no bus',
+    missing: undefined,
+    after: () => Promise.resolve(),
+    async start(count, env, config) {
+      const server = await startRelais({ env, config, workers: count });
+      return Array.from({ length: count }, () => server);
+    },
+  },
+];
+
+for (const topology of topologies) describeWithBus(`lifecycle webhooks across three instances (${topology.name})`, topology.missing, () => {
+  const run = new Resources();
+  if (topology.before) beforeAll(() => topology.before?.(), 60_000);
   afterEach(() => run.release());
-  afterAll(async () => {
-    for (const prefix of prefixes) await deletePrefix('redis', prefix);
-  });
+  afterAll(() => topology.after());
 
   async function cluster(count: number, secret: string, receiver: WebhookReceiver, config: Record<string, unknown> = {}): Promise<RelaisProcess[]> {
-    const prefix = `relais-webhooks-${randomBytes(4).toString('hex')}`;
-    prefixes.push(prefix);
-    const env = { ...busEnv('redis', SHARED_URL.redis, prefix), RELAIS_WEBHOOK_URL: receiver.url, RELAIS_WEBHOOK_SECRET: secret, RELAIS_TOKEN_SECRET: `webhooks-${prefix}` };
-    const nodes = await Promise.all(Array.from({ length: count }, () => startRelais({ env, config })));
-    run.processes.push(...nodes);
+    const env = { RELAIS_WEBHOOK_URL: receiver.url, RELAIS_WEBHOOK_SECRET: secret, RELAIS_TOKEN_SECRET: `webhooks-${randomBytes(4).toString('hex')}` };
+    const nodes = await topology.start(count, env, config);
+    run.processes.push(...new Set(nodes));
     return nodes;
   }
 
@@ -143,23 +210,26 @@ describeWithBus('lifecycle webhooks across three instances (Redis)', (await shar
     expect(closed.length).toBe(200);
     expect(new Set(closed.map((e) => e.client))).toEqual(ids);
     expect(new Set(receiver.events.map((e) => e.node)).size).toBe(3);
-    report('redis', 'webhooks', { instances: 3, clients: 200, rounds: 3, requests: receiver.requests, events: receiver.events.length });
+    report(`webhooks ${topology.name}`, '3 rounds', { instances: 3, clients: 200, rounds: 3, requests: receiver.requests, events: receiver.events.length });
   });
 
   it('the channel of an instance killed with its subscribers is vacated once, by another instance, when its liveness lapses', async () => {
     const secret = randomBytes(24).toString('hex');
     const receiver = run.on(await WebhookReceiver.start(secret), (r) => r.close());
-    const [a, b] = await cluster(2, secret, receiver, { presence_ttl: '3s' });
+    const nodes = await cluster(2, secret, receiver, { presence_ttl: '3s' });
     const channel = `orphan-${randomBytes(3).toString('hex')}`;
-    const [onA] = await clients([a as RelaisProcess], 1);
+    const [onA] = await clients([nodes[0] as RelaisProcess], 1);
     await command(onA as RawClient, 'subscribe', channel);
     await until(() => receiver.count('channel_occupied', channel) === 1, 10_000, 'occupied');
-    const aId = receiver.events.find((e) => e.type === 'channel_occupied')?.node;
-    await (a as RelaisProcess).kill9();
+    const aId = receiver.events.find((e) => e.type === 'channel_occupied')?.node ?? '';
+    const pid = pidOfNode(nodes, aId);
+    expect(pid, `the listening line of node ${aId}`).toBeDefined();
+    const killed = nodes.find((p) => p.child.pid === pid);
+    if (killed) await killed.kill9();
+    else process.kill(pid ?? 0, 'SIGKILL');
     await until(() => receiver.count('channel_vacated', channel) === 1, 15_000, 'vacated after the kill');
     await sleep(2000);
     expect(receiver.count('channel_vacated', channel)).toBe(1);
     expect(receiver.events.find((e) => e.type === 'channel_vacated')?.node).not.toBe(aId);
-    expect(b).toBeDefined();
   });
 });

@@ -17,11 +17,10 @@ export interface Bus {
   /** Per-user rate limits shared by the instances, where the bus can hold them. */
   readonly userLimiter?: UserRateLimiter;
   /**
-   * Channel occupancy shared by the instances (lifecycle webhooks), where the bus can decide
-   * its transitions atomically; absent otherwise. `livenessMs`: how long a node's channels
-   * outlive its last sign of life.
+   * Channel occupancy shared by the instances (lifecycle webhooks), its transitions decided
+   * atomically by the bus. `livenessMs`: how long a node's channels outlive its last sign of life.
    */
-  readonly createOccupancy?: (livenessMs: number) => OccupancyCounter;
+  readonly createOccupancy: (livenessMs: number) => OccupancyCounter;
 }
 
 /** The broker as configured to start: at once (`bus_start: fail`), or degraded and retrying. */
@@ -80,6 +79,7 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
   if (config.nats_url) {
     const { NatsBroker } = await import('../brokers/nats/broker_nats.js');
     const { NatsPresenceManager } = await import('../brokers/nats/presence_nats.js');
+    const { NatsOccupancy } = await import('../brokers/nats/occupancy_nats.js');
     // Stream-wide JetStream limits are a safety net above every namespace's own (the broker
     // trims each channel to its history_size in the background): room for the largest
     // history twice over, and positions kept as long as the longest history_meta_ttl.
@@ -88,6 +88,7 @@ export async function createBus(config: Readonly<RelaisConfig>, nodeId: string, 
     const maxHistoryAgeMs = Math.max(60_000, ...namespaces.map((ns) => ns.history_meta_ttl));
     const servers = config.nats_url;
     return {
+      createOccupancy: (livenessMs) => new NatsOccupancy({ servers, prefix: config.bus_prefix, nodeId, livenessMs, logger }),
       broker: startable(config, logger, 'nats', () =>
         new NatsBroker({ servers, prefix: config.bus_prefix, nodeId, logger, maxHistorySize, maxHistoryAgeMs, idempotencyTtlMs: config.idempotency_ttl }),
       ),

@@ -22,7 +22,6 @@ import { WebSocketEndpoint } from '../transports/websocket/handler_websocket.js'
 import { VERSION } from '../version.js';
 import { ServerApi } from './api.js';
 import { JwtVerifier } from './auth_jwt.js';
-import { LocalOccupancy } from '../brokers/occupancy.js';
 import { createBus, type Bus } from './bus.js';
 import { needsStore, openStore } from './store.js';
 import { createLogger } from './logger.js';
@@ -216,6 +215,9 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
   const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   logger.info(
     {
+      // Which process is which node: webhooks and cluster events name the node.
+      node: nodeId,
+      pid: process.pid,
       websocket: `ws://${shown}:${port}/connection/websocket`,
       http_stream: `http://${shown}:${port}/connection/http_stream`,
       sse_emulation: `http://${shown}:${port}/connection/sse`,
@@ -278,18 +280,12 @@ function startWebhooks(
     backoffMaxMs: w.backoff_max,
     logger: logger.child({ component: 'webhooks' }),
   });
-  let events = w.events;
   const livenessMs = Math.max(3000, config.presence_ttl);
-  const occupancy = bus.createOccupancy?.(livenessMs);
-  if (!occupancy) {
-    events = events.filter((e) => e !== 'channel_occupied' && e !== 'channel_vacated');
-    logger.warn('channel_occupied and channel_vacated webhooks need the Redis bus or a single process: not sent on this bus');
-  }
   const running = attachLifecycleWebhooks({
     node,
     sender,
-    occupancy: occupancy ?? new LocalOccupancy(),
-    events,
+    occupancy: bus.createOccupancy(livenessMs),
+    events: w.events,
     sweepMs: Math.floor(livenessMs / 3),
     logger,
   });

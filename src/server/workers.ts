@@ -14,6 +14,7 @@ import { IpcBroker } from '../brokers/ipc/broker_ipc.js';
 import { PrimaryClient } from '../brokers/ipc/ipc_client.js';
 import { primaryLink, workerLink } from '../brokers/ipc/ipc_link.js';
 import { IpcPresenceManager } from '../brokers/ipc/presence_ipc.js';
+import { IpcOccupancy } from '../brokers/ipc/occupancy_ipc.js';
 import type { RelaisConfig } from '../config/schema.js';
 import type { Bus } from './bus.js';
 
@@ -99,6 +100,7 @@ export function primaryBus(config: Readonly<RelaisConfig>, logger: Logger): Bus 
   return {
     broker: new IpcBroker(client, logger),
     presence: new IpcPresenceManager(client),
+    createOccupancy: () => new IpcOccupancy(client),
     description: `worker ${cluster.worker?.id ?? '?'}: bus built into the primary process (relais serve --workers)`,
     label: 'the primary process',
   };

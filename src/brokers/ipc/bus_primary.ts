@@ -4,6 +4,7 @@ import type { BrokerEventHandler, BrokerLogger } from '../broker.js';
 import { MemoryBroker } from '../memory/broker_memory.js';
 import { MemoryPresenceManager } from '../memory/presence_memory.js';
 import type { IpcLink } from './ipc_link.js';
+import { PrimaryOccupancy } from './occupancy_primary.js';
 import { isToPrimary, type IpcRequest, type ToWorker } from './protocol.js';
 
 /** One worker: its link and what it wants delivered. */
@@ -15,8 +16,8 @@ interface Member {
 
 /**
  * The bus of `relais serve --workers N` when no Redis or NATS is configured: the primary
- * process holds the memory broker and presence of the whole server, and its workers reach
- * them through IPC (IpcBroker). Offsets are assigned in one place, in one order, as by any
+ * process holds the memory broker, presence and channel occupancy of the whole server, and
+ * its workers reach them through IPC (IpcBroker, IpcOccupancy). Offsets are assigned in one place, in one order, as by any
  * bus; each worker gets the events of the channels and patterns it subscribed to, once each,
  * in that order.
  */
@@ -24,6 +25,7 @@ export class PrimaryBus {
   private readonly broker: MemoryBroker;
   private readonly presence = new MemoryPresenceManager();
   private readonly members = new Set<Member>();
+  private readonly occupancy = new PrimaryOccupancy<Member>();
 
   constructor(private readonly logger: BrokerLogger) {
     this.broker = new MemoryBroker({ logger });
@@ -46,7 +48,10 @@ export class PrimaryBus {
   attach(link: IpcLink): void {
     const member: Member = { link, channels: new Set(), patterns: new Map() };
     this.members.add(member);
-    link.onClose(() => this.members.delete(member));
+    link.onClose(() => {
+      this.members.delete(member);
+      this.occupancy.remove(member);
+    });
     link.onMessage((message) => {
       if (!isToPrimary(message)) return;
       this.serve(member, message.request).then(
@@ -103,6 +108,10 @@ export class PrimaryBus {
         return this.presence.get(request.channel);
       case 'presence.stats':
         return this.presence.stats(request.channel);
+      case 'occupancy.set':
+        return this.occupancy.set(member, request.channel, request.occupied) ?? null;
+      case 'occupancy.sweep':
+        return this.occupancy.sweep();
       case 'ping':
         return undefined;
     }

@@ -35,14 +35,29 @@ export function workerLink(worker: Worker): IpcLink {
   };
 }
 
+/** An in-process link end (tests) that can also be cut, as a worker exiting would. */
+export interface TestLink extends IpcLink {
+  /** Both ends see the link close, after the messages already sent. */
+  close(): void;
+}
+
 /** Two ends of an in-process link (tests): each message is cloned and delivered on a later tick, in order. */
-export function linkedPair(): [IpcLink, IpcLink] {
+export function linkedPair(): [TestLink, TestLink] {
   const listeners: [((m: unknown) => void) | undefined, ((m: unknown) => void) | undefined] = [undefined, undefined];
   const closers: [(() => void)[], (() => void)[]] = [[], []];
-  const end = (self: 0 | 1): IpcLink => {
+  let closed = false;
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    setImmediate(() => {
+      for (const closer of [...closers[0], ...closers[1]]) closer();
+    });
+  };
+  const end = (self: 0 | 1): TestLink => {
     const other = self === 0 ? 1 : 0;
     return {
       send: (message) => {
+        if (closed) return;
         const copy = structuredClone(message);
         setImmediate(() => listeners[other]?.(copy));
       },
@@ -50,6 +65,7 @@ export function linkedPair(): [IpcLink, IpcLink] {
         listeners[self] = listener;
       },
       onClose: (listener) => void closers[self].push(listener),
+      close,
     };
   };
   return [end(0), end(1)];

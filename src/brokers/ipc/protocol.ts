@@ -1,7 +1,7 @@
 /**
- * What the primary and its workers say to each other: requests from a worker (bus and
- * presence operations) with their replies, and the bus's events pushed to the workers that
- * want them. The primary answers requests and pushes events on one ordered channel per
+ * What the primary and its workers say to each other: requests from a worker (bus, presence
+ * and channel occupancy operations) with their replies, and the bus's events pushed to the
+ * workers that want them. The primary answers requests and pushes events on one ordered channel per
  * worker, so a publication made after a subscribe's reply always comes after that reply.
  */
 import type { ControlMessage, HistoryQuery, PublishOptions } from '../broker.js';
@@ -20,6 +20,8 @@ export type IpcRequest =
   | { readonly op: 'presence.add'; readonly channel: string; readonly info: ClientInfo; readonly ttlMs: number }
   | { readonly op: 'presence.remove'; readonly channel: string; readonly client: string }
   | { readonly op: 'presence.get' | 'presence.stats'; readonly channel: string }
+  | { readonly op: 'occupancy.set'; readonly channel: string; readonly occupied: boolean }
+  | { readonly op: 'occupancy.sweep' }
   | { readonly op: 'ping' };
 
 export type ToPrimary = { readonly kind: 'request'; readonly id: number; readonly request: IpcRequest };

@@ -8,8 +8,10 @@
  * - `<prefix>.control`       control messages to every node
  * - `<prefix>.hist.<token>`  history of one channel, captured by the JetStream stream
  *                            `<prefix>_HISTORY`; never subscribed to with core NATS
- * JetStream KV buckets: `<prefix>_IDEMPOTENCY` (publish results by idempotency key) and
- * `<prefix>_PRESENCE` (presence entries, keys `<token>.<client token>`).
+ * JetStream KV buckets: `<prefix>_IDEMPOTENCY` (publish results by idempotency key),
+ * `<prefix>_PRESENCE` (presence entries, keys `<token>.<client token>`), `<prefix>_OCCUPANCY`
+ * (channel occupancy: `c.<token>`, `n.<node token>.<token>`, `r.<node token>`) and
+ * `<prefix>_OCCUPANCY_ALIVE` (one key per live node, expiring).
  */
 
 /** Prefixes are one subject token and part of stream names: no dots, wildcards or spaces. */
@@ -83,6 +85,8 @@ export interface NatsNames {
   readonly historySubjects: string;
   readonly idempotencyBucket: string;
   readonly presenceBucket: string;
+  readonly occupancyBucket: string;
+  readonly occupancyAliveBucket: string;
   fanOutSubject(channel: string): string;
   /** Every channel's fan-out subject: a channel is one token, so no narrower wildcard matches a glob. */
   readonly fanOutWildcard: string;
@@ -106,6 +110,8 @@ export function natsNames(prefix: string): NatsNames {
     historySubjects: `${prefix}.hist.>`,
     idempotencyBucket: `${prefix}_IDEMPOTENCY`,
     presenceBucket: `${prefix}_PRESENCE`,
+    occupancyBucket: `${prefix}_OCCUPANCY`,
+    occupancyAliveBucket: `${prefix}_OCCUPANCY_ALIVE`,
     fanOutSubject: (channel) => pubPrefix + encodeToken(channel),
     fanOutWildcard: `${pubPrefix}*`,
     channelOfFanOutSubject: (subject) => (subject.startsWith(pubPrefix) ? decodeToken(subject.slice(pubPrefix.length)) : undefined),
@@ -117,5 +123,11 @@ export function natsNames(prefix: string): NatsNames {
 /** Every JetStream stream a prefix may have created (KV buckets live in `KV_<bucket>`). */
 export function natsStreamsOf(prefix: string): string[] {
   const names = natsNames(prefix);
-  return [names.historyStream, `KV_${names.idempotencyBucket}`, `KV_${names.presenceBucket}`];
+  return [
+    names.historyStream,
+    `KV_${names.idempotencyBucket}`,
+    `KV_${names.presenceBucket}`,
+    `KV_${names.occupancyBucket}`,
+    `KV_${names.occupancyAliveBucket}`,
+  ];
 }

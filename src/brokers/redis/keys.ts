@@ -6,6 +6,10 @@
  *   <prefix>.{<channel>}.idem.<key>      string "<offset>:<epoch>" - an idempotent publish's result
  *   <prefix>.{<channel>}.presence        hash clientId -> ClientInfo JSON
  *   <prefix>.{<channel>}.presence.exp    sorted set clientId -> expiry (Redis clock, ms)
+ *   <prefix>.{<channel>}.occupancy       hash nodeId -> 1: the nodes with subscribers of the channel
+ *   <prefix>.occupancy.{node:<id>}.channels  set of the channels a node holds (what a sweep clears)
+ *   <prefix>.occupancy.{node:<id>}.alive     a node's liveness key (expiring)
+ *   <prefix>.occupancy.nodes             set of the nodes that may hold channels
  *   <prefix>.{<channel>}.pub             pub/sub (or sharded pub/sub) channel of its publications, joins, leaves;
  *                                        pattern subscriptions PSUBSCRIBE `<prefix>.{<glob>}.pub` (classic mode only)
  *   <prefix>.control                     pub/sub channel every node listens to
@@ -73,6 +77,25 @@ export class RedisKeys {
 
   presenceExpiry(channel: string): string {
     return `${this.base(channel)}.presence.exp`;
+  }
+
+  /** The nodes with subscribers of a channel (lifecycle webhooks' occupancy). */
+  occupancy(channel: string): string {
+    return `${this.base(channel)}.occupancy`;
+  }
+
+  /** The channels a node holds in the occupancy; in the node's own slot, with its liveness key. */
+  occupancyNode(node: string): string {
+    return `${this.prefix}.occupancy.{node:${encodeChannel(node)}}.channels`;
+  }
+
+  occupancyAlive(node: string): string {
+    return `${this.prefix}.occupancy.{node:${encodeChannel(node)}}.alive`;
+  }
+
+  /** The registry of nodes that may hold channels in the occupancy. */
+  get occupancyNodes(): string {
+    return `${this.prefix}.occupancy.nodes`;
   }
 
   /** The bus channel of a channel's publications, joins and leaves. */

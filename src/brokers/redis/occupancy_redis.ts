@@ -1,12 +1,12 @@
 import type { OccupancyCounter, OccupancyTransition } from '../occupancy.js';
 import { closeConnection, createConnection, unavailable, watchConnection, type RedisClient, type RedisLogger } from './connection.js';
-import { assertValidPrefix } from './keys.js';
+import { RedisKeys } from './keys.js';
 import { LuaScript } from './scripts.js';
 
 /**
- * Sets (or clears) this node's field in the channel's hash and reports whether the channel's
- * field count crossed zero. KEYS: channel hash, node's channel set, node registry, node's
- * liveness key. ARGV: node id, 1 or 0, channel, liveness ms.
+ * Sets (or clears) a node's field in the channel's hash and reports whether the field count
+ * crossed zero. One key, so one slot: valid on a Redis Cluster. KEYS: channel hash.
+ * ARGV: node id, 1 or 0. Returns 1 (occupied), -1 (vacated) or 0.
  */
 const OCCUPANCY_SET = new LuaScript(
   'occupancy_set',
@@ -14,13 +14,9 @@ const OCCUPANCY_SET = new LuaScript(
 local before = redis.call('HLEN', KEYS[1])
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], ARGV[1], '1')
-  redis.call('SADD', KEYS[2], ARGV[3])
 else
   redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('SREM', KEYS[2], ARGV[3])
 end
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
 local after = redis.call('HLEN', KEYS[1])
 if before == 0 and after > 0 then return 1 end
 if before > 0 and after == 0 then return -1 end
@@ -28,52 +24,36 @@ return 0
 `,
 );
 
-/**
- * Removes the fields of every registered node whose liveness key expired and returns the
- * channels left without a field. KEYS: node registry. ARGV: liveness key prefix, node
- * channel-set prefix, channel hash prefix. Key names are built inside: one Redis, not Cluster.
- */
-const OCCUPANCY_SWEEP = new LuaScript(
-  'occupancy_sweep',
-  `
-local vacated = {}
-for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. node) == 0 then
-    local set = ARGV[2] .. node
-    for _, channel in ipairs(redis.call('SMEMBERS', set)) do
-      local hash = ARGV[3] .. channel
-      if redis.call('HDEL', hash, node) == 1 and redis.call('HLEN', hash) == 0 then table.insert(vacated, channel) end
-    end
-    redis.call('DEL', set)
-    redis.call('SREM', KEYS[1], node)
-  end
-end
-return vacated
-`,
-);
-
 export interface RedisOccupancyOptions {
+  /** A single server, Sentinel or Cluster URL (see parseRedisUrl). */
   readonly url: string;
   /** The bus prefix: nodes of one deployment share it. */
   readonly prefix: string;
   readonly nodeId: string;
-  /** How long a node counts as alive after its last change or sweep, ms. */
+  /** How long a node counts as alive after its last sweep, ms. */
   readonly livenessMs: number;
   readonly logger: RedisLogger;
 }
 
 /**
- * Channel occupancy in one Redis: per channel a hash of the nodes with subscribers, per node
- * the set of its channels and a liveness key, and a registry of nodes. Each change is one
- * Lua script, so one node sees each transition.
+ * Channel occupancy in Redis (single server, Sentinel or Cluster; keys in RedisKeys): per
+ * channel a hash of the nodes with subscribers, in the channel's slot, changed by one script
+ * that reads its size before and after, so of several nodes changing a channel at once one
+ * sees each transition. Per node, in the node's own slot, the set of its channels and a
+ * liveness key; a registry of nodes in a slot of its own. No script touches two slots.
+ *
+ * A node adds a channel to its set before joining the channel's hash and removes it after
+ * leaving, so whatever a node dies holding is in its set. A sweep reads the registry, then
+ * each node's liveness key; for a dead node it clears the node from each channel of its set
+ * with the same script, which reports the channel vacated to the one sweeper that emptied it.
  */
 export class RedisOccupancy implements OccupancyCounter {
   private readonly redis: RedisClient;
-  private readonly base: string;
+  private readonly keys: RedisKeys;
+  private registered = false;
 
   constructor(private readonly options: RedisOccupancyOptions) {
-    assertValidPrefix(options.prefix);
-    this.base = `${options.prefix}.occupancy`;
+    this.keys = new RedisKeys(options.prefix);
     this.redis = createConnection(options.url, { name: `${options.prefix}:${options.nodeId}:occupancy`, commandTimeoutMs: 5000, connectTimeoutMs: 5000, offlineQueue: true });
     watchConnection(this.redis, 'occupancy', options.url, options.logger);
   }
@@ -81,12 +61,17 @@ export class RedisOccupancy implements OccupancyCounter {
   async set(channel: string, occupied: boolean): Promise<OccupancyTransition | undefined> {
     const node = this.options.nodeId;
     try {
-      const reply = await OCCUPANCY_SET.run(
-        this.redis,
-        [`${this.base}.channel.${channel}`, `${this.base}.node.${node}`, `${this.base}.nodes`, `${this.base}.alive.${node}`],
-        [node, occupied ? '1' : '0', channel, this.options.livenessMs],
-      );
-      return reply === 1 ? 'occupied' : reply === -1 ? 'vacated' : undefined;
+      if (!this.registered) await this.register();
+      if (occupied) await this.redis.sadd(this.keys.occupancyNode(node), channel);
+      const transition = await this.change(channel, node, occupied);
+      // The change is made: a failure now must not lose its transition. A stale member only
+      // makes a sweep look at a channel this node no longer holds.
+      if (!occupied) {
+        await this.redis.srem(this.keys.occupancyNode(node), channel).catch((err: unknown) => {
+          this.options.logger.warn({ err, channel }, 'channel occupancy: node channel set not updated');
+        });
+      }
+      return transition;
     } catch (err) {
       throw unavailable('occupancy', err);
     }
@@ -94,9 +79,21 @@ export class RedisOccupancy implements OccupancyCounter {
 
   async sweep(): Promise<string[]> {
     try {
-      await this.redis.set(`${this.base}.alive.${this.options.nodeId}`, '1', 'PX', this.options.livenessMs);
-      const reply = await OCCUPANCY_SWEEP.run(this.redis, [`${this.base}.nodes`], [`${this.base}.alive.`, `${this.base}.node.`, `${this.base}.channel.`]);
-      return Array.isArray(reply) ? reply.filter((c): c is string => typeof c === 'string') : [];
+      await this.register();
+      // The registry before the liveness keys: a node registers after setting its liveness
+      // key, so a node read here as registered has its key visible below unless it lapsed.
+      const nodes = await this.redis.smembers(this.keys.occupancyNodes);
+      const vacated: string[] = [];
+      for (const node of nodes) {
+        if (node === this.options.nodeId || (await this.redis.exists(this.keys.occupancyAlive(node))) === 1) continue;
+        const set = this.keys.occupancyNode(node);
+        for (const channel of await this.redis.smembers(set)) {
+          if ((await this.change(channel, node, false)) === 'vacated') vacated.push(channel);
+          await this.redis.srem(set, channel);
+        }
+        await this.redis.srem(this.keys.occupancyNodes, node);
+      }
+      return vacated;
     } catch (err) {
       throw unavailable('occupancy sweep', err);
     }
@@ -104,5 +101,18 @@ export class RedisOccupancy implements OccupancyCounter {
 
   async close(): Promise<void> {
     await closeConnection(this.redis, 2000);
+  }
+
+  private async change(channel: string, node: string, occupied: boolean): Promise<OccupancyTransition | undefined> {
+    const reply = await OCCUPANCY_SET.run(this.redis, [this.keys.occupancy(channel)], [node, occupied ? '1' : '0']);
+    return reply === 1 ? 'occupied' : reply === -1 ? 'vacated' : undefined;
+  }
+
+  /** Liveness first, then the registry (see sweep). */
+  private async register(): Promise<void> {
+    const node = this.options.nodeId;
+    await this.redis.set(this.keys.occupancyAlive(node), '1', 'PX', this.options.livenessMs);
+    await this.redis.sadd(this.keys.occupancyNodes, node);
+    this.registered = true;
   }
 }
