@@ -8,7 +8,7 @@
  * faults, then at most 60 s for the subscribers to catch up.
  *
  *   node --import tsx bench/faults/run.ts --bus redis|nats [--duration-s 180] [--subscribers 30]
- *     [--fault-every-s 15] [--pause-s 20] [--ping-interval 25s]
+ *     [--fault-every-s 15] [--pause-s 20] [--ping-interval 25s] [--pong-timeout 8s]
  *     [--kinds kill,pause,bus-restart,kill-in-bus-outage]
  */
 import { randomBytes } from 'node:crypto';
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     'fault-every-s': { type: 'string', default: '15' },
     'pause-s': { type: 'string', default: '20' },
     'ping-interval': { type: 'string', default: '25s' },
+    'pong-timeout': { type: 'string', default: '8s' },
     kinds: { type: 'string', default: FAULT_KINDS.join(',') },
     rate: { type: 'string', default: '20' },
     out: { type: 'string', default: 'bench/results' },
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const apiKey = `faults-key-${tag}`;
   const config = {
     namespaces: { faults: { history_size: 100_000, history_ttl: '10m', force_recovery: true, allow_subscribe: 'authenticated' } },
-    client: { ping_interval: values['ping-interval'], max_connections_per_user: 0 },
+    client: { ping_interval: values['ping-interval'], pong_timeout: values['pong-timeout'], max_connections_per_user: 0 },
   };
   const ports = await Promise.all(Array.from({ length: INSTANCES }, () => freePort()));
   const env = (port: number): Record<string, string> => ({
