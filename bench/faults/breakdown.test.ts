@@ -62,6 +62,9 @@ describe('reconnect breakdown', () => {
       [3, 160],
       [4, 170],
     ]);
-    expect(deliveryTotals([client], acked)).toEqual({ expected: 3, missing: 1, duplicates: 1, outOfOrder: 1, missingAckedAt: [160] });
+    expect(deliveryTotals([client], acked)).toEqual({ expected: 3, missing: 1, duplicates: 1, outOfOrder: 1, missingAckedAt: [160], missingTold: 0 });
+    // The same, the client's next subscribe unrecovered: the application was told.
+    client.events.push({ at: 300, kind: 'subscribed', wasRecovering: true, recovered: false });
+    expect(deliveryTotals([client], acked)).toMatchObject({ missing: 1, missingTold: 1 });
   });
 });

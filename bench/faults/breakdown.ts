@@ -146,6 +146,12 @@ export interface DeliveryTotals {
   readonly outOfOrder: number;
   /** When each missing publication was acknowledged (ms since the epoch). */
   readonly missingAckedAt: readonly number[];
+  /**
+   * Missing publications whose client's next subscribe was unrecovered (`wasRecovering`
+   * without `recovered`: the SDK told the application that it missed some). The others are
+   * losses nobody was told about.
+   */
+  readonly missingTold: number;
 }
 
 /**
@@ -158,6 +164,7 @@ export function deliveryTotals(clients: readonly Timeline[], acked: ReadonlyMap<
   let duplicates = 0;
   let outOfOrder = 0;
   const missingAckedAt: number[] = [];
+  let missingTold = 0;
   for (const client of clients) {
     const since = client.events.find((e) => e.kind === 'subscribed')?.at ?? Number.POSITIVE_INFINITY;
     const seen = new Map<number, number>();
@@ -173,9 +180,11 @@ export function deliveryTotals(clients: readonly Timeline[], acked: ReadonlyMap<
       if (!seen.has(n)) {
         missing++;
         missingAckedAt.push(ackAt);
+        const next = client.events.find((e) => e.kind === 'subscribed' && e.at >= ackAt);
+        if (next?.kind === 'subscribed' && next.wasRecovering && !next.recovered) missingTold++;
       }
     }
     for (const count of seen.values()) if (count > 1) duplicates += count - 1;
   }
-  return { expected, missing, duplicates, outOfOrder, missingAckedAt };
+  return { expected, missing, duplicates, outOfOrder, missingAckedAt, missingTold };
 }
