@@ -6,21 +6,11 @@
  */
 import { Centrifuge, type PublicationContext, type Subscription } from 'centrifuge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { sdkClient, sleep, waitFor } from './helpers/clients.js';
-import { ProxyBackend, type ProxyRequest } from './helpers/proxy_backend.js';
+import { headerWebSocket, ProxyBackend, type ProxyRequest } from './helpers/proxy_backend.js';
 import { startRelais, type RelaisProcess } from './helpers/relais.js';
 
 const PROXY_TIMEOUT_MS = 400;
-
-/** A `ws` WebSocket that sends `cookie` on its upgrade request, as a browser on the app's domain would. */
-function cookieWebSocket(cookie: string, extra: Record<string, string> = {}): typeof WebSocket {
-  return class extends WebSocket {
-    constructor(address: string, protocols?: string | string[]) {
-      super(address, protocols, { headers: { cookie, ...extra } });
-    }
-  } as typeof WebSocket;
-}
 
 /** The user a connect request's cookie names (`session=<user>`), as an app's session store would. */
 function sessionUser(request: ProxyRequest): string | undefined {
@@ -40,7 +30,7 @@ function connection(
   options: { data?: unknown; extraHeaders?: Record<string, string>; emulatedHeaders?: Record<string, string> } = {},
 ): Connection {
   const centrifuge = new Centrifuge(relais.wsUrl, {
-    websocket: cookieWebSocket(cookie, options.extraHeaders),
+    websocket: headerWebSocket({ cookie, ...options.extraHeaders }),
     minReconnectDelay: 100,
     maxReconnectDelay: 300,
     timeout: 3000,

@@ -167,6 +167,31 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('checks named proxies: every name a namespace uses defined once, default taken, a name only with its hook', () => {
+    const endpoint = 'http://127.0.0.1:3000/x';
+    const loaded = loadConfig({
+      env: {},
+      overrides: { proxies: [{ name: 'games', endpoint }], namespaces: { games: { proxy_subscribe: true, subscribe_proxy_name: 'games', proxy_publish: true, publish_proxy_name: 'games' } } },
+    });
+    expect(loaded.config.proxies[0]).toMatchObject({ name: 'games', endpoint, timeout: 1000, retries: 1, http_headers: [], static_http_headers: {}, binary_encoding: false });
+    const found = problems(() =>
+      loadConfig({
+        env: {},
+        overrides: {
+          proxies: [{ name: 'games', endpoint }, { name: 'games', endpoint }, { name: 'default', endpoint }],
+          namespaces: { mod: { proxy_subscribe: true, subscribe_proxy_name: 'nope', sub_refresh_proxy_name: 'games', publish_proxy_name: 'default', proxy_publish: true } },
+        },
+      }),
+    );
+    expect(found).toEqual([
+      'namespaces.mod: subscribe_proxy_name "nope" is not a proxy of `proxies` (games, games, default)',
+      'namespaces.mod: proxy_publish needs proxy.publish_url',
+      'namespaces.mod: sub_refresh_proxy_name needs proxy_sub_refresh: true',
+      'proxies: the name "games" is used twice',
+      'proxies: the name "default" is taken by proxy.*_url',
+    ]);
+  });
+
   it('takes a Redis Cluster or Sentinel URL and the replica acknowledgements', () => {
     const cluster = loadConfig({ env: { REDIS_URL: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001', REDIS_REPLICA_ACKS: '1', REDIS_REPLICA_ACK_TIMEOUT: '250' } });
     expect(cluster.config).toMatchObject({ redis_url: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001', redis_replica_acks: 1, redis_replica_ack_timeout: 250 });

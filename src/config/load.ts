@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { relaisConfig, type RelaisConfig, type RelaisConfigInput } from './schema.js';
+import { relaisConfig, type NamespaceOptions, type RelaisConfig, type RelaisConfigInput } from './schema.js';
 import { keepsHistory } from '../core/channel.js';
 import { embeddedDefaults, DEV_API_KEY, DEV_TOKEN_SECRET, REPLACEABLE_NAMESPACES } from './defaults.js';
 
@@ -172,6 +172,26 @@ function describeIssue(issue: z.core.$ZodIssue, origin: Map<string, string>): st
 }
 
 /** Checks that concern several fields at once; returns plain-words problems. */
+/** A namespace's proxy hooks each need their proxy: the named one, or proxy.<hook>_url. */
+function namespaceProxyProblems(config: RelaisConfig, where: string, ns: NamespaceOptions): string[] {
+  const problems: string[] = [];
+  const hooks = [
+    { on: ns.proxy_subscribe, flag: 'proxy_subscribe', nameKey: 'subscribe_proxy_name', name: ns.subscribe_proxy_name, url: config.proxy.subscribe_url, urlKey: 'subscribe_url' },
+    { on: ns.proxy_publish, flag: 'proxy_publish', nameKey: 'publish_proxy_name', name: ns.publish_proxy_name, url: config.proxy.publish_url, urlKey: 'publish_url' },
+    { on: ns.proxy_sub_refresh, flag: 'proxy_sub_refresh', nameKey: 'sub_refresh_proxy_name', name: ns.sub_refresh_proxy_name, url: config.proxy.sub_refresh_url, urlKey: 'sub_refresh_url' },
+  ];
+  for (const hook of hooks) {
+    if (hook.name !== undefined && !hook.on) problems.push(`${where}: ${hook.nameKey} needs ${hook.flag}: true`);
+    if (!hook.on) continue;
+    if (hook.name === undefined || hook.name === 'default') {
+      if (!hook.url) problems.push(`${where}: ${hook.flag} needs proxy.${hook.urlKey}`);
+    } else if (!config.proxies.some((p) => p.name === hook.name)) {
+      problems.push(`${where}: ${hook.nameKey} "${hook.name}" is not a proxy of \`proxies\` (${config.proxies.map((p) => p.name).join(', ') || 'none defined'})`);
+    }
+  }
+  return problems;
+}
+
 function crossCheck(config: RelaisConfig): string[] {
   const problems: string[] = [];
   const all = { '(default namespace)': config.default_namespace, ...config.namespaces };
@@ -189,9 +209,13 @@ function crossCheck(config: RelaisConfig): string[] {
       problems.push(`${where}: force_recovery_mode cache keeps the latest publication in history: it needs history_size (1 is enough) and history_ttl, or persist`);
     }
     if ((ns.persist_ttl > 0 || ns.persist_size > 0) && !ns.persist) problems.push(`${where}: persist_ttl and persist_size need persist: true`);
-    if (ns.proxy_subscribe && !config.proxy.subscribe_url) problems.push(`${where}: proxy_subscribe needs proxy.subscribe_url`);
-    if (ns.proxy_publish && !config.proxy.publish_url) problems.push(`${where}: proxy_publish needs proxy.publish_url`);
-    if (ns.proxy_sub_refresh && !config.proxy.sub_refresh_url) problems.push(`${where}: proxy_sub_refresh needs proxy.sub_refresh_url`);
+    problems.push(...namespaceProxyProblems(config, where, ns));
+  }
+  const names = new Set<string>();
+  for (const proxy of config.proxies) {
+    if (proxy.name === 'default') problems.push('proxies: the name "default" is taken by proxy.*_url');
+    else if (names.has(proxy.name)) problems.push(`proxies: the name "${proxy.name}" is used twice`);
+    names.add(proxy.name);
   }
   const db = config.database;
   if (db.pool_min > db.pool_max) {

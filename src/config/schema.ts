@@ -104,6 +104,12 @@ export const namespaceOptions = z
     proxy_publish: z.boolean().default(false),
     /** Subscriptions the subscribe proxy gave an expiry are prolonged by the app backend (proxy.sub_refresh_url). */
     proxy_sub_refresh: z.boolean().default(false),
+    /** The named proxy (top-level `proxies`) that proxy_subscribe asks; absent or "default": proxy.subscribe_url. */
+    subscribe_proxy_name: z.string().min(1).optional(),
+    /** The named proxy that proxy_publish asks; absent or "default": proxy.publish_url. */
+    publish_proxy_name: z.string().min(1).optional(),
+    /** The named proxy that proxy_sub_refresh asks; absent or "default": proxy.sub_refresh_url. */
+    sub_refresh_proxy_name: z.string().min(1).optional(),
   })
   .strict();
 
@@ -236,6 +242,19 @@ export const relaisConfig = z
         connection: rateLimit.prefault({ burst: 30, per_second: 10 }),
         user: rateLimit.prefault({ burst: 30, per_second: 10 }),
         api: rateLimit.prefault({ burst: 1000, per_second: 0 }),
+        /**
+         * `/emulation` requests (the commands of HTTP-streaming and SSE emulation sessions, carried
+         * over the bus to the node holding the session) per session and per client IP, on each
+         * instance; beyond them a request is refused whole with 429 before any command runs. The
+         * IP limit is off by default: behind a reverse proxy every client has the proxy's address.
+         */
+        emulation: z
+          .object({
+            session: rateLimit.prefault({ burst: 50, per_second: 20 }),
+            ip: rateLimit.prefault({ burst: 1000, per_second: 0 }),
+          })
+          .strict()
+          .prefault({}),
         disconnect_after: z.number().int().min(1).default(50),
       })
       .strict()
@@ -260,6 +279,27 @@ export const relaisConfig = z
       .prefault({}),
     /** How long a publish idempotency key is remembered. */
     idempotency_ttl: duration.prefault('5m'),
+    /**
+     * Named proxies (Centrifugo's `proxies`), chosen per namespace by subscribe_proxy_name,
+     * publish_proxy_name and sub_refresh_proxy_name: each its own backend, timeout and headers.
+     */
+    proxies: z
+      .array(
+        z
+          .object({
+            /** "default" is taken: it names the `proxy.*_url` ones. */
+            name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'proxy names are letters, digits, "_", "." and "-"'),
+            endpoint: z.url(),
+            timeout: duration.prefault('1s'),
+            retries: z.number().int().min(0).max(5).default(1),
+            http_headers: z.array(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name')).default([]),
+            static_http_headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name'), z.string()).default({}),
+            binary_encoding: z.boolean().default(false),
+            include_connection_meta: z.boolean().default(false),
+          })
+          .strict(),
+      )
+      .default([]),
     /** The app backend's hooks (docs/proxy.md): Centrifugo's proxy request and result JSON over HTTP POST. */
     proxy: z
       .object({
@@ -298,6 +338,8 @@ export const relaisConfig = z
         static_headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name'), z.string()).default({}),
         /** Send the connection's meta (from the connect proxy's result) in the other proxy requests. */
         include_connection_meta: z.boolean().default(false),
+        /** Payloads go to the backend as `b64data` (base64 of their bytes) instead of `data`, `encoding: "binary"` (Centrifugo's option). */
+        binary_encoding: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

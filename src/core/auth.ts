@@ -24,6 +24,8 @@ export interface SubscriptionClaims {
   readonly user: string;
   readonly channel: string;
   readonly expiresAt?: number;
+  /** Unix ms of the `iat` claim, when the token has one (checked against invalidate_user_tokens with a channel). */
+  readonly issuedAt?: number;
   /** Channel info (`info` claim), carried as chan_info. */
   readonly info?: JsonText;
 }

@@ -14,7 +14,7 @@ import type {
   SubscribeResultWire,
 } from '../protocol/types.js';
 import { TokenError, type ConnectionClaims, type TokenIdentity } from './auth.js';
-import { pickHeaders, type ConnectProxyResult, type ProxyCaller } from './client_proxy.js';
+import { namespaceProxy, pickHeaders, type ConnectProxyResult, type ProxyCaller } from './client_proxy.js';
 import { keepsHistory, type ResolvedChannel } from './channel.js';
 import { ClientSubscription, subscribeReplyFields } from './client_subscription.js';
 import { handleChannelCommand } from './client_commands.js';
@@ -451,6 +451,7 @@ export class Client implements NodeClient {
     if (!sub) throw new RelaisError('BAD_REQUEST', `not subscribed to "${request.channel}"`);
     const claims = await sub.verifyToken(request.token);
     sub.expiresAt = claims.expiresAt ?? 0;
+    sub.token = { issuedAt: claims.issuedAt };
     return sub.expiry();
   }
 
@@ -523,6 +524,18 @@ export class Client implements NodeClient {
       if (!sub) return;
       this.removeSubscription(sub);
       this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel, code: UnsubscribeCode.server, reason: 'server unsubscribe' }));
+    });
+  }
+
+  recheckSubscription(channel: string): void {
+    this.chain = this.chain.then(() => {
+      const sub = this.subscriptions.get(channel);
+      if (!sub?.token) return;
+      const refusal = this.node.subscriptionRefusal(this.user, channel, sub.token.issuedAt);
+      if (!refusal) return;
+      this.removeSubscription(sub);
+      // Code 2501 (expired): the SDK subscribes again, and with a refused token fetches a new one.
+      this.write(this.transport.codec.encodePush({ type: 'unsubscribe', channel, code: UnsubscribeCode.expired, reason: `subscription ${refusal}` }));
     });
   }
 
@@ -612,7 +625,7 @@ export class Client implements NodeClient {
 
   /** Like refreshThroughProxy, for a subscription the subscribe proxy gave an expiry; `expired` unsubscribes it. */
   private refreshSubscriptionThroughProxy(sub: ClientSubscription, now: number): void {
-    const subRefresh = sub.channel.options.proxy_sub_refresh ? this.node.proxies?.subRefresh : undefined;
+    const subRefresh = namespaceProxy(this.node.proxies, 'subRefresh', sub.channel.options);
     if (!subRefresh) {
       this.expireSubscription(sub);
       return;

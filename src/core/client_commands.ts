@@ -13,6 +13,7 @@ import { REPLIED } from './replied.js';
 import { NodeStats } from './stats.js';
 import { ClientSubscription, subscribeReplyFields, verifySubscriptionToken } from './client_subscription.js';
 import { DELTA_TYPES } from './delta.js';
+import { namespaceProxy, type SubscriptionOverride } from './client_proxy.js';
 import { RelaisError } from './errors.js';
 import { compileTagFilter, type TagFilter } from './tag_filter.js';
 import { toJsonText, type JsonText } from './json.js';
@@ -86,9 +87,28 @@ function subscriptionFeatures(request: SubscribeRequest, allowedDelta: readonly 
   return { delta: deltaType !== '', filter };
 }
 
+/**
+ * The channel as one subscription sees it: the namespace's options with the subscribe
+ * proxy's `override` applied, and whether this subscriber receives join and leave events.
+ */
+function withOverride(channel: ResolvedChannel, override: SubscriptionOverride | undefined): { channel: ResolvedChannel; pushJoinLeave: boolean } {
+  if (!override) return { channel, pushJoinLeave: channel.options.join_leave };
+  const o = channel.options;
+  const joinLeave = override.joinLeave ?? o.join_leave;
+  const options = {
+    ...o,
+    presence: override.presence ?? o.presence,
+    join_leave: joinLeave,
+    force_recovery: override.forceRecovery ?? o.force_recovery,
+    force_positioning: override.forcePositioning ?? o.force_positioning,
+  };
+  return { channel: { ...channel, options }, pushJoinLeave: override.forcePushJoinLeave ?? joinLeave };
+}
+
 async function subscribe(client: Client, id: number, request: SubscribeRequest): Promise<typeof REPLIED> {
   const node = client.node;
-  const channel = node.channels.resolve(request.channel);
+  let channel = node.channels.resolve(request.channel);
+  let pushJoinLeave = channel.options.join_leave;
   const features = subscriptionFeatures(request, channel.options.allowed_delta_types);
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
   if (client.subscriptions.size >= node.config.client.max_channels_per_connection) {
@@ -97,22 +117,25 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   let chanInfo: JsonText | undefined;
   let expiresAt = 0;
   let replyData: JsonText | undefined;
-  const subscribeProxy = channel.options.proxy_subscribe ? node.proxies?.subscribe : undefined;
+  let token: { issuedAt: number | undefined } | undefined;
+  const subscribeProxy = namespaceProxy(node.proxies, 'subscribe', channel.options);
   if (request.token !== undefined && request.token !== '') {
     const claims = await verifySubscriptionToken(client, channel, request.token);
     chanInfo = claims.info;
     expiresAt = claims.expiresAt ?? 0;
+    token = { issuedAt: claims.issuedAt };
   } else if (subscribeProxy) {
     // The app backend decides instead of the namespace's allow_subscribe rule.
     const result = await subscribeProxy(client.proxyCaller(), channel.name, request.data === undefined ? undefined : toJsonText(request.data));
     chanInfo = result.info;
     expiresAt = result.expiresAt ?? 0;
     replyData = result.data;
+    ({ channel, pushJoinLeave } = withOverride(channel, result.override));
     if (client.closed) return REPLIED;
   } else {
     await node.authorize('subscribe', client.user, channel);
   }
-  const join = (): Promise<ClientSubscription> => joinChannel(client, id, request, channel, { chanInfo, expiresAt, replyData, proxied: subscribeProxy !== undefined, features });
+  const join = (): Promise<ClientSubscription> => joinChannel(client, id, request, channel, { chanInfo, expiresAt, replyData, proxied: subscribeProxy !== undefined, pushJoinLeave, token, features });
   const sub = await withBusWait(client, join);
   if (client.closed || sub.isEnded) {
     sub.end();
@@ -149,6 +172,8 @@ interface JoinOptions {
   readonly expiresAt: number;
   readonly replyData: JsonText | undefined;
   readonly proxied: boolean;
+  readonly pushJoinLeave: boolean;
+  readonly token: { issuedAt: number | undefined } | undefined;
   readonly features: { delta: boolean; filter: TagFilter | undefined };
 }
 
@@ -160,6 +185,8 @@ async function joinChannel(client: Client, id: number, request: SubscribeRequest
   const sub = new ClientSubscription(client, channel, {
     expiresAt,
     refreshedByProxy: options.proxied && expiresAt > 0,
+    pushJoinLeave: options.pushJoinLeave,
+    ...(options.token ? { token: options.token } : {}),
     delta: features.delta,
     ...(features.filter ? { filter: features.filter } : {}),
     ...(chanInfo !== undefined ? { chanInfo } : {}),
@@ -198,7 +225,7 @@ async function joinChannel(client: Client, id: number, request: SubscribeRequest
  */
 async function publish(client: Client, channelName: string, clientData: unknown, toOthers: boolean): Promise<StreamPosition> {
   const channel = client.node.channels.resolvePublishTarget(channelName);
-  const publishProxy = channel.options.proxy_publish ? client.node.proxies?.publish : undefined;
+  const publishProxy = namespaceProxy(client.node.proxies, 'publish', channel.options);
   // With a publish proxy the app backend decides instead of the allow_publish rule.
   if (!publishProxy) await client.node.authorize('publish', client.user, channel);
   const limit = channel.options.rate_limit;

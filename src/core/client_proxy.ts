@@ -10,6 +10,8 @@
  * - a DisconnectError when the backend answered `disconnect {code, reason}`.
  * A call never waits past the proxy's timeout.
  */
+import type { NamespaceOptions } from '../config/schema.js';
+import { RelaisError } from './errors.js';
 import type { JsonText } from './json.js';
 
 /** Who is asking: the fields every proxy request carries. */
@@ -64,6 +66,21 @@ export interface RefreshProxyResult {
   readonly info?: JsonText;
 }
 
+/**
+ * Namespace options the subscribe proxy overrides for one subscription (Centrifugo's
+ * `override`); an absent field keeps the namespace's value.
+ */
+export interface SubscriptionOverride {
+  /** This subscriber is in the channel's presence. */
+  readonly presence?: boolean;
+  /** This subscriber's join and leave are published, and it receives join and leave events. */
+  readonly joinLeave?: boolean;
+  /** This subscriber receives join and leave events (whether its own are published or not). */
+  readonly forcePushJoinLeave?: boolean;
+  readonly forceRecovery?: boolean;
+  readonly forcePositioning?: boolean;
+}
+
 export interface SubscribeProxyResult {
   /** Channel info: carried in presence, join/leave and the client's publications. */
   readonly info?: JsonText;
@@ -71,6 +88,7 @@ export interface SubscribeProxyResult {
   readonly data?: JsonText;
   /** Unix ms when the subscription is refreshed (through the sub_refresh proxy); undefined: never. */
   readonly expiresAt?: number;
+  readonly override?: SubscriptionOverride;
 }
 
 export interface PublishProxyResult {
@@ -81,6 +99,12 @@ export interface PublishProxyResult {
   readonly tags?: Readonly<Record<string, string>>;
 }
 
+/** The hooks a namespace routes to a proxy of its choice. */
+export type NamespaceHook = 'subscribe' | 'publish' | 'subRefresh';
+
+/** The hooks of one named proxy (Centrifugo's `proxies`): its endpoint answers whichever a namespace routes to it. */
+export type NamedProxyHooks = Required<Pick<ClientProxies, NamespaceHook>>;
+
 /** The proxies configured; an absent one leaves the event to Relais' own rules. */
 export interface ClientProxies {
   readonly connect?: (caller: ProxyCaller, request: ConnectProxyRequest) => Promise<ConnectProxyResult>;
@@ -88,7 +112,9 @@ export interface ClientProxies {
   readonly subscribe?: (caller: ProxyCaller, channel: string, data: JsonText | undefined) => Promise<SubscribeProxyResult>;
   readonly subRefresh?: (caller: ProxyCaller, channel: string) => Promise<RefreshProxyResult>;
   readonly publish?: (caller: ProxyCaller, channel: string, data: JsonText) => Promise<PublishProxyResult>;
-  /** Names of the connection request headers to keep for the proxies (lowercase). */
+  /** Named proxies by name (`subscribe_proxy_name` and the like choose them); the hooks above are "default". */
+  readonly named?: Readonly<Record<string, NamedProxyHooks>>;
+  /** Names of the connection request headers to keep for the proxies, every proxy's (lowercase). */
   readonly httpHeaders: readonly string[];
   /** Names of the connect command's headers to keep for the proxies (lowercase). */
   readonly emulatedHeaders: readonly string[];
@@ -102,4 +128,28 @@ export function pickHeaders(headers: Readonly<Record<string, string | string[] |
     if (value !== undefined) picked[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
   }
   return picked;
+}
+
+/**
+ * The proxy a namespace's hook asks: undefined when the namespace does not turn the hook on,
+ * or turns it on without a default proxy (its own rules apply; start-up refuses that
+ * configuration). A name the configuration does not define was refused at start-up too;
+ * should one still come here, the hook answers NOT_AVAILABLE rather than fall back to the
+ * namespace's rule.
+ */
+export function namespaceProxy<H extends NamespaceHook>(proxies: ClientProxies | undefined, hook: H, options: NamespaceOptions): ClientProxies[H] | undefined {
+  const [on, name] =
+    hook === 'subscribe'
+      ? [options.proxy_subscribe, options.subscribe_proxy_name]
+      : hook === 'publish'
+        ? [options.proxy_publish, options.publish_proxy_name]
+        : [options.proxy_sub_refresh, options.sub_refresh_proxy_name];
+  if (!on) return undefined;
+  if (name === undefined || name === 'default') return proxies?.[hook];
+  const named: Partial<Pick<ClientProxies, NamespaceHook>> | undefined = proxies?.named?.[name];
+  return named?.[hook] ?? unavailable;
+}
+
+function unavailable(): Promise<never> {
+  return Promise.reject(new RelaisError('NOT_AVAILABLE', 'the proxy this namespace names is not configured'));
 }

@@ -61,10 +61,14 @@ export interface SubscriptionOptions {
   readonly expiresAt?: number;
   /** The subscribe proxy set the expiry: the server prolongs it through the sub_refresh proxy, the client is not asked. */
   readonly refreshedByProxy?: boolean;
+  /** Join and leave events of the channel are sent to this subscriber; the channel's `join_leave` when absent. */
+  readonly pushJoinLeave?: boolean;
   /** Delta compression negotiated: publications after the first go as fossil deltas where they can. */
   readonly delta?: boolean;
   /** Only publications whose tags pass it are sent. */
   readonly filter?: TagFilter;
+  /** Made with a subscription token: its `iat` (Unix ms; undefined when it has none). */
+  readonly token?: { readonly issuedAt: number | undefined };
 }
 
 /** One channel subscription of a client, as the hub delivers to it. */
@@ -74,6 +78,8 @@ export class ClientSubscription extends StreamSubscriber {
   readonly refreshedByProxy: boolean;
   /** A sub_refresh proxy call is in flight. */
   refreshing = false;
+  /** Made (or last refreshed) with a subscription token: its `iat`, for invalidations by channel. */
+  token: { issuedAt: number | undefined } | undefined;
   readonly info: ClientInfo;
   private held: (EncodedMessage | PreparedPush)[] | null = null;
   private entered = false;
@@ -84,6 +90,7 @@ export class ClientSubscription extends StreamSubscriber {
   private offset = 0;
   private epoch = '';
   private readonly delta: boolean;
+  private readonly pushJoinLeave: boolean;
   private readonly filter: TagFilter | undefined;
   /** The publication sent last under delta compression: a delta is only ever against it. */
   private lastSent: Publication | undefined;
@@ -97,7 +104,9 @@ export class ClientSubscription extends StreamSubscriber {
     this.serverSide = options.serverSide ?? false;
     this.expiresAt = options.expiresAt ?? 0;
     this.refreshedByProxy = options.refreshedByProxy ?? false;
+    this.token = options.token ? { issuedAt: options.token.issuedAt } : undefined;
     this.delta = options.delta ?? false;
+    this.pushJoinLeave = options.pushJoinLeave ?? channel.options.join_leave;
     this.filter = options.filter;
     this.info = options.chanInfo !== undefined ? { ...client.info, chanInfo: options.chanInfo } : client.info;
   }
@@ -156,11 +165,13 @@ export class ClientSubscription extends StreamSubscriber {
   }
 
   protected deliverJoin(frames: FrameCache<ClientInfo>): void {
+    if (!this.pushJoinLeave) return;
     NodeStats.inc(this.client.node.stats.messagesOut, 'join');
     this.out(frames.get(presenceEncodersOf(this.client.codec).join));
   }
 
   protected deliverLeave(frames: FrameCache<ClientInfo>): void {
+    if (!this.pushJoinLeave) return;
     NodeStats.inc(this.client.node.stats.messagesOut, 'leave');
     this.out(frames.get(presenceEncodersOf(this.client.codec).leave));
   }
@@ -199,7 +210,7 @@ export class ClientSubscription extends StreamSubscriber {
       this.observed = true;
       this.client.node.subscriptionStarted(this.channel.name, this.info);
     }
-    if (!this.channel.options.presence) return;
+    if (!this.channel.options.presence && !this.channel.options.join_leave) return;
     try {
       await this.client.node.enterChannel(this.channel, this.info);
       this.entered = true;
@@ -245,5 +256,8 @@ export async function verifySubscriptionToken(client: Client, channel: ResolvedC
   }
   if (claims.channel !== channel.name) throw new RelaisError('FORBIDDEN', 'subscription token is for another channel');
   if (claims.user !== client.user) throw new RelaisError('FORBIDDEN', 'subscription token is for another user');
+  // TOKEN_EXPIRED: the SDKs fetch a new token (getToken) and subscribe again with it.
+  const refusal = client.node.subscriptionRefusal(client.user, channel.name, claims.issuedAt);
+  if (refusal) throw new RelaisError('TOKEN_EXPIRED', `subscription ${refusal}`);
   return claims;
 }

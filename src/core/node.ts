@@ -34,8 +34,8 @@ import type { RpcHandler } from './rpc.js';
 import { NodeStats } from './stats.js';
 import type { StreamSubscriber } from './stream_subscriber.js';
 
-export type { ConnectionGate, ConnectionObserver, SubscriptionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
-import type { ConnectionGate, ConnectionObserver, SubscriptionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
+export type { ConnectionGate, SubscriptionGate, ConnectionObserver, SubscriptionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
+import type { ConnectionGate, SubscriptionGate, ConnectionObserver, SubscriptionObserver, JoinRequest, JoinResult, NodeClient, PublishInput, PublishNext, PublishStep } from './node_api.js';
 
 export interface NodeDeps {
   readonly config: Readonly<RelaisConfig>;
@@ -98,6 +98,7 @@ export class Node implements BrokerEventHandler {
   private closing = false;
   private readonly connectionObservers: ConnectionObserver[] = [];
   private readonly connectionGates: ConnectionGate[] = [];
+  private readonly subscriptionGates: SubscriptionGate[] = [];
   private readonly subscriptionObservers: SubscriptionObserver[] = [];
   private readonly publishSteps = new Map<string, PublishStep>();
   private readonly featureTopics = new Map<string, (data: JsonText) => void>();
@@ -253,6 +254,25 @@ export class Node implements BrokerEventHandler {
       if (refusal) return refusal;
     }
     return undefined;
+  }
+
+  /** Adds a check that every subscription token passes, at subscribe and sub_refresh (see SubscriptionGate). */
+  useSubscriptionGate(gate: SubscriptionGate): void {
+    this.subscriptionGates.push(gate);
+  }
+
+  /** Why a subscription token is refused, or undefined when every gate admits it. */
+  subscriptionRefusal(user: string, channel: string, issuedAt: number | undefined): string | undefined {
+    for (const gate of this.subscriptionGates) {
+      const refusal = gate.refusal(user, channel, issuedAt);
+      if (refusal) return refusal;
+    }
+    return undefined;
+  }
+
+  /** Asks this node's connections of `user` to end their token subscription to `channel` if the gates now refuse it. */
+  recheckSubscriptions(user: string, channel: string): void {
+    for (const client of this.targets(user, undefined)) client.recheckSubscription?.(channel);
   }
 
   /** Disconnects this node's connections that `match` selects; resolves with how many. */
@@ -600,18 +620,20 @@ export class Node implements BrokerEventHandler {
     return this.viaBus(() => this.presence.stats(channel.name), 'presence stats');
   }
 
-  /** Adds a presence entry and, where the namespace wants it, publishes the join. */
+  /**
+   * Adds a presence entry and publishes the join, each where the channel's options want it
+   * (a subscription's options may differ from its namespace's: the subscribe proxy's override).
+   */
   async enterChannel(channel: ResolvedChannel, info: ClientInfo): Promise<void> {
-    if (!channel.options.presence) return;
-    await this.viaBus(() => this.presence.add(channel.name, info, this.config.presence_ttl), 'presence');
+    if (channel.options.presence) await this.viaBus(() => this.presence.add(channel.name, info, this.config.presence_ttl), 'presence');
     if (channel.options.join_leave) await this.viaBus(() => this.broker.publishJoin(channel.name, info), 'join');
   }
 
-  /** Removes a presence entry and publishes the leave; failures are logged, not thrown. */
+  /** Removes a presence entry and publishes the leave, as `enterChannel` added them; failures are logged, not thrown. */
   leaveChannel(channel: ResolvedChannel, info: ClientInfo): void {
-    if (!channel.options.presence) return;
+    if (!channel.options.presence && !channel.options.join_leave) return;
     const work = async (): Promise<void> => {
-      await this.presence.remove(channel.name, info.client);
+      if (channel.options.presence) await this.presence.remove(channel.name, info.client);
       if (channel.options.join_leave) await this.broker.publishLeave(channel.name, info);
     };
     work().catch((err: unknown) => this.logger.warn({ err, channel: channel.name }, 'presence removal failed; the entry will expire'));

@@ -21,6 +21,8 @@ export interface NodeClient {
   disconnect(disconnect: Disconnect): void;
   serverSubscribe(channel: string, chanInfo?: JsonText): void;
   serverUnsubscribe(channel: string): void;
+  /** Ends its subscription to `channel` when it was made with a subscription token the node's gates now refuse. */
+  recheckSubscription?(channel: string): void;
   sendMessage(data: JsonText): void;
   /** Called once a second by the node's clock: pings, expiries, timeouts. */
   tick(now: number): void;
@@ -71,6 +73,16 @@ export interface SubscriptionObserver {
 export interface ConnectionGate {
   /** The disconnect that refuses these claims, or undefined to admit them. */
   refusal(claims: ConnectionClaims): Disconnect | undefined;
+}
+
+/**
+ * A check of a verified subscription token before a subscription is admitted or its token
+ * refreshed, and of live subscriptions when `recheckSubscriptions` asks (invalidated channel
+ * tokens). Synchronous, memory only.
+ */
+export interface SubscriptionGate {
+  /** Why a subscription token of `user` for `channel` issued at `issuedAt` (Unix ms; undefined: no `iat`) is refused, or undefined. */
+  refusal(user: string, channel: string, issuedAt: number | undefined): string | undefined;
 }
 
 /** The default path of a publish, without publish steps: the store then the bus for a persistent namespace, the bus otherwise. */

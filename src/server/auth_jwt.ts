@@ -95,6 +95,7 @@ export class JwtVerifier implements TokenVerifier {
     if (typeof channel !== 'string' || channel === '') throw new TokenError('invalid', 'subscription token needs a "channel" claim');
     const claims: { -readonly [K in keyof SubscriptionClaims]: SubscriptionClaims[K] } = { user: subject(payload), channel };
     if (payload.exp !== undefined) claims.expiresAt = payload.exp * 1000;
+    if (typeof payload.iat === 'number') claims.issuedAt = payload.iat * 1000;
     const info = infoClaim(payload);
     if (info !== undefined) claims.info = info;
     return claims;

@@ -148,6 +148,7 @@ describe('the proxy transport against a real HTTP server', () => {
         emulated_headers: [],
         static_headers: {},
         include_connection_meta: false,
+        binary_encoding: false,
         rpc_namespaces: {},
       },
       t,

@@ -35,6 +35,13 @@ export interface ProxyTransportOptions {
   /** Added to every request; forwarded headers of the same name win. */
   readonly staticHeaders: Readonly<Record<string, string>>;
   readonly includeMeta: boolean;
+  /**
+   * Centrifugo's `binary_encoding`: payloads go as `b64data` (base64 of their bytes, the UTF-8
+   * JSON text in Relais) instead of `data`, and requests say `encoding: "binary"`.
+   */
+  readonly binaryEncoding?: boolean;
+  /** The connection's request headers this proxy forwards (lowercase); absent: every one the connection kept. */
+  readonly httpHeaders?: readonly string[];
   readonly stats: ProxyStats;
 }
 
@@ -71,13 +78,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export class ProxyTransport {
   constructor(private readonly options: ProxyTransportOptions) {}
 
-  /** The request body: the caller's fields, `fields`, then raw JSON members (data, meta) spliced in unparsed. */
+  /**
+   * The request body: the caller's fields, `fields`, then raw JSON members (data, meta) spliced
+   * in unparsed; under binary encoding a payload member `x` goes as `b64x`, base64 of its bytes.
+   */
   body(caller: ProxyCaller | undefined, fields: Record<string, unknown>, raw: Record<string, JsonText | undefined> = {}): string {
+    const binary = this.options.binaryEncoding === true;
     const base: Record<string, unknown> = caller
-      ? { client: caller.client, transport: caller.transport, protocol: caller.protocol ?? 'json', encoding: 'json', ...fields }
+      ? { client: caller.client, transport: caller.transport, protocol: caller.protocol ?? 'json', encoding: binary ? 'binary' : 'json', ...fields }
       : fields;
     const members: string[] = [];
-    for (const [name, value] of Object.entries(raw)) if (value !== undefined) members.push(`${JSON.stringify(name)}:${value}`);
+    for (const [name, value] of Object.entries(raw)) {
+      if (value === undefined) continue;
+      members.push(binary ? `"b64${name}":"${Buffer.from(value, 'utf8').toString('base64')}"` : `${JSON.stringify(name)}:${value}`);
+    }
     if (caller?.meta !== undefined && this.options.includeMeta) members.push(`"meta":${caller.meta}`);
     const head = JSON.stringify(base);
     if (members.length === 0) return head;
@@ -100,7 +114,9 @@ export class ProxyTransport {
     for (const [name, value] of Object.entries(this.options.staticHeaders)) headers[name.toLowerCase()] = value;
     // Transport headers win over the client's emulated ones, as in Centrifugo.
     if (caller?.emulatedHeaders) Object.assign(headers, caller.emulatedHeaders);
-    if (caller) Object.assign(headers, caller.headers);
+    const forwarded = this.options.httpHeaders;
+    if (caller && !forwarded) Object.assign(headers, caller.headers);
+    if (caller && forwarded) for (const name of forwarded) if (caller.headers[name] !== undefined) headers[name] = caller.headers[name];
     headers['content-type'] = 'application/json';
     return headers;
   }

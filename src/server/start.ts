@@ -75,9 +75,24 @@ export async function startServer(loaded: LoadedConfig, logger: Logger = createL
     retries: config.proxy.retries,
     staticHeaders: config.proxy.static_headers,
     includeMeta: config.proxy.include_connection_meta,
+    binaryEncoding: config.proxy.binary_encoding,
+    httpHeaders: config.proxy.http_headers.map((h) => h.toLowerCase()),
     stats: proxyStats,
   });
-  const proxies = createClientProxies(config.proxy, proxyTransport);
+  const namedProxies = config.proxies.map((p) => {
+    const httpHeaders = p.http_headers.map((h) => h.toLowerCase());
+    const transport = new ProxyTransport({
+      timeoutMs: p.timeout,
+      retries: p.retries,
+      staticHeaders: p.static_http_headers,
+      includeMeta: p.include_connection_meta,
+      binaryEncoding: p.binary_encoding,
+      httpHeaders,
+      stats: proxyStats,
+    });
+    return { name: p.name, endpoint: p.endpoint, httpHeaders, transport };
+  });
+  const proxies = createClientProxies(config.proxy, proxyTransport, namedProxies);
   const proxy =
     config.proxy.rpc_url || config.proxy.send_url
       ? new HttpProxy({

@@ -9,13 +9,15 @@ import type { MigrationSet } from './migrations.js';
  * One revocation:
  * - `user`: the user `key` is blocked;
  * - `token`: the token whose `jti` is `key` is revoked;
- * - `user_tokens`: the tokens of user `key` issued before `issuedBefore` are revoked.
+ * - `user_tokens`: the tokens of user `key` issued before `issuedBefore` are revoked;
+ * - `channel_tokens`: the subscription tokens of a user for a channel issued before
+ *   `issuedBefore` are revoked; `key` is the JSON array `[user, channel]`.
  */
 export interface Revocation {
-  readonly kind: 'user' | 'token' | 'user_tokens';
-  /** User id or token id, 1 to 1024 characters. */
+  readonly kind: 'user' | 'token' | 'user_tokens' | 'channel_tokens';
+  /** User id, token id, or `[user, channel]` JSON, 1 to 1024 characters. */
   readonly key: string;
-  /** For `user_tokens`: Unix ms; tokens whose `iat` is before it are refused. 0 otherwise. */
+  /** For `user_tokens` and `channel_tokens`: Unix ms; tokens whose `iat` is before it are refused. 0 otherwise. */
   readonly issuedBefore: number;
   /** Unix ms after which the entry is forgotten; 0 keeps it until removed. */
   readonly expiresAt: number;

@@ -79,7 +79,7 @@ export function checkAppendRequest(request: AppendRequest, index: number): void 
   }
 }
 
-const REVOCATION_KINDS: ReadonlySet<string> = new Set(['user', 'token', 'user_tokens']);
+const REVOCATION_KINDS: ReadonlySet<string> = new Set(['user', 'token', 'user_tokens', 'channel_tokens']);
 
 export function checkRevocation(revocation: Revocation): Revocation {
   if (!REVOCATION_KINDS.has(revocation.kind)) throw new RelaisError('BAD_REQUEST', `revocation kind "${String(revocation.kind)}" unknown`);

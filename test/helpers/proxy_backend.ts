@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import WebSocket from 'ws';
 
 export interface ProxyRequest {
   readonly path: string;
@@ -92,4 +93,13 @@ export class ProxyBackend {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** A `ws` WebSocket that sends `headers` on its upgrade request, as a browser sends the app's cookies. */
+export function headerWebSocket(headers: Record<string, string>): typeof WebSocket {
+  return class extends WebSocket {
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols, { headers });
+    }
+  } as typeof WebSocket;
 }

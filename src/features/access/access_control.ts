@@ -14,7 +14,7 @@ import { toJsonText, type JsonText } from '../../core/json.js';
 import type { Node } from '../../core/node.js';
 import type { ServerApi } from '../../server/api.js';
 import type { Store } from '../../stores/store.js';
-import { RevocationIndex, type RevocationReason } from './revocation_index.js';
+import { channelTokensKey, parseChannelTokensKey, RevocationIndex, type RevocationReason } from './revocation_index.js';
 
 const TOPIC = 'access';
 const RELOAD_MS = 60_000;
@@ -26,13 +26,13 @@ const schemas = {
   unblock_user: z.object({ user: z.string().min(1).max(1024) }).strict(),
   revoke_token: z.object({ uid: z.string().min(1).max(1024), expire_at: expireAt }).strict(),
   invalidate_user_tokens: z
-    .object({ user: z.string().min(1).max(1024), issued_before: z.number().int().min(0).optional(), expire_at: expireAt })
+    .object({ user: z.string().min(1).max(1024), issued_before: z.number().int().min(0).optional(), expire_at: expireAt, channel: z.string().min(1).max(1024).optional() })
     .strict(),
 } as const;
 
 const change = z.union([
-  z.object({ op: z.literal('put'), kind: z.enum(['user', 'token', 'user_tokens']), key: z.string(), issuedBefore: z.number(), expiresAt: z.number() }),
-  z.object({ op: z.literal('delete'), kind: z.enum(['user', 'token', 'user_tokens']), key: z.string() }),
+  z.object({ op: z.literal('put'), kind: z.enum(['user', 'token', 'user_tokens', 'channel_tokens']), key: z.string(), issuedBefore: z.number(), expiresAt: z.number() }),
+  z.object({ op: z.literal('delete'), kind: z.enum(['user', 'token', 'user_tokens', 'channel_tokens']), key: z.string() }),
 ]);
 type Change = z.infer<typeof change>;
 
@@ -76,6 +76,7 @@ export function attachAccessControl(options: AccessControlOptions): RunningAcces
     return reason && DISCONNECTS[reason];
   };
   node.useConnectionGate({ refusal: (claims: ConnectionClaims) => refusal(claims) });
+  node.useSubscriptionGate({ refusal: (user, channel, issuedAt) => (user === '' ? undefined : index.channelReason(user, channel, issuedAt, Date.now())) });
 
   node.onFeatureMessage(TOPIC, (data: JsonText) => {
     let parsed: Change;
@@ -90,6 +91,13 @@ export function attachAccessControl(options: AccessControlOptions): RunningAcces
       return;
     }
     index.put({ kind: parsed.kind, key: parsed.key, issuedBefore: parsed.issuedBefore, expiresAt: parsed.expiresAt });
+    if (parsed.kind === 'channel_tokens') {
+      // Subscriptions, not connections: this user's subscriptions to the channel made with an older token end.
+      const pair = parseChannelTokensKey(parsed.key);
+      if (pair) node.recheckSubscriptions(pair.user, pair.channel);
+      else logger.warn({ key: parsed.key }, 'malformed channel_tokens revocation key ignored');
+      return;
+    }
     const now = Date.now();
     // Only the connections this revocation can touch are looked at closely.
     const disconnected = node.disconnectMatching(
@@ -125,6 +133,13 @@ export function attachAccessControl(options: AccessControlOptions): RunningAcces
   api.register('invalidate_user_tokens', async (params) => {
     const p = parse('invalidate_user_tokens', params);
     const issuedBefore = p.issued_before === undefined ? Math.floor(Date.now() / 1000) * 1000 : p.issued_before * 1000;
+    if (p.channel !== undefined) {
+      // Centrifugo PRO's `channel`: the user's subscription tokens for that channel, not its connection tokens.
+      const key = channelTokensKey(p.user, node.channels.resolve(p.channel).name);
+      if (key.length > 1024) throw new RelaisError('BAD_REQUEST', 'invalidate_user_tokens: user and channel together longer than 1024 characters');
+      await apply({ op: 'put', kind: 'channel_tokens', key, issuedBefore, expiresAt: expiryMs(p.expire_at) });
+      return {};
+    }
     await apply({ op: 'put', kind: 'user_tokens', key: p.user, issuedBefore, expiresAt: expiryMs(p.expire_at) });
     return {};
   });

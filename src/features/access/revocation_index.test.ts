@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RevocationIndex } from './revocation_index.js';
+import { channelTokensKey, parseChannelTokensKey, RevocationIndex } from './revocation_index.js';
 
 const NOW = 1_800_000_000_000;
 
@@ -18,6 +18,22 @@ describe('RevocationIndex', () => {
     expect(index.reason({ user: 'bob', issuedAt: NOW }, NOW)).toBeUndefined();
     index.delete('user', 'mallory');
     expect(index.reason({ user: 'mallory' }, NOW)).toBeUndefined();
+  });
+
+  it('refuses subscription tokens of one user for one channel issued before an invalidation, and no others', () => {
+    const index = new RevocationIndex();
+    index.put({ kind: 'channel_tokens', key: channelTokensKey('erin', 'vault'), issuedBefore: NOW, expiresAt: NOW + 1000 });
+    expect(index.channelReason('erin', 'vault', NOW - 1000, NOW)).toBe('token revoked');
+    expect(index.channelReason('erin', 'vault', undefined, NOW)).toBe('token revoked');
+    expect(index.channelReason('erin', 'vault', NOW, NOW)).toBeUndefined();
+    expect(index.channelReason('erin', 'vault', NOW - 1000, NOW + 1000)).toBeUndefined();
+    expect(index.channelReason('erin', 'other', NOW - 1000, NOW)).toBeUndefined();
+    expect(index.channelReason('frank', 'vault', NOW - 1000, NOW)).toBeUndefined();
+    // Connection tokens are not touched by a channel's invalidation.
+    expect(index.reason({ user: 'erin', issuedAt: NOW - 1000 }, NOW)).toBeUndefined();
+    expect(parseChannelTokensKey(channelTokensKey('a"b', 'vault'))).toEqual({ user: 'a"b', channel: 'vault' });
+    expect(parseChannelTokensKey('not json')).toBeUndefined();
+    expect(parseChannelTokensKey('["only"]')).toBeUndefined();
   });
 
   it('keeps what changed during a reload over the reload’s older rows', () => {

@@ -57,6 +57,15 @@ export class RevocationIndex {
     return undefined;
   }
 
+  /**
+   * Why a subscription token of `user` for `channel` issued at `issuedAt` (Unix ms; undefined:
+   * no `iat`, counted as issued before) is refused at `now`, or undefined.
+   */
+  channelReason(user: string, channel: string, issuedAt: number | undefined, now: number): RevocationReason | undefined {
+    const before = this.live(keyOf('channel_tokens', channelTokensKey(user, channel)), now);
+    return before && (issuedAt === undefined || issuedAt < before.issuedBefore) ? 'token revoked' : undefined;
+  }
+
   private live(key: string, now: number): Revocation | undefined {
     const revocation = this.entries.get(key)?.revocation;
     if (!revocation || revocation.expiresAt < 0 || (revocation.expiresAt > 0 && revocation.expiresAt <= now)) return undefined;
@@ -66,4 +75,20 @@ export class RevocationIndex {
 
 function keyOf(kind: Revocation['kind'], key: string): string {
   return `${kind}\u0000${key}`;
+}
+
+/** The key of a `channel_tokens` revocation: unambiguous whatever the user id holds. */
+export function channelTokensKey(user: string, channel: string): string {
+  return JSON.stringify([user, channel]);
+}
+
+/** The user and channel of a `channel_tokens` key; undefined when it is not one. */
+export function parseChannelTokensKey(key: string): { user: string; channel: string } | undefined {
+  let pair: unknown;
+  try {
+    pair = JSON.parse(key);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string' ? { user: pair[0], channel: pair[1] } : undefined;
 }

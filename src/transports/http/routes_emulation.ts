@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { RelaisError } from '../../core/errors.js';
 import type { Node } from '../../core/node.js';
+import { KeyedBuckets } from '../../core/rate_limit.js';
+import { NodeStats } from '../../core/stats.js';
 import type { EmulatedKind, EmulationEndpoint, EmulationRequest } from '../emulation/handler_emulation.js';
 import { CONNECT_PARAM } from '../emulation/transport_sse.js';
 import { isOriginAllowed } from '../origin.js';
@@ -28,6 +30,19 @@ function envelopeLimit(maxFrameBytes: number): number {
 export function registerEmulationRoutes(app: App, options: EmulationRoutesOptions): void {
   const { node, emulation } = options;
   const config = node.config;
+  const sessionBuckets = new KeyedBuckets(config.rate_limit.emulation.session);
+  const ipBuckets = new KeyedBuckets(config.rate_limit.emulation.ip);
+
+  /**
+   * Bounds what one session, and one address, may push through `/emulation` (and over the bus):
+   * a request past either limit is refused whole, before any of its commands runs.
+   */
+  function limit(request: FastifyRequest, session: string): void {
+    const what = !ipBuckets.take(request.ip) ? 'this address' : !sessionBuckets.take(session) ? 'this session' : undefined;
+    if (what === undefined) return;
+    NodeStats.inc(node.stats.rateLimited, 'emulation');
+    throw new RelaisError('RATE_LIMITED', `too many emulation requests from ${what} (rate_limit.emulation)`);
+  }
 
   /** Checks the origin and writes the CORS headers of an allowed one; throws FORBIDDEN otherwise. */
   function admit(request: FastifyRequest, reply: FastifyReply): void {
@@ -106,6 +121,7 @@ export function registerEmulationRoutes(app: App, options: EmulationRoutesOption
       if (Buffer.byteLength(emulated.data) > config.client.max_frame_bytes) {
         throw new RelaisError('LIMIT_EXCEEDED', 'emulation data larger than client.max_frame_bytes');
       }
+      limit(request, emulated.session);
       await emulation.receive(emulated);
       return reply.code(204).send();
     });

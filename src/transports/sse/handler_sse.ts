@@ -5,7 +5,7 @@ import { passesRule } from '../../core/access.js';
 import { TokenError, type ConnectionClaims, type TokenIdentity } from '../../core/auth.js';
 import type { NamespaceOptions } from '../../config/schema.js';
 import { historyRetention, isPattern, keepsHistory, type ResolvedChannel, type ResolvedPattern } from '../../core/channel.js';
-import { pickHeaders, type ProxyCaller } from '../../core/client_proxy.js';
+import { namespaceProxy, pickHeaders, type ProxyCaller } from '../../core/client_proxy.js';
 import { DisconnectError, RelaisError } from '../../core/errors.js';
 import type { TagFilter } from '../../core/tag_filter.js';
 import type { Node } from '../../core/node.js';
@@ -37,6 +37,8 @@ export interface SseIdentity {
   readonly token?: TokenIdentity;
   /** The stream as the app backend's proxies know it (its client id, forwarded headers). */
   readonly caller?: ProxyCaller;
+  /** The connect proxy set the expiry: the refresh proxy prolongs it, as for a WebSocket connection. */
+  readonly refreshedByProxy?: boolean;
 }
 
 /** What an authorized request may stream, and until when. */
@@ -60,6 +62,8 @@ async function viaProxy<T>(call: () => Promise<T>): Promise<T> {
 
 /** Longest delay setTimeout honours; a later expiry is checked again after it. */
 const MAX_TIMER_MS = 2_147_483_647;
+/** A refresh proxy that could not answer is asked again this much later (as for WebSocket connections). */
+const PROXY_REFRESH_RETRY_MS = 5_000;
 
 /**
  * `GET /sse`: a unidirectional stream of the publications of one or more channels or
@@ -137,6 +141,7 @@ export class SseEndpoint {
       user,
       expiresAt,
       caller: { ...caller, user },
+      ...(!claims && expiresAt !== undefined ? { refreshedByProxy: true } : {}),
       // A proxied user's stream carries its user alone: blocking it later ends the stream too.
       ...(claims
         ? { token: { user, ...(claims.tokenId !== undefined ? { tokenId: claims.tokenId } : {}), ...(claims.issuedAt !== undefined ? { issuedAt: claims.issuedAt } : {}) } }
@@ -168,7 +173,7 @@ export class SseEndpoint {
         patterns.push(pattern);
       } else {
         const channel = this.node.channels.resolve(name);
-        const subscribe = channel.options.proxy_subscribe ? proxies?.subscribe : undefined;
+        const subscribe = namespaceProxy(proxies, 'subscribe', channel.options);
         const caller = identity.caller;
         if (subscribe && caller) await viaProxy(() => subscribe(caller, channel.name, undefined));
         else await this.node.authorize('subscribe', user, channel);
@@ -233,7 +238,7 @@ export class SseEndpoint {
       'X-Accel-Buffering': 'no',
     });
     res.write(': relais\nretry: 2000\n\n');
-    if (identity.expiresAt !== undefined) this.endAtExpiry(stream, identity.expiresAt);
+    if (identity.expiresAt !== undefined) this.endAtExpiry(stream, identity.expiresAt, identity.refreshedByProxy === true ? identity.caller : undefined);
     return stream;
   }
 
@@ -265,18 +270,44 @@ export class SseEndpoint {
     }
   }
 
-  /** A stream lives as long as its token: then it ends, and a reconnection needs a fresh token. */
-  private endAtExpiry(stream: SseStream, expiresAt: number): void {
+  /**
+   * A stream lives as long as its token: then it ends, and a reconnection needs a fresh token.
+   * A stream the connect proxy authenticated (`proxied`) asks the refresh proxy instead, as a
+   * WebSocket connection does: a new `expire_at` prolongs it (none: never expires again),
+   * `expired` or a `disconnect` ends it, and a backend that cannot answer is asked again later.
+   * Without a refresh proxy it ends.
+   */
+  private endAtExpiry(stream: SseStream, expiresAt: number, proxied?: ProxyCaller): void {
     let timer: NodeJS.Timeout | undefined;
-    const check = (): void => {
-      const left = expiresAt - Date.now();
-      if (left > 0) {
-        timer = setTimeout(check, Math.min(left, MAX_TIMER_MS));
-        timer.unref();
-        return;
-      }
-      stream.named('expired', { reason: 'token expired' });
+    let until = expiresAt;
+    const end = (event: string, data: unknown): void => {
+      stream.named(event, data);
       stream.close();
+    };
+    const schedule = (): void => {
+      timer = setTimeout(check, Math.min(Math.max(0, until - Date.now()), MAX_TIMER_MS));
+      timer.unref();
+    };
+    const check = (): void => {
+      if (stream.isClosed) return;
+      if (until - Date.now() > 0) return schedule();
+      const refresh = proxied ? this.node.proxies?.refresh : undefined;
+      if (!refresh || !proxied) return end('expired', { reason: 'token expired' });
+      refresh(proxied)
+        .then((result) => {
+          if (stream.isClosed) return;
+          if (result.expired) return end('expired', { reason: 'expired' });
+          if (result.expiresAt === undefined) return;
+          until = result.expiresAt;
+          schedule();
+        })
+        .catch((err: unknown) => {
+          if (stream.isClosed) return;
+          if (err instanceof DisconnectError) return end('disconnect', { code: err.disconnect.code, reason: err.disconnect.reason });
+          this.logger.warn({ err }, 'refresh proxy failed for an SSE stream: asking again later');
+          until = Date.now() + PROXY_REFRESH_RETRY_MS;
+          schedule();
+        });
     };
     check();
     stream.onClose(() => clearTimeout(timer));
