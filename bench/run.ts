@@ -42,6 +42,9 @@ const USAGE = `npm run bench -- [options]
   --redis-url <url>            default redis://127.0.0.1:6379
   --baseline <dir>             another checkout of Relais, built, run as target relais-baseline
                                (compare a change with the revision before it in one run)
+  --workers <n>                worker processes of the relais-workers target (default 2)
+  --connect-timeout-s <n>      scenario c: time to open a step's connections (default 60 + 0.003 per connection)
+  --server-node-flags "<f>"    node flags of the Relais server processes only (e.g. V8 heap flags)
   --out <dir>                  results directory (default bench/results)
   --chart <file.svg>           also write the p99 chart there (e.g. docs/performance-p99.svg)
   --from <results.json>        no run: print the tables and write the chart of a saved run
@@ -79,6 +82,9 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '2' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     baseline: { type: 'string' },
+    workers: { type: 'string' },
+    'connect-timeout-s': { type: 'string' },
+    'server-node-flags': { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     chart: { type: 'string' },
     from: { type: 'string' },
@@ -159,6 +165,7 @@ async function runScenario(id: ScenarioId, presetName: PresetName, asked: readon
           settleMs: scenario.settleMs,
           cpuWindowMs: scenario.cpuWindowMs,
           perProcess: 15_000,
+          ...(values['connect-timeout-s'] !== undefined ? { connectTimeoutMs: (positive(values['connect-timeout-s'], '--connect-timeout-s') ?? 0) * 1000 } : {}),
           targetOptions,
         },
         log,
@@ -226,6 +233,8 @@ async function main(): Promise<void> {
     historySize: 100,
     redisUrl: values['redis-url'],
     ...(values.baseline !== undefined ? { baselineRoot: resolve(values.baseline) } : {}),
+    ...(values.workers !== undefined ? { workers: positive(values.workers, '--workers') ?? 2 } : {}),
+    ...(values['server-node-flags'] !== undefined ? { serverNodeFlags: list(values['server-node-flags'].replaceAll(' ', ',')) } : {}),
   };
   try {
     for (const id of ids) {

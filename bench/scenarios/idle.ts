@@ -2,7 +2,7 @@ import { sleep } from '../net.js';
 import { hardFdLimit, withDescendants } from '../procstat.js';
 import type { IdleScenarioResult, IdleStep, IdleTargetResult, ScenarioId } from '../results.js';
 import { startTarget } from '../targets/start.js';
-import type { RunningTarget, TargetName, TargetOptions } from '../targets/target.js';
+import { connectionProcesses, type RunningTarget, type TargetName, type TargetOptions } from '../targets/target.js';
 import { cpuDelta, cpuSnapshot, errorMessage, sourceAddresses, totalRss, type Log } from './common.js';
 import { SubscriberGroup } from './load_group.js';
 
@@ -20,6 +20,8 @@ export interface IdleSpec {
   readonly cpuWindowMs: number;
   /** Connections per load process (each process stays under the open-files limit). */
   readonly perProcess: number;
+  /** Time allowed to open every connection of a step; default 60 s + 3 ms per connection. */
+  readonly connectTimeoutMs?: number;
   readonly targetOptions: TargetOptions;
 }
 
@@ -48,7 +50,7 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
       localAddresses: sourceAddresses(planned, PER_ADDRESS),
       perAddress: PER_ADDRESS,
       concurrency: 100,
-      connectTimeoutMs: 60_000 + planned * 3,
+      connectTimeoutMs: spec.connectTimeoutMs ?? 60_000 + planned * 3,
     });
     group = started.group;
     await sleep(spec.settleMs);
@@ -75,14 +77,16 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
 export async function runIdle(spec: IdleSpec, log: Log): Promise<IdleScenarioResult> {
   log(`scenario ${spec.id}: ${spec.title}`);
   const limit = hardFdLimit();
-  const maxConnections = limit - FD_HEADROOM;
   const targets: IdleTargetResult[] = [];
   for (const name of spec.targets) {
+    // The server processes of one target (its workers) share the connections about evenly.
+    const servers = connectionProcesses(name, spec.targetOptions);
+    const maxConnections = (limit - FD_HEADROOM) * servers;
     const steps: IdleStep[] = [];
     let error: string | null = null;
     for (const requested of spec.counts) {
       const planned = Math.min(requested, maxConnections);
-      const note = planned < requested ? `capped from ${requested}: open-files hard limit ${limit} per server process` : '';
+      const note = planned < requested ? `capped from ${requested}: open-files hard limit ${limit} per server process, ${servers} server process${servers > 1 ? 'es' : ''}` : '';
       if (steps.some((s) => s.planned === planned)) {
         steps.push({ requested, planned: 0, connected: 0, failed: 0, firstError: '', note: `skipped: ${note}`, rssBaselineBytes: null, rssLoadedBytes: null, bytesPerConnection: null, idleCpuPer10k: null });
         log(`  ${name}: ${requested} skipped (${note})`);

@@ -51,7 +51,7 @@ export async function startRelais(instances: 1 | 2, options: TargetOptions, main
     const urls: string[] = [];
     for (let i = 0; i < instances; i++) {
       const port = await freePort();
-      const server = new Child({ name: `relais#${i}`, nodeArgs: [...serverNodeFlags(), main, 'serve', ...serveArgs], env: { ...env, PORT: String(port) }, ipc: false });
+      const server = new Child({ name: `relais#${i}`, nodeArgs: [...serverNodeFlags(), ...(options.serverNodeFlags ?? []), main, 'serve', ...serveArgs], env: { ...env, PORT: String(port) }, ipc: false });
       servers.push(server);
       await waitForPort(port, 20_000, () => server.gone());
       // The port answers once the first worker listens: give the others a moment to join the rotation.

@@ -19,7 +19,7 @@ export function startTarget(name: TargetName, options: TargetOptions): Promise<R
     case 'relais-redis':
       return startRelais(2, options);
     case 'relais-workers':
-      return startRelais(1, options, undefined, 'relais-workers', ['--workers', '2']);
+      return startRelais(1, options, undefined, 'relais-workers', ['--workers', String(options.workers ?? 2)]);
     case 'relais-baseline':
       if (options.baselineRoot === undefined) return Promise.reject(new Error('relais-baseline needs --baseline <checkout with a build>'));
       return startRelais(1, options, join(options.baselineRoot, 'dist/src/cli/main.js'), 'relais-baseline');

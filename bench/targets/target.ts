@@ -2,7 +2,7 @@ import type { Child } from '../children.js';
 import type { Endpoint } from '../load/messages.js';
 
 /** `relais-baseline`: Relais built from another checkout (`--baseline <dir>`), to compare a change in one run. */
-/** `relais-workers`: one Relais server of 2 worker processes (relais serve --workers 2), the bus built into its primary. */
+/** `relais-workers`: one Relais server of N worker processes (relais serve --workers N, 2 by default), the bus built into its primary. */
 /** `relais-protobuf`: the `relais` server, its clients speaking the Protobuf protocol. */
 export const TARGET_NAMES = ['ws', 'socketio', 'socketio-redis', 'relais', 'relais-protobuf', 'relais-redis', 'relais-baseline', 'relais-workers'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
@@ -20,6 +20,15 @@ export interface TargetOptions {
   readonly redisUrl: string;
   /** A checkout of Relais with its build (`dist/`), run as the `relais-baseline` target. */
   readonly baselineRoot?: string;
+  /** Worker processes of the `relais-workers` target (default 2). */
+  readonly workers?: number;
+  /** Node flags of the Relais server processes only (not of the load processes), e.g. V8 heap flags to compare. */
+  readonly serverNodeFlags?: readonly string[];
+}
+
+/** Processes that share a target's connections: the open-files limit applies to each. */
+export function connectionProcesses(name: TargetName, options: TargetOptions): number {
+  return name === 'relais-workers' ? (options.workers ?? 2) : 1;
 }
 
 /** Server process(es) of one target, up and listening. */

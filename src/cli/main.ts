@@ -2,7 +2,6 @@
 import { parseArgs } from 'node:util';
 import { serve } from './serve.js';
 import { workerCount } from '../server/workers.js';
-import { mintTokenCommand } from './token.js';
 
 const USAGE = `relais <command> [options]
 
@@ -37,9 +36,12 @@ async function main(argv: string[]): Promise<void> {
       });
       return;
     }
-    case 'token':
+    case 'token': {
+      // jose signs the token: a server never needs it unless it reads keys from a JWKS URL.
+      const { mintTokenCommand } = await import('./token.js');
       await mintTokenCommand(rest);
       return;
+    }
     case 'publish': {
       const { publishCommand } = await import('./publish.js');
       await publishCommand(rest);

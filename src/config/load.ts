@@ -1,9 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import type { z } from 'zod';
 import { relaisConfig, type NamespaceOptions, type RelaisConfig, type RelaisConfigInput } from './schema.js';
 import { keepsHistory } from '../core/channel.js';
 import { embeddedDefaults, DEV_API_KEY, DEV_TOKEN_SECRET, REPLACEABLE_NAMESPACES } from './defaults.js';
+
+/**
+ * The YAML parser, loaded with the first YAML file: a node configured by JSON or the
+ * environment alone does not carry it. Through require because loading stays synchronous.
+ */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml.parse(text);
+}
 
 /** Every problem found in a configuration, reported at once. */
 export class ConfigError extends Error {

@@ -54,8 +54,56 @@ export interface ChannelSubscriber {
   onGap(channel: string): void;
 }
 
+/**
+ * The subscribers of a channel or pattern on this node. Most channels have one (a user's own
+ * channel, a device's): it is held as is, and a Set (some 190 bytes with its table, per
+ * channel) is made only for a second. Visiting follows a Set's rules: one removed meanwhile
+ * is not called; the order is the order of adding.
+ */
+export class Subscribers {
+  private one: ChannelSubscriber | undefined;
+  private many: Set<ChannelSubscriber> | undefined;
+
+  get size(): number {
+    return this.many ? this.many.size : this.one ? 1 : 0;
+  }
+
+  has(subscriber: ChannelSubscriber): boolean {
+    return this.many ? this.many.has(subscriber) : this.one === subscriber;
+  }
+
+  add(subscriber: ChannelSubscriber): void {
+    if (this.many) this.many.add(subscriber);
+    else if (this.one === undefined) this.one = subscriber;
+    else if (this.one !== subscriber) {
+      // Once a channel has had two, it keeps its Set: no churn between the two forms.
+      this.many = new Set([this.one, subscriber]);
+      this.one = undefined;
+    }
+  }
+
+  /** Removes a subscriber; false when it was not there. */
+  delete(subscriber: ChannelSubscriber): boolean {
+    if (this.many) return this.many.delete(subscriber);
+    if (this.one !== subscriber) return false;
+    this.one = undefined;
+    return true;
+  }
+
+  /** Calls `visit` for each subscriber (those added meanwhile to a Set included, as a Set's loop does). */
+  each(visit: (subscriber: ChannelSubscriber) => void): void {
+    if (this.many) for (const subscriber of this.many) visit(subscriber);
+    else if (this.one) visit(this.one);
+  }
+
+  /** The subscribers now, for a visit during which they may unsubscribe and subscribe again. */
+  list(): ChannelSubscriber[] {
+    return this.many ? [...this.many] : this.one ? [this.one] : [];
+  }
+}
+
 interface ChannelEntry {
-  readonly subscribers: Set<ChannelSubscriber>;
+  readonly subscribers: Subscribers;
   /** Last offset delivered on this node, 0 while unknown; for gap detection. */
   lastOffset: number;
   epoch: string;
@@ -73,12 +121,12 @@ export interface RecentOptions {
 
 interface PatternEntry {
   readonly matcher: GlobMatcher;
-  readonly subscribers: Set<ChannelSubscriber>;
+  readonly subscribers: Subscribers;
 }
 
 /**
  * Indexes this node's subscriptions and delivers broker events to them. No sockets, no
- * wire format, no I/O: the delivery path is a loop over a Set.
+ * wire format, no I/O: the delivery path is a loop over a channel's subscribers.
  */
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
@@ -95,7 +143,7 @@ export class Hub {
     const first = entry === undefined;
     if (!entry) {
       entry = {
-        subscribers: new Set(),
+        subscribers: new Subscribers(),
         lastOffset: 0,
         epoch: '',
         previous: undefined,
@@ -135,7 +183,7 @@ export class Hub {
     let entry = this.patterns.get(pattern);
     const first = entry === undefined;
     if (!entry) {
-      entry = { matcher, subscribers: new Set() };
+      entry = { matcher, subscribers: new Subscribers() };
       this.patterns.set(pattern, entry);
     }
     entry.subscribers.add(subscriber);
@@ -203,14 +251,15 @@ export class Hub {
       entry.previous = pub;
       if (entry.subscribers.size > 0) {
         frames = new FrameCache(channel, pub, previous);
-        for (const subscriber of entry.subscribers) subscriber.onPublication(frames);
+        const cache = frames;
+        entry.subscribers.each((subscriber) => subscriber.onPublication(cache));
       }
     }
     if (this.patterns.size > 0) {
       for (const pattern of this.patterns.values()) {
         if (!pattern.matcher(channel)) continue;
-        frames ??= new FrameCache(channel, pub);
-        for (const subscriber of pattern.subscribers) subscriber.onPublication(frames);
+        const cache = (frames ??= new FrameCache(channel, pub));
+        pattern.subscribers.each((subscriber) => subscriber.onPublication(cache));
       }
     }
   }
@@ -227,13 +276,13 @@ export class Hub {
     let frames: FrameCache<ClientInfo> | undefined;
     const entry = this.channels.get(channel);
     if (entry) {
-      frames = new FrameCache(channel, info);
-      for (const subscriber of entry.subscribers) subscriber[kind](frames);
+      const cache = (frames = new FrameCache(channel, info));
+      entry.subscribers.each((subscriber) => subscriber[kind](cache));
     }
     for (const pattern of this.patterns.values()) {
       if (!pattern.matcher(channel)) continue;
-      frames ??= new FrameCache(channel, info);
-      for (const subscriber of pattern.subscribers) subscriber[kind](frames);
+      const cache = (frames ??= new FrameCache(channel, info));
+      pattern.subscribers.each((subscriber) => subscriber[kind](cache));
     }
   }
 
@@ -243,10 +292,10 @@ export class Hub {
       entry.lastOffset = 0;
       entry.previous = undefined;
       entry.recent?.clear();
-      for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
+      for (const subscriber of entry.subscribers.list()) subscriber.onGap(channel);
     }
     for (const pattern of this.patterns.values()) {
-      for (const subscriber of [...pattern.subscribers]) subscriber.onGap('');
+      for (const subscriber of pattern.subscribers.list()) subscriber.onGap('');
     }
   }
 
@@ -272,9 +321,9 @@ export class Hub {
     entry.previous = undefined;
     entry.recent?.clear();
     NodeStats.inc(this.stats.outOfSequence, 'channel');
-    for (const subscriber of [...entry.subscribers]) subscriber.onGap(channel);
+    for (const subscriber of entry.subscribers.list()) subscriber.onGap(channel);
     for (const pattern of this.patterns.values()) {
-      if (pattern.matcher(channel)) for (const subscriber of [...pattern.subscribers]) subscriber.onGap(channel);
+      if (pattern.matcher(channel)) for (const subscriber of pattern.subscribers.list()) subscriber.onGap(channel);
     }
     return false;
   }

@@ -7,7 +7,8 @@ import type { Publication, StreamPosition } from './publication.js';
  * a publication could fall between a history read and the live stream.
  */
 export class RecentPublications {
-  private items: Publication[] = [];
+  // Made with the first publication: a channel that is followed but quiet holds no array.
+  private items: Publication[] | undefined;
 
   constructor(
     private readonly limit: number,
@@ -16,13 +17,13 @@ export class RecentPublications {
 
   /** Appends the next publication; `contiguous` false starts over (after a gap or a new epoch). */
   push(pub: Publication, contiguous: boolean): void {
-    if (!contiguous) this.items = [];
-    this.items.push(pub);
+    if (!contiguous || !this.items) this.items = [pub];
+    else this.items.push(pub);
     if (this.items.length >= this.limit * 2) this.items = this.items.slice(-this.limit);
   }
 
   clear(): void {
-    this.items = [];
+    this.items = undefined;
   }
 
   /**
@@ -34,9 +35,10 @@ export class RecentPublications {
     if (since.epoch !== '' && since.epoch !== top.epoch) return undefined;
     if (since.offset > top.offset) return undefined;
     if (since.offset === top.offset) return [];
-    const first = this.items[0];
-    if (!first || first.epoch !== top.epoch || since.offset + 1 < first.offset) return undefined;
-    const missed = this.items.slice(since.offset + 1 - first.offset);
+    const items = this.items;
+    const first = items?.[0];
+    if (!items || !first || first.epoch !== top.epoch || since.offset + 1 < first.offset) return undefined;
+    const missed = items.slice(since.offset + 1 - first.offset);
     if (missed.length > max || missed.length > this.limit) return undefined;
     if ((missed[0]?.time ?? now) <= now - this.ttlMs) return undefined;
     return missed;

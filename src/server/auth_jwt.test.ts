@@ -108,6 +108,18 @@ describe('JwtVerifier', () => {
     const other = await generateKeyPair('ES256');
     const foreign = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).setSubject('eve').sign(other.privateKey);
     expect(await reason(verifier.verifyConnection(foreign))).toBe('invalid');
+    const expired = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).setSubject('dave').setExpirationTime(Math.floor(Date.now() / 1000) - 10).sign(ec.privateKey);
+    expect(await reason(verifier.verifyConnection(expired))).toBe('expired');
+  });
+
+  it('refuses tokens whose header is not a JSON object as malformed', async () => {
+    const verifier = JwtVerifier.create({ hmac_secret: SECRET });
+    const segment = (text: string): string => Buffer.from(text).toString('base64url');
+    for (const token of ['', 'no-dots', '.a.b', `${segment('[1]')}.e30.sig`, `${segment('"HS256"')}.e30.sig`, `${segment('null')}.e30.sig`, `${segment('{"alg":')}.e30.sig`]) {
+      await expect(verifier.verifyConnection(token)).rejects.toMatchObject({ reason: 'invalid', message: 'malformed token' });
+    }
+    // A header without alg names no key.
+    expect(await reason(verifier.verifyConnection(`${segment('{}')}.e30.sig`))).toBe('invalid');
   });
 
   it('checks audience and issuer when configured', async () => {

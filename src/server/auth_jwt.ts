@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { createVerifier, TokenError as FastJwtError } from 'fast-jwt';
-import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { ConnectionClaims, SubscriptionClaims, TokenVerifier } from '../core/auth.js';
 import { TokenError } from '../core/auth.js';
 import { toJsonText, type JsonText } from '../core/json.js';
@@ -11,9 +11,9 @@ import type { RelaisConfig } from '../config/schema.js';
  * key) by fast-jwt's synchronous verifier, a remote key set (JWKS) by jose, which fetches
  * and rotates keys. Both check the signature, `exp`, `nbf`, `aud` and `iss`.
  */
-type KeyChoice =
-  | { readonly kind: 'static'; readonly verify: (token: string) => JWTPayload }
-  | { readonly kind: 'jwks'; readonly keySet: JWTVerifyGetKey; readonly algorithms: string[] };
+type KeyChoice = { readonly kind: 'static'; readonly verify: (token: string) => JWTPayload } | { readonly kind: 'jwks'; readonly verify: (token: string) => Promise<JWTPayload> };
+
+type Jose = typeof import('jose');
 
 const VERIFIED_CACHE_SIZE = 10_000;
 
@@ -35,7 +35,6 @@ export class JwtVerifier implements TokenVerifier {
   private constructor(
     private readonly hmac: KeyChoice | undefined,
     private readonly asymmetric: KeyChoice | undefined,
-    private readonly options: { audience?: string; issuer?: string },
   ) {}
 
   static create(config: RelaisConfig['token']): JwtVerifier {
@@ -50,9 +49,9 @@ export class JwtVerifier implements TokenVerifier {
       if (!alg) throw new Error(`token.public_key: unsupported key type "${kind ?? 'unknown'}" (use RSA for RS256 or EC P-256 for ES256)`);
       asymmetric = staticKey(config.public_key, alg, options);
     } else if (config.jwks_url) {
-      asymmetric = { kind: 'jwks', keySet: createRemoteJWKSet(new URL(config.jwks_url), { cooldownDuration: 30_000 }), algorithms: JWKS_ALGORITHMS };
+      asymmetric = remoteKeySet(new URL(config.jwks_url), options);
     }
-    return new JwtVerifier(hmac, asymmetric, options);
+    return new JwtVerifier(hmac, asymmetric);
   }
 
   async verifyConnection(token: string): Promise<ConnectionClaims> {
@@ -102,24 +101,53 @@ export class JwtVerifier implements TokenVerifier {
   }
 
   private async verify(token: string): Promise<JWTPayload> {
-    let alg: string | undefined;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-    } catch (err) {
-      throw new TokenError('invalid', 'malformed token', { cause: err });
-    }
+    const alg = headerAlgorithm(token);
     const choice = alg?.startsWith('HS') ? this.hmac : this.asymmetric;
     if (!choice) throw new TokenError('invalid', `no key configured for algorithm "${alg ?? 'none'}"`);
     try {
-      if (choice.kind === 'static') return choice.verify(token);
-      return (await jwtVerify(token, choice.keySet, { ...this.options, algorithms: choice.algorithms })).payload;
+      return choice.kind === 'static' ? choice.verify(token) : await choice.verify(token);
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired || (err instanceof FastJwtError && err.code === FastJwtError.codes.expired)) {
+      if (err instanceof TokenError) throw err;
+      if ((err instanceof FastJwtError && err.code === FastJwtError.codes.expired) || (err instanceof Error && 'code' in err && err.code === 'ERR_JWT_EXPIRED')) {
         throw new TokenError('expired', 'token expired', { cause: err });
       }
       throw new TokenError('invalid', err instanceof Error ? err.message : 'invalid token', { cause: err });
     }
   }
+}
+
+/**
+ * The `alg` of a compact JWT's protected header (undefined when it names none). Read here
+ * rather than through jose, so that a node without a JWKS URL never loads jose.
+ */
+function headerAlgorithm(token: string): string | undefined {
+  const dot = token.indexOf('.');
+  let header: unknown;
+  try {
+    if (dot <= 0) throw new Error('no header segment');
+    header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'));
+  } catch (err) {
+    throw new TokenError('invalid', 'malformed token', { cause: err });
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new TokenError('invalid', 'malformed token');
+  const alg = (header as { alg?: unknown }).alg;
+  return typeof alg === 'string' ? alg : undefined;
+}
+
+/**
+ * Keys fetched from a JWKS URL by jose, imported with the first token that needs them (jose
+ * costs some MB of memory that a node verifying with static keys does not pay).
+ */
+function remoteKeySet(url: URL, options: { audience?: string; issuer?: string }): KeyChoice {
+  let loading: Promise<{ jose: Jose; keySet: JWTVerifyGetKey }> | undefined;
+  return {
+    kind: 'jwks',
+    async verify(token) {
+      loading ??= import('jose').then((jose) => ({ jose, keySet: jose.createRemoteJWKSet(url, { cooldownDuration: 30_000 }) }));
+      const { jose, keySet } = await loading;
+      return (await jose.jwtVerify(token, keySet, { ...options, algorithms: JWKS_ALGORITHMS })).payload;
+    },
+  };
 }
 
 function staticKey(key: string, algorithm: 'HS256' | 'RS256' | 'ES256', options: { audience?: string; issuer?: string }): KeyChoice {
