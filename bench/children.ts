@@ -143,6 +143,15 @@ export function extraNodeFlags(): string[] {
   return (process.env['BENCH_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 }
 
+/**
+ * Extra node flags for the servers under test only, e.g.
+ * BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof": a profile of the server
+ * alone, its load processes left unprofiled (they share the cores).
+ */
+export function serverNodeFlags(): string[] {
+  return [...extraNodeFlags(), ...(process.env['BENCH_SERVER_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '')];
+}
+
 /** Starts a bench TypeScript process (run through tsx) with an IPC channel, on `cpus` when given. */
 export function spawnBenchProcess(name: string, script: string, env: Readonly<Record<string, string>> = {}, cpus?: string): Child {
   return new Child({ name, nodeArgs: [...extraNodeFlags(), '--import', 'tsx', script], env, ipc: true, cpus });

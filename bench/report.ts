@@ -132,13 +132,13 @@ function idle(s: IdleScenarioResult): string {
 
 function recovery(s: RecoveryScenarioResult): string {
   const rows = s.targets.flatMap((t) => {
-    const blank = [dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash];
+    const blank = [dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash];
     if (!t.applicable) return [[t.target, 'n/a', 'n/a (no recovery)', ...blank]];
     if (t.error && t.rounds.length === 0) return [[t.target, dash, `error: ${t.error.slice(0, 120)}`, ...blank]];
     return t.rounds.map((r, i) => [
       t.target,
       String(i + 1),
-      `${num(r.recovered)} / ${num(r.clients)}`,
+      `${num(r.recovered)} / ${num(r.clients)}${r.spreadMs ? ` (spread ${num(r.spreadMs)} ms)` : ''}`,
       num(r.notRecovered + r.failed),
       num(r.replayedMean, 1),
       num(r.p50Ms, 1),
@@ -148,6 +148,8 @@ function recovery(s: RecoveryScenarioResult): string {
       `${num(r.readyP50Ms, 1)} / ${num(r.readyP99Ms, 1)}`,
       num(r.listenOverflows),
       `${num(r.serverCpuMs ?? null)} / ${num(r.loadCpuMs ?? null)}`,
+      num(r.fanoutCpuMsPerS ?? null),
+      r.serverCpuMs === null || r.serverCpuMs === undefined ? dash : `${(r.serverCpuMs / r.clients).toFixed(2)}${r.quiet ? ' (quiet)' : ''}`,
       num(r.loss),
       num(r.duplicates),
       num(r.offsetGaps),
@@ -157,9 +159,9 @@ function recovery(s: RecoveryScenarioResult): string {
   return [
     `### ${s.id}. ${s.title}: ${num(s.clients)} clients`,
     '',
-    `${s.rate} publications/s into one channel all along; every client drops at once, stays away ${s.downMs / 1000} s, reconnects at once and resubscribes with its offset and epoch. Time: from opening the new socket to the subscribe reply with the missed publications; the socket-open and connect-reply columns show how much of it went to TCP + upgrade and to the connect handshake. Listen overflows: SYNs the kernel dropped because an accept queue was full during the reconnect (machine-wide counter); each costs its client a 1 s SYN retransmit. CPU ms: what the server processes and the load processes (subscribers and publisher, on the same cores) spent from the reconnect order to the last subscribe reply; the server's share is what the burst costs Relais itself. Loss and duplicates over the whole round.`,
+    `${s.rate} publications/s into one channel all along; every client drops at once, stays away ${s.downMs / 1000} s, reconnects at once and resubscribes with its offset and epoch. Time: from opening the new socket to the subscribe reply with the missed publications; the socket-open and connect-reply columns show how much of it went to TCP + upgrade and to the connect handshake. Listen overflows: SYNs the kernel dropped because an accept queue was full during the reconnect (machine-wide counter); each costs its client a 1 s SYN retransmit. CPU ms: what the server processes and the load processes (subscribers and publisher, on the same cores) spent from the reconnect order to the last subscribe reply; the server's share is what the burst costs Relais itself. Fan-out alone: the server's CPU per second before the drop (all clients live). Per reconnect: the server's CPU over the window per client, live fan-out included, except in a quiet run (\`--quiet-reconnect\`: publishing stops just before the clients return, so the window holds the reconnects alone). Loss and duplicates over the whole round.`,
     '',
-    table(['target', 'round', 'recovered', 'not recovered', 'replayed per client', 'p50 ms', 'p99 ms', 'max ms', 'socket open p50 / p99', 'connect reply p50 / p99', 'listen overflows', 'CPU ms server / load', 'loss', 'dup', 'offset gaps', 'offset dup'], rows),
+    table(['target', 'round', 'recovered', 'not recovered', 'replayed per client', 'p50 ms', 'p99 ms', 'max ms', 'socket open p50 / p99', 'connect reply p50 / p99', 'listen overflows', 'CPU ms server / load', 'server CPU ms/s of fan-out alone', 'server CPU ms per reconnect', 'loss', 'dup', 'offset gaps', 'offset dup'], rows),
   ].join('\n');
 }
 

@@ -135,6 +135,14 @@ export interface RecoveryRound {
    */
   readonly serverCpuMs: number | null;
   readonly loadCpuMs: number | null;
+  /** The server's CPU per second of live fan-out alone, read before the drop (every client live). */
+  readonly fanoutCpuMsPerS?: number | null;
+  /** From the reconnect order to the last subscribe reply. */
+  readonly windowMs?: number;
+  /** Publishing stopped before the reconnect: the server's CPU over the window is the reconnects' alone. */
+  readonly quiet?: boolean;
+  /** Reconnects spread at random over this many ms (0 or absent: all at once). */
+  readonly spreadMs?: number;
   /** Over the whole round (live and replayed deliveries). */
   readonly expected: number;
   readonly loss: number;

@@ -32,6 +32,12 @@ const USAGE = `npm run bench -- [options]
   --rates 25,50,100            publication rates of the stepped scenarios
   --counts 5000,20000          connection counts of scenario c
   --subscribers <n>            subscribers per room of the stepped scenarios
+  --connections <n>            clients of scenario d (default 1,000; 10,000 needs 2 client processes
+                               or more, each under the open-file limit: see --clients)
+  --quiet-reconnect            scenario d: publishing stops just before the clients return, so the
+                               server's CPU over the reconnect is the reconnects' alone
+  --reconnect-spread-ms <n>    scenario d: each client reconnects after a random wait under n ms (as
+                               the SDKs' backoff jitter spreads them) instead of all at once
   --warmup-ms <n> --measure-ms <n>
   --clients <n>                subscriber processes (default 2)
   --redis-url <url>            default redis://127.0.0.1:6379
@@ -74,6 +80,9 @@ const { values } = parseArgs({
     rates: { type: 'string' },
     counts: { type: 'string' },
     subscribers: { type: 'string' },
+    connections: { type: 'string' },
+    'quiet-reconnect': { type: 'boolean', default: false },
+    'reconnect-spread-ms': { type: 'string' },
     'warmup-ms': { type: 'string' },
     'measure-ms': { type: 'string' },
     clients: { type: 'string', default: '2' },
@@ -175,11 +184,13 @@ async function runScenario(id: ScenarioId, presetName: PresetName, asked: readon
           id,
           title: scenario.title,
           targets,
-          clients: scenario.clients,
+          clients: positive(values.connections, '--connections') ?? scenario.clients,
           rate: scenario.rate,
           beforeMs: 1500,
           downMs: scenario.downMs,
           afterMs: 2000,
+          quiet: values['quiet-reconnect'],
+          spreadMs: positive(values['reconnect-spread-ms'], '--reconnect-spread-ms') ?? 0,
           rounds: scenario.rounds,
           clientProcesses,
           padBytes: 52,

@@ -43,7 +43,8 @@ export type ToSubscriber =
   | { readonly type: 'poll' }
   | { readonly type: 'end' }
   | { readonly type: 'drop' }
-  | { readonly type: 'reconnect'; readonly concurrency: number; readonly timeoutMs: number };
+  /** spreadMs: each connection starts after a random wait under it, as SDK clients' backoff jitter spreads them. */
+  | { readonly type: 'reconnect'; readonly concurrency: number; readonly timeoutMs: number; readonly spreadMs: number };
 
 /** Counts of one measured step in one subscriber process. */
 export interface StepCounts {

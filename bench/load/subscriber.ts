@@ -173,7 +173,7 @@ interface BatchResult {
 }
 
 /** Opens every connection, `concurrency` handshakes at a time, within timeoutMs. */
-function openAll(target: Endpoint, recover: boolean, concurrency: number, timeoutMs: number): Promise<BatchResult> {
+function openAll(target: Endpoint, recover: boolean, concurrency: number, timeoutMs: number, spreadMs = 0): Promise<BatchResult> {
   const result: BatchResult = { ok: 0, failed: 0, firstError: '', times: [], openMs: [], readyMs: [], recovered: 0, notRecovered: 0, replayed: 0 };
   return new Promise((resolve) => {
     let next = 0;
@@ -191,6 +191,11 @@ function openAll(target: Endpoint, recover: boolean, concurrency: number, timeou
     const startOne = (): void => {
       const conn = connections[next++];
       if (conn === undefined) return;
+      if (spreadMs > 0) setTimeout(() => openOne(conn), Math.random() * spreadMs);
+      else openOne(conn);
+    };
+    const openOne = (conn: Connection): void => {
+      if (settled) return;
       const started = nowMs();
       conn.open(target, recover ? conn.saved : null, (error, subscribeReply, phases) => {
         if (settled) return;
@@ -255,10 +260,10 @@ function drop(): void {
   reply({ type: 'dropped', count: connections.length, positioned });
 }
 
-async function reconnect(concurrency: number, timeoutMs: number): Promise<void> {
+async function reconnect(concurrency: number, timeoutMs: number, spreadMs: number): Promise<void> {
   if (endpoint === null) throw new Error('reconnect before connect');
   dropping = false;
-  const result = await openAll(endpoint, true, concurrency, timeoutMs);
+  const result = await openAll(endpoint, true, concurrency, timeoutMs, spreadMs);
   reply({
     type: 'recovery',
     timesMs: result.times,
@@ -285,7 +290,7 @@ async function handle(message: ToSubscriber): Promise<void> {
     case 'drop':
       return drop();
     case 'reconnect':
-      return reconnect(message.concurrency, message.timeoutMs);
+      return reconnect(message.concurrency, message.timeoutMs, message.spreadMs);
   }
 }
 

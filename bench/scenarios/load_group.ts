@@ -120,9 +120,9 @@ export class SubscriberGroup {
     return { count: replies.reduce((n, r) => n + r.count, 0), positioned: replies.reduce((n, r) => n + r.positioned, 0) };
   }
 
-  /** Every connection reconnects at once and resubscribes with recovery. */
-  async reconnect(timeoutMs: number): Promise<RecoveryReport[]> {
-    for (const child of this.children) child.send({ type: 'reconnect', concurrency: 1_000_000, timeoutMs });
+  /** Every connection reconnects at once (or spread at random over spreadMs) and resubscribes with recovery. */
+  async reconnect(timeoutMs: number, spreadMs = 0): Promise<RecoveryReport[]> {
+    for (const child of this.children) child.send({ type: 'reconnect', concurrency: 1_000_000, timeoutMs, spreadMs });
     return Promise.all(this.children.map((c) => c.next('recovery', timeoutMs + REPLY_TIMEOUT_MS)));
   }
 

@@ -20,6 +20,14 @@ export interface RecoverySpec {
   readonly downMs: number;
   /** Publishing after the reconnect. */
   readonly afterMs: number;
+  /**
+   * Each client reconnects after a random wait under this (0: all at once), as the SDKs'
+   * backoff jitter spreads real clients (centrifuge-js: 0.5 to 1 s after a drop); its time
+   * counts from its own new socket.
+   */
+  readonly spreadMs: number;
+  /** Publishing stops before the clients return: the reconnect window holds no live fan-out. */
+  readonly quiet: boolean;
   readonly rounds: number;
   readonly clientProcesses: number;
   readonly padBytes: number;
@@ -27,8 +35,11 @@ export interface RecoverySpec {
 }
 
 const RECONNECT_TIMEOUT_MS = 30_000;
+const CLIENTS_PER_PROCESS = 15_000;
+/** In a quiet run the last publication leaves this long before the reconnect. */
+const QUIET_MARGIN_MS = 300;
 /** Only Relais keeps history and positions; the peers are listed as not applicable. */
-const RECOVERABLE: readonly TargetName[] = ['relais', 'relais-redis'];
+const RECOVERABLE: readonly TargetName[] = ['relais', 'relais-redis', 'relais-baseline', 'relais-protobuf', 'relais-workers'];
 
 function toMs(us: number | null): number | null {
   return us === null ? null : us / 1000;
@@ -42,7 +53,8 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       endpoint: target.endpoint,
       connections: spec.clients,
       rooms: 1,
-      processes: spec.clientProcesses,
+      // Each client process under the open-file limit (20,000 here), with room for its pipes.
+      processes: Math.max(spec.clientProcesses, Math.ceil(spec.clients / CLIENTS_PER_PROCESS)),
       localAddresses: [],
       perAddress: spec.clients,
       concurrency: 100,
@@ -59,22 +71,31 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       step: stepId,
       rate: spec.rate,
       warmupMs: 0,
-      measureMs: spec.beforeMs + spec.downMs + spec.afterMs,
+      // Quiet: the clients miss what is published while they are away, and publishing ends before they return.
+      measureMs: spec.quiet ? spec.beforeMs + spec.downMs - QUIET_MARGIN_MS : spec.beforeMs + spec.downMs + spec.afterMs,
       rooms: 1,
       padBytes: spec.padBytes,
       maxBufferedBytes: 4 * 1024 * 1024,
     });
     await run.measuring;
-    await sleep(spec.beforeMs);
-    const dropped = await group.drop();
-    await sleep(spec.downMs);
     // A server's workers count with it (relais-workers).
     const serverPids = target.servers.flatMap((s) => withDescendants(s.pid));
+    // Settle first: the clients' first deliveries and the publisher's start are not fan-out.
+    await sleep(Math.min(500, spec.beforeMs / 3));
+    const fanout0 = cpuSnapshot(serverPids);
+    const fanoutFrom = performance.now();
+    await sleep(spec.beforeMs - Math.min(500, spec.beforeMs / 3));
+    const fanoutCpu = cpuDelta(fanout0, cpuSnapshot(serverPids));
+    const fanoutCpuMsPerS = fanoutCpu === null ? null : fanoutCpu / 1000 / ((performance.now() - fanoutFrom) / 1000);
+    const dropped = await group.drop();
+    await sleep(spec.downMs);
     const loadPids = [...group.pids, publisher.child.pid];
     const overflows0 = listenOverflows();
     const server0 = cpuSnapshot(serverPids);
     const load0 = cpuSnapshot(loadPids);
-    const reports = await group.reconnect(RECONNECT_TIMEOUT_MS);
+    const windowFrom = performance.now();
+    const reports = await group.reconnect(RECONNECT_TIMEOUT_MS + spec.spreadMs, spec.spreadMs);
+    const windowMs = performance.now() - windowFrom;
     const server1 = cpuSnapshot(serverPids);
     const load1 = cpuSnapshot(loadPids);
     const overflows1 = listenOverflows();
@@ -106,6 +127,10 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
       listenOverflows: overflows0 === null || overflows1 === null ? null : overflows1 - overflows0,
       serverCpuMs: toMs(cpuDelta(server0, server1)),
       loadCpuMs: toMs(cpuDelta(load0, load1)),
+      fanoutCpuMsPerS,
+      windowMs,
+      quiet: spec.quiet,
+      spreadMs: spec.spreadMs,
       expected,
       loss: expected - (stats.received - stats.duplicates),
       duplicates: stats.duplicates,
@@ -114,7 +139,7 @@ async function round(spec: RecoverySpec, target: RunningTarget, index: number, l
     };
     const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(1));
     log(
-      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, server CPU ${ms(result.serverCpuMs)} ms, load CPU ${ms(result.loadCpuMs)} ms, loss ${result.loss}, dup ${result.duplicates}, offset gaps ${result.offsetGaps}, offset dup ${result.offsetDuplicates}`,
+      `  ${target.name} round ${index + 1}: ${recovered}/${spec.clients} recovered, ${ms(result.replayedMean)} replayed each, p50 ${ms(result.p50Ms)} ms, p99 ${ms(result.p99Ms)} ms, listen overflows ${result.listenOverflows ?? '-'}, server CPU ${ms(result.serverCpuMs)} ms (fan-out alone ${ms(fanoutCpuMsPerS)} ms/s; window ${ms(windowMs)} ms${spec.quiet ? ', no publishing' : ''}${spec.spreadMs > 0 ? `, spread over ${spec.spreadMs} ms` : ''}), load CPU ${ms(result.loadCpuMs)} ms, loss ${result.loss}, dup ${result.duplicates}, offset gaps ${result.offsetGaps}, offset dup ${result.offsetDuplicates}`,
     );
     return result;
   } finally {

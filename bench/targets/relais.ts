@@ -2,7 +2,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Child, extraNodeFlags, repoRoot } from '../children.js';
+import { Child, repoRoot, serverNodeFlags } from '../children.js';
 import { freePort, sleep, waitForPort } from '../net.js';
 import type { RunningTarget, TargetName, TargetOptions } from './target.js';
 import { redisServerPid } from './redis_pid.js';
@@ -51,7 +51,7 @@ export async function startRelais(instances: 1 | 2, options: TargetOptions, main
     const urls: string[] = [];
     for (let i = 0; i < instances; i++) {
       const port = await freePort();
-      const server = new Child({ name: `relais#${i}`, nodeArgs: [...extraNodeFlags(), ...(options.serverNodeFlags ?? []), main, 'serve', ...serveArgs], env: { ...env, PORT: String(port) }, ipc: false, cpus: options.pin?.servers });
+      const server = new Child({ name: `relais#${i}`, nodeArgs: [...serverNodeFlags(), ...(options.serverNodeFlags ?? []), main, 'serve', ...serveArgs], env: { ...env, PORT: String(port) }, ipc: false, cpus: options.pin?.servers });
       servers.push(server);
       await waitForPort(port, 20_000, () => server.gone());
       // The port answers once the first worker listens: give the others a moment to join the rotation.

@@ -154,6 +154,13 @@ export const relaisConfig = z
         pong_timeout: duration.prefault('8s'),
         /** A connection must send `connect` within this time. */
         connect_timeout: duration.prefault('10s'),
+        /**
+         * A subscribe that meets the message bus down (BROKER_UNAVAILABLE) is tried again for
+         * up to this long before the client gets the error: a client refused goes into its
+         * SDK's growing resubscribe backoff (up to 10 s) and stays away after the bus is back.
+         * Keep it under the SDKs' command timeout (5 s by default); 0 refuses at once.
+         */
+        subscribe_bus_wait: duration.prefault('3s'),
         /** Largest WebSocket frame accepted; a larger one closes the connection with 1009. */
         max_frame_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(65_536),
         /** Largest publication data accepted from a client or the API. */

@@ -135,12 +135,58 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
   } else {
     await node.authorize('subscribe', client.user, channel);
   }
+  const join = (): Promise<ClientSubscription> => joinChannel(client, id, request, channel, { chanInfo, expiresAt, replyData, proxied: subscribeProxy !== undefined, pushJoinLeave, token, features });
+  const sub = await withBusWait(client, join);
+  if (client.closed || sub.isEnded) {
+    sub.end();
+    return REPLIED;
+  }
+  await sub.enter();
+  return REPLIED;
+}
+
+/** Between two tries of a subscribe that met the bus down. */
+const BUS_RETRY_MS = 200;
+
+/**
+ * Runs `join` again while it fails with BROKER_UNAVAILABLE, for up to the configured
+ * `client.subscribe_bus_wait`: a bus that comes back within it (a restart, a failover)
+ * costs the client no refusal, and so none of its SDK's resubscribe backoff.
+ */
+async function withBusWait<T>(client: Client, join: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + client.node.config.client.subscribe_bus_wait;
+  for (;;) {
+    try {
+      return await join();
+    } catch (err) {
+      const retry = err instanceof RelaisError && err.code === 'BROKER_UNAVAILABLE' && Date.now() + BUS_RETRY_MS < deadline && !client.closed && !client.node.isClosing;
+      if (!retry) throw err;
+      await new Promise((resolve) => setTimeout(resolve, BUS_RETRY_MS));
+      if (client.closed) throw err;
+    }
+  }
+}
+
+interface JoinOptions {
+  readonly chanInfo: JsonText | undefined;
+  readonly expiresAt: number;
+  readonly replyData: JsonText | undefined;
+  readonly proxied: boolean;
+  readonly pushJoinLeave: boolean;
+  readonly token: { issuedAt: number | undefined } | undefined;
+  readonly features: { delta: boolean; filter: TagFilter | undefined };
+}
+
+/** One try at joining the channel's stream: the subscription, its history and the reply. */
+async function joinChannel(client: Client, id: number, request: SubscribeRequest, channel: ResolvedChannel, options: JoinOptions): Promise<ClientSubscription> {
+  const node = client.node;
+  const { chanInfo, expiresAt, replyData, features } = options;
   if (client.subscriptions.has(channel.name)) throw new RelaisError('ALREADY_SUBSCRIBED');
   const sub = new ClientSubscription(client, channel, {
     expiresAt,
-    refreshedByProxy: subscribeProxy !== undefined && expiresAt > 0,
-    pushJoinLeave,
-    ...(token ? { token } : {}),
+    refreshedByProxy: options.proxied && expiresAt > 0,
+    pushJoinLeave: options.pushJoinLeave,
+    ...(options.token ? { token: options.token } : {}),
     delta: features.delta,
     ...(features.filter ? { filter: features.filter } : {}),
     ...(chanInfo !== undefined ? { chanInfo } : {}),
@@ -170,12 +216,7 @@ async function subscribe(client: Client, id: number, request: SubscribeRequest):
     if (client.subscriptions.get(channel.name) === sub) client.subscriptions.delete(channel.name);
     throw err;
   }
-  if (client.closed || sub.isEnded) {
-    sub.end();
-    return REPLIED;
-  }
-  await sub.enter();
-  return REPLIED;
+  return sub;
 }
 
 /**

@@ -92,3 +92,45 @@ describe('subscribe features', () => {
     });
   });
 });
+
+describe('reply publications shared between replies', () => {
+  const pubsOf = (n: number, from = 1): { data: string; offset: number }[] => Array.from({ length: n }, (_, i) => ({ data: `{"n":${from + i}}`, offset: from + i }));
+  const offsets = (reply: string | Uint8Array, key: 'subscribe' | 'history'): number[] =>
+    (JSON.parse(reply as string) as Record<string, { publications?: { offset: number }[] }>)[key]?.publications?.map((p) => p.offset) ?? [];
+  const subscribe = (publications: readonly { data: string; offset: number }[], delta = false): string | Uint8Array =>
+    jsonCodec.encodeReply(1, { method: 'subscribe', result: { recovered: true, ...(delta ? { delta: true } : {}), publications: [...publications] } });
+
+  it('the same run, a longer run, a shorter run and a run that differs inside each encode exactly their publications', () => {
+    const pubs = pubsOf(10);
+    expect(offsets(subscribe(pubs.slice(0, 5)), 'subscribe')).toEqual([1, 2, 3, 4, 5]);
+    expect(offsets(subscribe(pubs.slice(0, 5)), 'subscribe')).toEqual([1, 2, 3, 4, 5]);
+    expect(offsets(subscribe(pubs.slice(0, 8)), 'subscribe')).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(offsets(subscribe(pubs.slice(0, 3)), 'subscribe')).toEqual([1, 2, 3]);
+    // Same first, same last, same length, another publication in the middle.
+    const other = { data: '{"other":true}', offset: 2 };
+    const mixed = [pubs[0], other, pubs[2]] as { data: string; offset: number }[];
+    expect(JSON.parse(subscribe(mixed) as string)).toEqual({ id: 1, subscribe: { recovered: true, publications: [{ data: { n: 1 }, offset: 1 }, { data: { other: true }, offset: 2 }, { data: { n: 3 }, offset: 3 }] } });
+    expect(offsets(subscribe(pubs.slice(0, 3)), 'subscribe')).toEqual([1, 2, 3]);
+    expect(offsets(jsonCodec.encodeReply(2, { method: 'history', result: { publications: pubs.slice(0, 9), epoch: 'e', offset: 9 } }), 'history')).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('a delta subscription gets its payloads as strings even where a plain reply encoded the run', () => {
+    const pubs = pubsOf(3);
+    expect(JSON.parse(subscribe(pubs) as string)).toMatchObject({ subscribe: { publications: [{ data: { n: 1 } }, { data: { n: 2 } }, { data: { n: 3 } }] } });
+    expect(JSON.parse(subscribe(pubs, true) as string)).toMatchObject({ subscribe: { publications: [{ data: '{"n":1}' }, { data: '{"n":2}' }, { data: '{"n":3}' }] } });
+  });
+
+  it('any sequence of runs over the same publications encodes each reply as an uncached encoding would', () => {
+    const pubs = pubsOf(12);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 1, max: 12 }), fc.boolean()), { maxLength: 30 }), (runs) => {
+        for (const [start, length, delta] of runs) {
+          const run = pubs.slice(start, start + length);
+          const expected = run.map((p) => ({ data: delta ? p.data : JSON.parse(p.data) as unknown, offset: p.offset }));
+          expect(JSON.parse(subscribe(run, delta) as string)).toEqual({ id: 1, subscribe: { recovered: true, ...(delta ? { delta: true } : {}), publications: expected } });
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

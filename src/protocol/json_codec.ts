@@ -371,6 +371,42 @@ function replyPublication(pub: WirePublication, escaped: boolean): string {
   return encoded;
 }
 
+/** The run of reply publications encoded last, per first publication and form. */
+interface EncodedRun {
+  readonly publications: readonly WirePublication[];
+  readonly text: string;
+}
+
+const plainRuns = new WeakMap<WirePublication, EncodedRun>();
+const fullRuns = new WeakMap<WirePublication, EncodedRun>();
+
+/**
+ * The publications of a reply, joined, as one text shared by the replies that carry the same
+ * run: in a reconnect storm every client recovering from the same position gets the same
+ * publications (the same objects, from the node's memory), and the ones that reconnect a
+ * little later get that run plus the few published since, encoded only for the first.
+ */
+function replyPublications(publications: readonly WirePublication[], escaped: boolean): string {
+  const first = publications[0];
+  if (first === undefined) return '';
+  const runs = escaped ? fullRuns : plainRuns;
+  const cached = runs.get(first);
+  let shared = 0;
+  if (cached && cached.publications.length <= publications.length) {
+    while (shared < cached.publications.length && cached.publications[shared] === publications[shared]) shared++;
+    if (shared === publications.length) return cached.text;
+  }
+  const prefix = cached && shared === cached.publications.length ? cached.text : '';
+  const from = prefix === '' ? 0 : shared;
+  const rest = publications
+    .slice(from)
+    .map((p) => replyPublication(p, escaped))
+    .join(',');
+  const text = prefix === '' ? rest : `${prefix},${rest}`;
+  runs.set(first, { publications: publications.slice(), text });
+  return text;
+}
+
 function encodePublicationAs(pub: WirePublication, data: string, delta: boolean): string {
   let out = `{"data":${data}`;
   if (pub.info) out += `,"info":${encodeClientInfo(pub.info)}`;
@@ -391,7 +427,7 @@ function encodeSubscribeResult(sub: SubscribeResultWire): string {
   let out = JSON.stringify(rest);
   if (publications && publications.length > 0) {
     const escaped = sub.delta === true;
-    out = `${out.slice(0, -1)}${out.length > 2 ? ',' : ''}"publications":[${publications.map((p) => replyPublication(p, escaped)).join(',')}]}`;
+    out = `${out.slice(0, -1)}${out.length > 2 ? ',' : ''}"publications":[${replyPublications(publications, escaped)}]}`;
   }
   return withRawMember(out, 'data', data);
 }
@@ -411,7 +447,7 @@ function encodeResultBody(reply: ReplyResult): string {
       return encodeSubscribeResult(reply.result);
     case 'history': {
       const { publications, epoch, offset } = reply.result;
-      return `{"publications":[${publications.map((p) => replyPublication(p, false)).join(',')}],"epoch":${JSON.stringify(epoch)},"offset":${offset}}`;
+      return `{"publications":[${replyPublications(publications, false)}],"epoch":${JSON.stringify(epoch)},"offset":${offset}}`;
     }
     case 'presence': {
       const entries = Object.entries(reply.result.presence).map(([id, info]) => `${JSON.stringify(id)}:${encodeClientInfo(info)}`);

@@ -172,7 +172,11 @@ export async function startRelais(options: RelaisOptions = {}): Promise<RelaisPr
     }),
     options.startTimeoutMs ?? 15_000,
     'relais did not start in time',
-  );
+  ).catch((err: unknown) => {
+    // A server that never said it listens is not left running behind the failed start.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw err;
+  });
   const relais = new RelaisProcess(child, port, apiKey, secret);
   relais.logs.push(...logs);
   child.stdout.on('data', (chunk: Buffer) => relais.logs.push(chunk.toString()));

@@ -37,7 +37,10 @@ export interface NatsBrokerOptions {
   readonly requestTimeoutMs?: number;
   /** Bound on a whole publish, retries included, ms. Default 4000. */
   readonly publishTimeoutMs?: number;
-  /** Pause between reconnect attempts, ms (attempts are unbounded). Default 1000. */
+  /**
+   * Pause between reconnect attempts, ms (attempts are unbounded). Default 500: until the node
+   * is back on the bus its subscribers are not sent through recovery nor new subscribes served.
+   */
   readonly reconnectTimeWaitMs?: number;
   /** How long a publication waits for a missing predecessor, ms. Default 200. */
   readonly reorderHoldMs?: number;
@@ -150,7 +153,7 @@ export class NatsBroker implements Broker {
       connectTimeoutMs: options.connectTimeoutMs ?? 5000,
       requestTimeoutMs: options.requestTimeoutMs ?? 2000,
       publishTimeoutMs: options.publishTimeoutMs ?? 4000,
-      reconnectTimeWaitMs: options.reconnectTimeWaitMs ?? 1000,
+      reconnectTimeWaitMs: options.reconnectTimeWaitMs ?? 500,
       reorderHoldMs: options.reorderHoldMs ?? 200,
       maxHistorySize: options.maxHistorySize ?? -1,
       maxHistoryAgeMs: options.maxHistoryAgeMs ?? 30 * 24 * 3_600_000,
