@@ -1,7 +1,6 @@
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { RelaisConfigInput } from '../config/schema.js';
 import { chooseLogFormat, createLoggerAs } from '../server/logger.js';
-import { startServer } from '../server/start.js';
 import { isWorker, primaryBus, runPrimary } from '../server/workers.js';
 
 export interface ServeOptions {
@@ -33,6 +32,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     await runPrimary(loaded.config, options.workers, logger);
     return;
   }
+  // Imported here, not at the top: the primary of `--workers` only forks and relays the bus,
+  // and the server's modules (HTTP, WebSocket, metrics, features) would only weigh on it.
+  const { startServer } = await import('../server/start.js');
   const bus = primaryBus(loaded.config, logger.child({ component: 'bus' }));
   const server = await startServer(loaded, logger, bus ? { bus } : {});
   if (format === 'pretty' && process.stderr.isTTY && !isWorker()) {
