@@ -25,6 +25,12 @@ export interface BrokerContractSetup {
    * pub/sub mode): the suite then checks the refusal instead. Default true.
    */
   readonly patterns?: boolean;
+  /**
+   * True for a bus whose live fan-out leaves the publisher after the publish is acknowledged
+   * (NATS: the message goes out once JetStream has stored it): a node that subscribes right
+   * after the acknowledgement may still hear that publication live. Default false.
+   */
+  readonly fanOutAfterAck?: boolean;
 }
 
 /** Collects what a broker delivers to its node. */
@@ -385,7 +391,9 @@ export function describeBrokerContract(name: string, setup: BrokerContractSetup)
         expect(events.pubsOf('chat:live').map((p) => p.offset)).toEqual([0]);
         expect(events.pubsOf('room:[{%\\}]é').map((p) => JSON.parse(p.data) as unknown)).toEqual(['odd']);
         // On a bus, a node hears nothing of a channel before it has some interest in it.
-        if (setup.distributed) expect(events.pubsOf('chat:early').map((p) => p.offset)).toEqual([2]);
+        // Where the fan-out of an acknowledged publication may still be on its way, the earlier
+        // one may arrive too, but in order and once.
+        if (setup.distributed) expect([[2], ...(setup.fanOutAfterAck ? [[1, 2]] : [])]).toContainEqual(events.pubsOf('chat:early').map((p) => p.offset));
         expect(events.joins).toEqual([{ channel: 'chat:a', info: expect.objectContaining({ user: 'alice', client: 'c-alice' }) as unknown }]);
         expect(events.leaves).toEqual([{ channel: 'chat:a', info: expect.objectContaining({ user: 'alice' }) as unknown }]);
       });

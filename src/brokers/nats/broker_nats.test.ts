@@ -51,6 +51,7 @@ if (!available && process.env.CI === 'true') {
   let prefix = newPrefix();
   describeBrokerContract('nats', {
     distributed: true,
+    fanOutAfterAck: true,
     node: () =>
       Promise.resolve({
         broker: new NatsBroker({ servers: NATS_URL, prefix, nodeId: randomUUID() }),
