@@ -32,6 +32,7 @@ const DIRECTION: Readonly<Record<string, Direction>> = {
   p99Ms: 'lower',
   maxSustainedRate: 'higher',
   bytesPerConnection: 'lower',
+  bytesPerConnectionSettled: 'lower',
   recoveryP99Ms: 'lower',
 };
 
@@ -53,7 +54,10 @@ export function runFigures(run: RunResult): Map<string, number> {
       }
     } else if (scenario.kind === 'idle') {
       for (const target of scenario.targets) {
-        for (const step of target.steps) put(`${scenario.id}/${target.target}/${step.requested}/bytesPerConnection`, step.bytesPerConnection);
+        for (const step of target.steps) {
+          put(`${scenario.id}/${target.target}/${step.requested}/bytesPerConnection`, step.bytesPerConnection);
+          put(`${scenario.id}/${target.target}/${step.requested}/bytesPerConnectionSettled`, step.bytesPerConnectionSettled);
+        }
       }
     } else {
       for (const target of scenario.targets) {

@@ -20,6 +20,8 @@ export interface IdlePreset {
   readonly subscribersPerRoom: number;
   readonly settleMs: number;
   readonly cpuWindowMs: number;
+  /** Time after start for the settled baseline (V8's idle GC shrinks the heap about 8 s after start). */
+  readonly settledBaselineMs: number;
   readonly defaultTargets: readonly TargetName[];
 }
 
@@ -73,6 +75,7 @@ function scenarios(scale: 'smoke' | 'short' | 'full'): Record<ScenarioId, Scenar
       settleMs: pick(500, 3000, 5000),
       // Two rounds of the server's 25 s pings at least, beyond the short preset's one.
       cpuWindowMs: pick(500, 30_000, 60_000),
+      settledBaselineMs: pick(500, 15_000, 15_000),
       defaultTargets: SINGLE,
     },
     d: {

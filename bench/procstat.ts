@@ -62,6 +62,23 @@ export function rssBytes(pid: number): number | null {
   }
 }
 
+/** Resident anonymous and shared-memory pages, and resident file pages, in bytes (/proc status); null if gone. */
+export function residentParts(pid: number): { anon: number; file: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string): number | null => {
+      const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+      return match ? Number(match[1]) * 1024 : null;
+    };
+    const anon = kb('RssAnon');
+    const shmem = kb('RssShmem');
+    const file = kb('RssFile');
+    return anon === null || shmem === null || file === null ? null : { anon: anon + shmem, file };
+  } catch {
+    return null;
+  }
+}
+
 /** A process and every process below it (a server's workers), from /proc; just the pid when unreadable. */
 export function withDescendants(pid: number): number[] {
   const children = new Map<number, number[]>();

@@ -109,7 +109,7 @@ function stepped(s: SteppedScenarioResult): string {
 function idle(s: IdleScenarioResult): string {
   const rows = s.targets.flatMap((t) =>
     t.error && t.steps.length === 0
-      ? [[t.target, dash, dash, dash, dash, dash, dash, `error: ${t.error.slice(0, 120)}`]]
+      ? [[t.target, dash, dash, dash, dash, dash, dash, dash, dash, dash, dash, `error: ${t.error.slice(0, 120)}`]]
       : t.steps.map((step) => [
           t.target,
           num(step.planned === 0 ? step.requested : step.connected),
@@ -117,6 +117,10 @@ function idle(s: IdleScenarioResult): string {
           mb(step.rssBaselineBytes),
           mb(step.rssLoadedBytes),
           step.bytesPerConnection === null ? dash : num(step.bytesPerConnection / 1024, 1),
+          mb(step.rssSettledBaselineBytes ?? null),
+          mb(step.rssIdledBytes ?? null),
+          step.bytesPerConnectionSettled === null || step.bytesPerConnectionSettled === undefined ? dash : num(step.bytesPerConnectionSettled / 1024, 1),
+          `${mb(step.rssFilesOnceSettledBaselineBytes ?? null)} / ${mb(step.rssFilesOnceIdledBytes ?? null)}`,
           step.idleCpuPer10k === null || step.idleCpuPer10k === undefined ? dash : num(step.idleCpuPer10k, 2),
           step.note + (step.failed > 0 ? ` ${step.firstError}` : ''),
         ]),
@@ -124,9 +128,9 @@ function idle(s: IdleScenarioResult): string {
   return [
     `### ${s.id}. ${s.title}`,
     '',
-    `Each connection subscribed to ${s.subscribersPerRoom === 1 ? 'a channel of its own' : `a channel shared by ${s.subscribersPerRoom}`}; RSS read ${s.settleMs / 1000} s after the last subscription; a fresh server per count. KB per connection = (RSS loaded - RSS before) / connections. Idle CPU: the server's CPU over the next ${(s.cpuWindowMs ?? 0) / 1000} s (pings only), in % of one core per 10,000 connections.`,
+    `Each connection subscribed to ${s.subscribersPerRoom === 1 ? 'a channel of its own' : `a channel shared by ${s.subscribersPerRoom}`}; RSS read ${s.settleMs / 1000} s after the last subscription; a fresh server per count. KB per connection = (RSS loaded - RSS before) / connections. Idle CPU: the server's CPU over the next ${(s.cpuWindowMs ?? 0) / 1000} s (pings only), in % of one core per 10,000 connections.${s.settledBaselineMs === undefined ? '' : ` At rest: RSS before read ${s.settledBaselineMs / 1000} s after start (once V8's idle GC has given back the young generation start-up grew), RSS loaded at the end of the idle CPU window; files once: the same two readings summed over the server's processes with the file-backed pages (the node binary, which every worker maps) counted once.`}`,
     '',
-    table(['target', 'connections', 'failed', 'RSS before MB', 'RSS loaded MB', 'KB per connection', 'idle CPU % per 10k', 'note'], rows),
+    table(['target', 'connections', 'failed', 'RSS before MB', 'RSS loaded MB', 'KB per connection', 'at rest: before MB', 'at rest: loaded MB', 'at rest: KB per connection', 'at rest, files once: before / loaded MB', 'idle CPU % per 10k', 'note'], rows),
   ].join('\n');
 }
 

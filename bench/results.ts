@@ -87,6 +87,16 @@ export interface IdleStep {
   readonly rssBaselineBytes: number | null;
   readonly rssLoadedBytes: number | null;
   readonly bytesPerConnection: number | null;
+  /**
+   * The same at rest: the baseline read once V8's memory reducer has run after start-up, the
+   * loaded RSS at the end of the idle CPU window. Absent in runs before these fields.
+   */
+  readonly rssSettledBaselineBytes?: number | null;
+  readonly rssIdledBytes?: number | null;
+  readonly bytesPerConnectionSettled?: number | null;
+  /** The same two readings with the file pages the server's processes share counted once. */
+  readonly rssFilesOnceSettledBaselineBytes?: number | null;
+  readonly rssFilesOnceIdledBytes?: number | null;
   /** Server CPU while the connections sit idle (pings only), in percent of one core per 10,000 connections. */
   readonly idleCpuPer10k: number | null;
 }
@@ -105,6 +115,7 @@ export interface IdleScenarioResult {
   readonly settleMs: number;
   /** Length of the idle CPU reading, after the RSS reading. */
   readonly cpuWindowMs: number;
+  readonly settledBaselineMs?: number;
   readonly targets: IdleTargetResult[];
 }
 

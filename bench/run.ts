@@ -172,6 +172,7 @@ async function runScenario(id: ScenarioId, presetName: PresetName, asked: readon
           subscribersPerRoom: scenario.subscribersPerRoom,
           settleMs: scenario.settleMs,
           cpuWindowMs: scenario.cpuWindowMs,
+          settledBaselineMs: scenario.settledBaselineMs,
           perProcess: 15_000,
           ...(values['connect-timeout-s'] !== undefined ? { connectTimeoutMs: (positive(values['connect-timeout-s'], '--connect-timeout-s') ?? 0) * 1000 } : {}),
           targetOptions,

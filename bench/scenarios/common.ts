@@ -1,4 +1,4 @@
-import { cpuTimeUs, rssBytes, sumOver, writeCounts, type WriteCounts } from '../procstat.js';
+import { cpuTimeUs, residentParts, rssBytes, sumOver, writeCounts, type WriteCounts } from '../procstat.js';
 
 /** Progress lines go to stderr so that stdout keeps the tables. */
 export type Log = (line: string) => void;
@@ -39,6 +39,23 @@ export function writeDelta(before: WriteCounts | null, after: WriteCounts | null
 
 export function totalRss(pids: readonly number[]): number | null {
   return sumOver(pids, rssBytes);
+}
+
+/**
+ * RSS of a group of processes with the file pages counted once: their anonymous pages plus the
+ * largest file-backed share among them (the node binary and libraries, which every worker
+ * maps). PSS would also split those pages with unrelated node processes (the load clients).
+ */
+export function totalRssFilesOnce(pids: readonly number[]): number | null {
+  let anon = 0;
+  let file = 0;
+  for (const pid of pids) {
+    const parts = residentParts(pid);
+    if (parts === null) return null;
+    anon += parts.anon;
+    file = Math.max(file, parts.file);
+  }
+  return anon + file;
 }
 
 /**

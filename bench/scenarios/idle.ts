@@ -3,7 +3,7 @@ import { hardFdLimit, withDescendants } from '../procstat.js';
 import type { IdleScenarioResult, IdleStep, IdleTargetResult, ScenarioId } from '../results.js';
 import { startTarget } from '../targets/start.js';
 import { connectionProcesses, type RunningTarget, type TargetName, type TargetOptions } from '../targets/target.js';
-import { cpuDelta, cpuSnapshot, errorMessage, sourceAddresses, totalRss, type Log } from './common.js';
+import { cpuDelta, cpuSnapshot, errorMessage, sourceAddresses, totalRssFilesOnce, totalRss, type Log } from './common.js';
 import { SubscriberGroup } from './load_group.js';
 
 export interface IdleSpec {
@@ -18,6 +18,11 @@ export interface IdleSpec {
   readonly settleMs: number;
   /** Time over which the server's CPU is read while the connections idle. */
   readonly cpuWindowMs: number;
+  /**
+   * Time after start for a second, settled baseline: V8 grows its young generation during
+   * start-up and gives it back about 8 s later, when its memory reducer finds the process idle.
+   */
+  readonly settledBaselineMs: number;
   /** Connections per load process (each process stays under the open-files limit). */
   readonly perProcess: number;
   /** Time allowed to open every connection of a step; default 60 s + 3 ms per connection. */
@@ -42,6 +47,9 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
     const pids = target.servers.flatMap((s) => withDescendants(s.pid));
     await sleep(BASELINE_SETTLE_MS);
     const rssBaselineBytes = totalRss(pids);
+    await sleep(Math.max(0, spec.settledBaselineMs - BASELINE_SETTLE_MS));
+    const rssSettledBaselineBytes = totalRss(pids);
+    const rssFilesOnceSettledBaselineBytes = totalRssFilesOnce(pids);
     const started = await SubscriberGroup.start({
       endpoint: target.endpoint,
       connections: planned,
@@ -60,11 +68,16 @@ async function measure(spec: IdleSpec, name: TargetName, requested: number, plan
     const cpuBefore = cpuSnapshot(pids);
     await sleep(spec.cpuWindowMs);
     const cpuAfter = cpuSnapshot(pids);
+    const rssIdledBytes = totalRss(pids);
+    const rssFilesOnceIdledBytes = totalRssFilesOnce(pids);
     const cpuUs = cpuDelta(cpuBefore, cpuAfter);
     const idleCpuPer10k = cpuUs === null || ok === 0 ? null : ((cpuUs / 1000 / (cpuAfter.at - cpuBefore.at)) * 100 * 10_000) / ok;
-    const bytesPerConnection = rssBaselineBytes !== null && rssLoadedBytes !== null && ok > 0 ? (rssLoadedBytes - rssBaselineBytes) / ok : null;
-    log(`  ${name}: ${ok}/${planned} connections, ${bytesPerConnection === null ? '-' : (bytesPerConnection / 1024).toFixed(1)} KB each, idle CPU ${idleCpuPer10k === null ? '-' : idleCpuPer10k.toFixed(2)} % of a core per 10k${failed > 0 ? `, ${failed} failed (${firstError})` : ''}`);
-    return { requested, planned, connected: ok, failed, firstError, note, rssBaselineBytes, rssLoadedBytes, bytesPerConnection, idleCpuPer10k };
+    const perConnection = (before: number | null, loaded: number | null): number | null => (before !== null && loaded !== null && ok > 0 ? (loaded - before) / ok : null);
+    const bytesPerConnection = perConnection(rssBaselineBytes, rssLoadedBytes);
+    const bytesPerConnectionSettled = perConnection(rssSettledBaselineBytes, rssIdledBytes);
+    const kb = (bytes: number | null): string => (bytes === null ? '-' : (bytes / 1024).toFixed(1));
+    log(`  ${name}: ${ok}/${planned} connections, ${kb(bytesPerConnection)} KB each (${kb(bytesPerConnectionSettled)} at rest), idle CPU ${idleCpuPer10k === null ? '-' : idleCpuPer10k.toFixed(2)} % of a core per 10k${failed > 0 ? `, ${failed} failed (${firstError})` : ''}`);
+    return { requested, planned, connected: ok, failed, firstError, note, rssBaselineBytes, rssLoadedBytes, bytesPerConnection, rssSettledBaselineBytes, rssIdledBytes, bytesPerConnectionSettled, rssFilesOnceSettledBaselineBytes, rssFilesOnceIdledBytes, idleCpuPer10k };
   } finally {
     await group?.stop();
     await target?.stop();
@@ -103,5 +116,5 @@ export async function runIdle(spec: IdleSpec, log: Log): Promise<IdleScenarioRes
     }
     targets.push({ target: name, error, steps });
   }
-  return { kind: 'idle', id: spec.id, title: spec.title, subscribersPerRoom: spec.subscribersPerRoom, settleMs: spec.settleMs, cpuWindowMs: spec.cpuWindowMs, targets };
+  return { kind: 'idle', id: spec.id, title: spec.title, subscribersPerRoom: spec.subscribersPerRoom, settleMs: spec.settleMs, cpuWindowMs: spec.cpuWindowMs, settledBaselineMs: spec.settledBaselineMs, targets };
 }
