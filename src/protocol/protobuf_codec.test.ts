@@ -89,3 +89,38 @@ describe('protobufCodec', () => {
     expect(protobufCodec.ping).toEqual(new Uint8Array([0]));
   });
 });
+
+describe('subscribe reply publications shared between replies', () => {
+  const pubsOf = (n: number): { data: string; offset: number }[] => Array.from({ length: n }, (_, i) => ({ data: `{"n":${i + 1}}`, offset: i + 1 }));
+  const subscribe = (id: number, publications: readonly { data: string; offset: number }[]): Record<string, unknown> =>
+    // Decoded from a Buffer, so that payloads decode as Buffers whatever the codec allocated.
+    replies(Buffer.from(protobufCodec.encodeReply(id, { method: 'subscribe', result: { recovered: true, epoch: 'ep', offset: 12, publications: [...publications] } }) as Uint8Array))[0] ?? {};
+  const expected = (id: number, publications: readonly { data: string; offset: number }[]): Record<string, unknown> => ({
+    id,
+    subscribe: { recovered: true, epoch: 'ep', offset: 12, publications: publications.map((p) => ({ data: Buffer.from(p.data), offset: p.offset })) },
+  });
+
+  it('the same run, a longer run, a shorter run and a run that differs inside each decode to exactly their publications', () => {
+    const pubs = pubsOf(10);
+    for (const run of [pubs.slice(0, 5), pubs.slice(0, 5), pubs.slice(0, 8), pubs.slice(0, 3)]) expect(subscribe(7, run)).toEqual(expected(7, run));
+    const mixed = [pubs[0], { data: '{"other":true}', offset: 2 }, pubs[2]] as { data: string; offset: number }[];
+    expect(subscribe(300, mixed)).toEqual(expected(300, mixed));
+    expect(subscribe(0, pubs.slice(0, 3))).toEqual({ subscribe: expected(0, pubs.slice(0, 3))['subscribe'] });
+  });
+
+  it('any sequence of runs over the same publications decodes as the plain encoding of each reply', () => {
+    const pubs = pubsOf(12);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 100_000 })), { maxLength: 30 }), (runs) => {
+        for (const [start, length, id] of runs) {
+          const run = pubs.slice(start, start + length);
+          const bytes = protobufCodec.encodeReply(id, { method: 'subscribe', result: { recovered: true, epoch: 'ep', offset: 12, publications: run } }) as Uint8Array;
+          const plain = Reply.encodeDelimited({ id, subscribe: { recovered: true, epoch: 'ep', offset: 12, publications: run.map((p) => ({ data: utf8.encode(p.data), offset: p.offset })) } }).finish();
+          expect(replies(Buffer.from(bytes))).toEqual(replies(Buffer.from(plain)));
+          expect(bytes.length).toBe(plain.length);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

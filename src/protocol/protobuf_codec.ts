@@ -26,6 +26,15 @@ import {
 const root = protobuf.parse(CLIENT_PROTO, { keepCase: true }).root;
 const CommandType = root.lookupType('centrifugal.centrifuge.protocol.Command');
 const ReplyType = root.lookupType('centrifugal.centrifuge.protocol.Reply');
+const SubscribeResultType = root.lookupType('centrifugal.centrifuge.protocol.SubscribeResult');
+/** Key (field number and wire type 2, length-delimited) of `Reply.subscribe`. */
+const SUBSCRIBE_KEY = (fieldId(ReplyType, 'subscribe') << 3) | 2;
+
+function fieldId(type: protobuf.Type, name: string): number {
+  const field = type.fields[name];
+  if (!field) throw new Error(`the client schema has no ${type.name}.${name}`);
+  return field.id;
+}
 
 type Msg = Record<string, unknown>;
 
@@ -237,6 +246,62 @@ function subscribeResult(sub: SubscribeResultWire): Msg {
   return out;
 }
 
+interface EncodedRun {
+  readonly publications: readonly WirePublication[];
+  /** `SubscribeResult.publications` of those publications, encoded: field key, length, message, each. */
+  readonly bytes: Uint8Array;
+}
+
+const publicationRuns = new WeakMap<WirePublication, EncodedRun>();
+
+/**
+ * The encoded publications of a subscribe reply, shared by the replies that carry the same
+ * run, as the JSON codec shares its text: in a reconnect storm the clients recovering from
+ * one position get the same publication objects, and a client a little later gets that run
+ * plus the few published since, encoded only for the first. Protobuf lets a message's fields
+ * come in any order and a repeated field's elements follow one another, so the run is
+ * appended to the rest of the result as bytes.
+ */
+function publicationsField(publications: readonly WirePublication[]): Uint8Array {
+  const first = publications[0];
+  if (first === undefined) return EMPTY;
+  const cached = publicationRuns.get(first);
+  let shared = 0;
+  if (cached && cached.publications.length <= publications.length) {
+    while (shared < cached.publications.length && cached.publications[shared] === publications[shared]) shared++;
+    if (shared === publications.length) return cached.bytes;
+  }
+  const prefix = cached && shared === cached.publications.length ? cached.bytes : EMPTY;
+  const from = prefix === EMPTY ? 0 : shared;
+  const rest = SubscribeResultType.encode({ publications: publications.slice(from).map(replyPublication) }).finish();
+  const bytes = prefix === EMPTY ? rest : concat([prefix, rest]);
+  publicationRuns.set(first, { publications: publications.slice(), bytes });
+  return bytes;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** A length-delimited Reply to a subscribe whose publications are appended as a shared run. */
+function encodeSubscribeReply(id: number, sub: SubscribeResultWire): Uint8Array {
+  const { publications, ...rest } = sub;
+  const head = SubscribeResultType.encode(subscribeResult(rest)).finish();
+  const run = publications && publications.length > 0 ? publicationsField(publications) : EMPTY;
+  const idField = ReplyType.encode({ id }).finish();
+  const key = protobuf.Writer.create().uint32(SUBSCRIBE_KEY).uint32(head.length + run.length).finish();
+  const delimiter = protobuf.Writer.create().uint32(idField.length + key.length + head.length + run.length).finish();
+  return concat([delimiter, idField, key, head, run]);
+}
+
 function resultMessage(reply: ReplyResult): Msg {
   switch (reply.method) {
     case 'connect': {
@@ -309,6 +374,7 @@ export const protobufCodec: ProtocolCodec = {
     return out;
   },
   encodeReply(id, reply) {
+    if (reply.method === 'subscribe' && (reply.result.publications?.length ?? 0) > 0) return encodeSubscribeReply(id, reply.result);
     return encodeReplyMessage({ id, [reply.method]: resultMessage(reply) });
   },
   encodeError(id, error: ErrorWire) {
