@@ -46,6 +46,8 @@ const USAGE = `npm run bench -- [options]
                                on the first, subscriber and publisher processes on the second
   --write-delay <ms>           client.write_delay of the Relais targets (default 0, the server's
                                default): messages for one connection within it share a write
+  --relais-config '<json>'     a JSON object merged over the Relais targets' config, key by
+                               top-level key (e.g. '{"chat":{"status":false}}')
   --baseline <dir>             another checkout of Relais, built, run as target relais-baseline
                                (compare a change with the revision before it in one run)
   --workers <n>                worker processes of the relais-workers target (default 2)
@@ -89,6 +91,7 @@ const { values } = parseArgs({
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     pin: { type: 'string' },
     'write-delay': { type: 'string' },
+    'relais-config': { type: 'string' },
     baseline: { type: 'string' },
     workers: { type: 'string' },
     'connect-timeout-s': { type: 'string' },
@@ -227,6 +230,8 @@ async function main(): Promise<void> {
   const writeDelayMs = values['write-delay'] === undefined ? undefined : Number(values['write-delay']);
   if (writeDelayMs !== undefined && !(Number.isInteger(writeDelayMs) && writeDelayMs >= 0 && writeDelayMs <= 1000)) throw new Error(`--write-delay: expected 0 to 1000 ms, got "${values['write-delay']}"`);
   const pin = values.pin === undefined ? undefined : parsePinning(values.pin);
+  const relaisConfig = values['relais-config'] === undefined ? undefined : (JSON.parse(values['relais-config']) as unknown);
+  if (relaisConfig !== undefined && (typeof relaisConfig !== 'object' || relaisConfig === null || Array.isArray(relaisConfig))) throw new Error('--relais-config: expected a JSON object');
 
   installExitHandlers();
   const startedAt = new Date().toISOString();
@@ -256,6 +261,7 @@ async function main(): Promise<void> {
       ...(values['server-node-flags'] !== undefined ? { serverNodeFlags: list(values['server-node-flags'].replaceAll(' ', ',')) } : {}),
       ...(pin !== undefined ? { pin } : {}),
       ...(writeDelayMs !== undefined ? { relaisWriteDelayMs: writeDelayMs } : {}),
+      ...(relaisConfig !== undefined ? { relaisConfig: relaisConfig as Record<string, unknown> } : {}),
     };
     for (const id of ids) {
       const result = await runScenario(id, presetName, asked, targetOptions);

@@ -6,6 +6,8 @@
  *
  *   node --import tsx bench/heap/run.ts [--connections 5000] [--server-node-flags "--max-semi-space-size=1"] [--top 30]
  *     [--retainers]   each group split by what holds it (`kind <- owner.property`)
+ *     [--relais-config '<json>']  merged over the server's config, as bench/run.ts does
+ *     [--depth 2]     with --retainers, the owner's owner too (`kind <- owner.property <- its owner.property`)
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,10 +26,13 @@ const { values } = parseArgs({
     'server-node-flags': { type: 'string', default: '' },
     top: { type: 'string', default: '30' },
     retainers: { type: 'boolean', default: false },
+    depth: { type: 'string', default: '1' },
+    'relais-config': { type: 'string' },
   },
 });
 const connections = Number(values.connections);
 const top = Number(values.top);
+const depth = Math.max(1, Number(values.depth));
 const SNAPSHOT_DEADLINE_MS = 120_000;
 
 /** Self size and count of the live heap objects, by group. */
@@ -58,7 +63,8 @@ function groupSnapshot(file: string, retainers: boolean): Groups {
     if (type === 'object' || type === 'closure' || type === 'native') return `${type} ${name.slice(0, 60)}`;
     return type === 'hidden' || type === 'object shape' ? `${type} ${name.slice(0, 40)}` : type;
   };
-  const owner = new Map<number, string>();
+  /** First strong retainer of each node: its index in `nodes` and the edge's label. */
+  const owner = new Map<number, { at: number; label: string }>();
   if (retainers) {
     const edgeWidth = meta.edge_fields.length;
     const edgeTypes = meta.edge_types[0];
@@ -75,13 +81,22 @@ function groupSnapshot(file: string, retainers: boolean): Groups {
         if (owner.has(to)) continue;
         const raw = json.edges[edge + edgeNameAt] ?? 0;
         const edgeName = edgeType === 'element' || edgeType === 'hidden' ? '[]' : (json.strings[raw] ?? '?');
-        owner.set(to, `${keyOf(i)}.${edgeName.slice(0, 30)}`);
+        owner.set(to, { at: i, label: `${keyOf(i)}.${edgeName.slice(0, 30)}` });
       }
     }
   }
   const groups: Groups = new Map();
   for (let i = 0; i < json.nodes.length; i += width) {
-    const key = retainers ? `${keyOf(i)} <- ${owner.get(i) ?? 'root'}` : keyOf(i);
+    let key = keyOf(i);
+    if (retainers) {
+      let at = i;
+      for (let level = 0; level < depth; level++) {
+        const up = owner.get(at);
+        key += ` <- ${up?.label ?? 'root'}`;
+        if (!up) break;
+        at = up.at;
+      }
+    }
     const group = groups.get(key) ?? { count: 0, bytes: 0 };
     group.count += 1;
     group.bytes += json.nodes[i + sizeAt] ?? 0;
@@ -118,7 +133,9 @@ async function main(): Promise<void> {
   installExitHandlers();
   const dir = mkdtempSync(join(tmpdir(), 'relais-heap-'));
   const flags = values['server-node-flags'].split(' ').filter((f) => f !== '');
-  const target = await startRelais(1, { historySize: 100, redisUrl: '', serverNodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`, ...flags] });
+  const target = await startRelais(1, { historySize: 100, redisUrl: '', serverNodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`, ...flags],
+    ...(values['relais-config'] !== undefined ? { relaisConfig: JSON.parse(values['relais-config']) as Record<string, unknown> } : {}),
+  });
   let group: SubscriberGroup | null = null;
   try {
     const server = target.servers[0];

@@ -14,14 +14,20 @@ export const RELAIS_MAIN = join(repoRoot, 'dist/src/cli/main.js');
  * per-connection and per-user rate limits and the connections-per-user cap lifted: the
  * benchmark publishes thousands per second from one connection.
  */
-function benchConfig(historySize: number, writeDelayMs: number): object {
-  return {
+function benchConfig(historySize: number, writeDelayMs: number, extra: Readonly<Record<string, unknown>> = {}): object {
+  const base: Record<string, unknown> = {
     namespaces: {
       bench: { history_size: historySize, history_ttl: '10m', force_recovery: true, allow_subscribe: 'authenticated', allow_publish: 'authenticated' },
     },
     rate_limit: { connection: { burst: 1_000_000, per_second: 0 }, user: { burst: 1_000_000, per_second: 0 } },
     client: { max_connections_per_user: 0, write_delay: `${writeDelayMs}ms` },
   };
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  for (const [key, value] of Object.entries(extra)) {
+    const current = base[key];
+    base[key] = isObject(current) && isObject(value) ? { ...current, ...value } : value;
+  }
+  return base;
 }
 
 /** Starts 1 Relais (memory broker) or 2 over Redis, from the built server (npm run build) or another build. */
@@ -29,7 +35,7 @@ export async function startRelais(instances: 1 | 2, options: TargetOptions, main
   if (!existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first`);
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const configPath = join(tmpdir(), `relais-bench-${tag}.json`);
-  writeFileSync(configPath, JSON.stringify(benchConfig(options.historySize, options.relaisWriteDelayMs ?? 0)));
+  writeFileSync(configPath, JSON.stringify(benchConfig(options.historySize, options.relaisWriteDelayMs ?? 0, options.relaisConfig)));
   const tokenSecret = `bench-secret-${randomBytes(12).toString('hex')}`;
   const env: Record<string, string> = {
     HOST: '127.0.0.1',

@@ -26,6 +26,8 @@ export interface TargetOptions {
   readonly serverNodeFlags?: readonly string[];
   /** `--write-delay`: Relais's `client.write_delay`, ms (0, its default, when absent). */
   readonly relaisWriteDelayMs?: number;
+  /** `--relais-config`: merged over the Relais targets' config, an object per top-level key. */
+  readonly relaisConfig?: Readonly<Record<string, unknown>>;
   /** `--pin`: where the servers and the load processes run; anywhere when absent. */
   readonly pin?: Pinning;
 }

@@ -38,7 +38,8 @@ export interface UserStatusView {
  * Each node follows the users connected to it (LocalUsers: activity is any client command but
  * pings and token refreshes) and says what it finds in a cluster-wide set per user,
  * `$status:<user>`, one entry per node, refreshed and expiring with presence_ttl (so a dead
- * node's entries go). The status is what those entries add up to (clusterStatus).
+ * node's entries go). The status is what those entries add up to (clusterStatus). A node
+ * alone on the memory bus keeps no such entries: its own users' states are the status.
  *
  * Every change is published on `status:<user>` (bus history of 1: a watcher gets the latest on
  * subscribe). Nodes agree on one publication per change without a coordinator: a node that
@@ -126,14 +127,18 @@ export class UserStatusTracker implements ConnectionObserver {
     });
   }
 
-  /** Writes what this node says of the user, then publishes the status if it changed. */
+  /**
+   * Writes what this node says of the user, then publishes the status if it changed. A node
+   * alone on its bus is the whole cluster: what it knows of its users is the status, and it
+   * keeps no cluster entries (they would cost each connected user a presence record here).
+   */
   private async sync(user: string): Promise<void> {
     const state = this.local.state(user);
     const node = this.deps.node;
     if (state) {
-      await Promise.all([node.setClusterEntry(userSet(user), entryOf(user, node.id, state)), node.setClusterEntry(nodeSet(node.id), { user, client: user })]);
+      if (node.distributed) await Promise.all([node.setClusterEntry(userSet(user), entryOf(user, node.id, state)), node.setClusterEntry(nodeSet(node.id), { user, client: user })]);
     } else {
-      await Promise.all([node.removeClusterEntry(userSet(user), node.id), node.removeClusterEntry(nodeSet(node.id), user)]);
+      if (node.distributed) await Promise.all([node.removeClusterEntry(userSet(user), node.id), node.removeClusterEntry(nodeSet(node.id), user)]);
       await this.deps.store.touchUser(user, Date.now());
     }
     await this.reconcile(user);
@@ -155,11 +160,17 @@ export class UserStatusTracker implements ConnectionObserver {
       if (statusOf(last.publications[0]?.data) === current.status) return;
       const lastSeen = current.status === 'offline' ? await this.deps.store.lastSeen(user) : current.activeAt;
       const data = toJsonText({ user, status: current.status, ...(lastSeen !== undefined ? { last_seen: lastSeen } : {}) });
-      await node.publish(channel, data, { idempotencyKey: `status:${current.status}:${last.position.epoch}:${last.position.offset}` });
+      // The key makes nodes that saw the same change publish it once; a node alone publishes
+      // each user's changes one after another (`schedule`) and needs none to remember.
+      await node.publish(channel, data, node.distributed ? { idempotencyKey: `status:${current.status}:${last.position.epoch}:${last.position.offset}` } : {});
     }
   }
 
   private async entries(user: string): Promise<NodeUserState[]> {
+    if (!this.deps.node.distributed) {
+      const state = this.local.state(user);
+      return state ? [state] : [];
+    }
     const entries = await this.deps.node.clusterEntries(userSet(user));
     return Object.values(entries).flatMap((info) => {
       const state = stateOf(info.connInfo);
@@ -170,6 +181,7 @@ export class UserStatusTracker implements ConnectionObserver {
   /** Sets this node's entries again before they expire. */
   private async refresh(): Promise<void> {
     const node = this.deps.node;
+    if (!node.distributed) return;
     const work: Promise<void>[] = [];
     for (const [user, state] of this.local.entries()) {
       work.push(node.setClusterEntry(userSet(user), entryOf(user, node.id, state)), node.setClusterEntry(nodeSet(node.id), { user, client: user }));
