@@ -21,7 +21,7 @@ export function newEpoch(): string {
 }
 
 /** One channel's stream: its position and a window of recent publications. */
-class MemoryStream {
+export class MemoryStream {
   offset = 0;
   readonly epoch = newEpoch();
   /** Publications in offset order; entries before `head` are dropped. */
@@ -32,15 +32,25 @@ class MemoryStream {
   ttlMs = 0;
 
   append(pub: Publication, size: number, ttlMs: number): void {
-    this.entries.push(pub);
+    // The first publication gets an array of its own size: a push would reserve 17 slots,
+    // and most channels keep one (history_size 1: latest values, statuses).
+    if (this.entries.length === 0) this.entries = [pub];
+    else this.entries.push(pub);
     this.ttlMs = ttlMs;
     if (this.entries.length - this.head > size) this.head = this.entries.length - size;
     this.dropExpired(pub.time);
-    // Compact once the dropped prefix dominates, keeping appends amortized O(1).
-    if (this.head > 64 && this.head * 2 > this.entries.length) {
+    // Compact once the dropped prefix is as long as the window (at least 8): the copy of the
+    // live entries is paid for by as many appends, and a channel keeps at most that many
+    // dropped publications alive (a prefix of 64, as before, held 64 per history-1 channel).
+    if (this.head >= Math.max(8, size) && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);
       this.head = 0;
     }
+  }
+
+  /** Publications held, dropped ones not yet compacted away included. */
+  get retained(): number {
+    return this.entries.length;
   }
 
   dropExpired(now: number): void {
