@@ -50,6 +50,8 @@ function expectAllAcknowledged(loops: readonly PublishLoop[]): number {
 }
 
 const BUSES: readonly BusKind[] = ['redis', 'nats'];
+/** Time an SDK subscriber has to connect and subscribe: generous, since the suite shares 2 cores with the rest of CI. */
+const SUBSCRIBE_TIMEOUT_MS = 20_000;
 const available = await Promise.all(BUSES.map((kind) => sharedBusAvailable(kind)));
 
 for (const [index, kind] of BUSES.entries()) {
@@ -76,7 +78,7 @@ for (const [index, kind] of BUSES.entries()) {
     }
 
     async function sdk(name: string, node: RelaisProcess, channel: string, release: SdkRelease): Promise<SdkSubscriber> {
-      return run.on(await SdkSubscriber.open(name, node.wsUrl, await node.token(name), channel, 10_000, release), (s) => s.close());
+      return run.on(await SdkSubscriber.open(name, node.wsUrl, await node.token(name), channel, SUBSCRIBE_TIMEOUT_MS, release), (s) => s.close());
     }
 
     async function lean(node: RelaisProcess, channel: string, since?: { offset: number; epoch: string }): Promise<LeanSubscriber> {
@@ -256,7 +258,7 @@ describe('ordering on one server of 2 workers (the bus built into the primary)',
     const leans = await Promise.all(Array.from({ length: 4 }, () => LeanSubscriber.open({ url: () => server.wsUrl, token, channel })));
     for (const l of leans) run.on(l, (s) => s.close());
     const sdks: SdkSubscriber[] = [];
-    for (const release of SDK_MATRIX) sdks.push(run.on(await SdkSubscriber.open(`sdk${release.version}`, server.wsUrl, await server.token(release.version), channel, 10_000, release), (s) => s.close()));
+    for (const release of SDK_MATRIX) sdks.push(run.on(await SdkSubscriber.open(`sdk${release.version}`, server.wsUrl, await server.token(release.version), channel, SUBSCRIBE_TIMEOUT_MS, release), (s) => s.close()));
     const numbers = counter();
     const loops: PublishLoop[] = [];
     const publish = async (count: number, concurrency: number, paceMs?: () => number): Promise<void> => {
