@@ -55,17 +55,30 @@ describeWithBus('NatsOccupancy', available ? undefined : `no NATS with JetStream
           }
         }
         expect(swept).toBe(3);
+        // A sweep whose KV read times out (a loaded machine) fails as the server's sweeper's
+        // would, and is tried again; most must succeed for the check to mean anything.
+        let bSwept = 0;
         for (let i = 0; i < 10; i++) {
-          const [fromA, fromB] = await Promise.all([a.sweep().catch(() => []), b.sweep()]);
+          const [fromA, fromB] = await Promise.all([
+            a.sweep().catch(() => []),
+            b.sweep().then(
+              (found) => {
+                bSwept++;
+                return found;
+              },
+              () => [],
+            ),
+          ]);
           reported.push(...fromA, ...fromB);
           await new Promise((resolve) => setTimeout(resolve, 250));
         }
+        expect(bSwept).toBeGreaterThanOrEqual(5);
         expect(reported).toEqual([]);
         // The sweep still works: a dies, b vacates its channel once the liveness has passed.
         await a.close();
         const until = Date.now() + 10_000;
         while (!reported.includes('kept') && Date.now() < until) {
-          reported.push(...(await b.sweep()));
+          reported.push(...(await b.sweep().catch(() => [])));
           await new Promise((resolve) => setTimeout(resolve, 200));
         }
         expect(reported).toEqual(['kept']);
