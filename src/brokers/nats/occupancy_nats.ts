@@ -6,6 +6,7 @@ import type { OccupancyCounter, OccupancyTransition } from '../occupancy.js';
 import { decodeToken, encodeToken, natsNames, type NatsNames } from './names.js';
 import { readSubject, type SubjectMessage } from './subject_reader.js';
 import { isStreamMissing, isWrongLastSequence, silentLogger, unavailable, type NatsLogger } from './util.js';
+import { OpenOnce } from './open_once.js';
 
 /** Compare-and-swap attempts on one channel before a change gives up (each conflict is another node's change landing). */
 const MAX_ATTEMPTS = 64;
@@ -58,7 +59,7 @@ export class NatsOccupancy implements OccupancyCounter {
   private readonly logger: NatsLogger;
   private readonly node: string;
   private readonly requestTimeoutMs: number;
-  private bound: Promise<Bound> | undefined;
+  private readonly bound = new OpenOnce(() => this.bind());
   private registered = false;
   private closed = false;
   private ownConnection: NatsConnection | undefined;
@@ -89,7 +90,7 @@ export class NatsOccupancy implements OccupancyCounter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.bound?.catch(() => undefined);
+    await this.bound.current?.catch(() => undefined);
     const own = this.ownConnection;
     this.ownConnection = undefined;
     if (own && !own.isClosed()) await own.drain().catch(() => own.close());
@@ -105,8 +106,8 @@ export class NatsOccupancy implements OccupancyCounter {
     try {
       return await op(bound);
     } catch (err) {
-      if (isStreamMissing(err) && this.bound === opening) {
-        this.bound = undefined;
+      if (isStreamMissing(err) && this.bound.current === opening) {
+        this.bound.forget(opening);
         this.registered = false;
         if (this.ownConnection === bound.nc) this.ownConnection = undefined;
         await bound.nc.close().catch(() => undefined);
@@ -224,14 +225,7 @@ export class NatsOccupancy implements OccupancyCounter {
   /** Connects and opens both buckets once; a failure is retried by the next call. */
   private open(): Promise<Bound> {
     if (this.closed) return Promise.reject(new RelaisError('BROKER_UNAVAILABLE', 'channel occupancy is closed'));
-    if (!this.bound) {
-      const opening = this.bind();
-      this.bound = opening;
-      opening.catch(() => {
-        if (this.bound === opening) this.bound = undefined;
-      });
-    }
-    return this.bound;
+    return this.bound.get();
   }
 
   private async bind(): Promise<Bound> {

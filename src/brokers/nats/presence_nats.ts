@@ -7,6 +7,7 @@ import { parseClientInfo } from './codec.js';
 import { encodeToken, natsNames, type NatsNames } from './names.js';
 import { readSubject, type SubjectMessage } from './subject_reader.js';
 import { isWrongLastSequence, silentLogger, unavailable, type NatsLogger } from './util.js';
+import { OpenOnce } from './open_once.js';
 
 /** The newest message of each subject. */
 function newestPerSubject(messages: readonly SubjectMessage[]): SubjectMessage[] {
@@ -62,7 +63,7 @@ interface Entry {
 export class NatsPresenceManager implements PresenceManager {
   private readonly names: NatsNames;
   private readonly logger: NatsLogger;
-  private bound: Promise<Bound> | undefined;
+  private readonly bound = new OpenOnce(() => this.bind());
   private bucket: Promise<KV> | undefined;
   private ownConnection: NatsConnection | undefined;
   private closed = false;
@@ -108,7 +109,7 @@ export class NatsPresenceManager implements PresenceManager {
     this.closed = true;
     const own = this.ownConnection;
     this.ownConnection = undefined;
-    await this.bound?.catch(() => undefined);
+    await this.bound.current?.catch(() => undefined);
     if (own && !own.isClosed()) await own.drain().catch(() => own.close());
   }
 
@@ -194,14 +195,7 @@ export class NatsPresenceManager implements PresenceManager {
   /** Connects (when not given a connection), once; a failure is retried by the next call. */
   private open(): Promise<Bound> {
     if (this.closed) return Promise.reject(unavailable(new Error('closed'), 'presence manager is closed'));
-    if (!this.bound) {
-      const opening = this.bind();
-      this.bound = opening;
-      opening.catch(() => {
-        if (this.bound === opening) this.bound = undefined;
-      });
-    }
-    return this.bound;
+    return this.bound.get();
   }
 
   private async bind(): Promise<Bound> {
