@@ -7,6 +7,8 @@
  *   node --import tsx bench/heap/run.ts [--connections 5000] [--server-node-flags "--max-semi-space-size=1"] [--top 30]
  *     [--retainers]   each group split by what holds it (`kind <- owner.property`)
  *     [--relais-config '<json>']  merged over the server's config, as bench/run.ts does
+ *     [--workers [--process worker|primary]]  `relais serve --workers 1`: snapshots of its worker
+ *                     (by default) or of its primary, which holds the built-in bus
  *     [--depth 2]     with --retainers, the owner's owner too (`kind <- owner.property <- its owner.property`)
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -28,6 +30,8 @@ const { values } = parseArgs({
     retainers: { type: 'boolean', default: false },
     depth: { type: 'string', default: '1' },
     'relais-config': { type: 'string' },
+    workers: { type: 'boolean', default: false },
+    process: { type: 'string', default: 'worker' },
   },
 });
 const connections = Number(values.connections);
@@ -133,19 +137,25 @@ async function main(): Promise<void> {
   installExitHandlers();
   const dir = mkdtempSync(join(tmpdir(), 'relais-heap-'));
   const flags = values['server-node-flags'].split(' ').filter((f) => f !== '');
-  const target = await startRelais(1, { historySize: 100, redisUrl: '', serverNodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`, ...flags],
+  const options = {
+    historySize: 100,
+    redisUrl: '',
+    serverNodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`, ...flags],
     ...(values['relais-config'] !== undefined ? { relaisConfig: JSON.parse(values['relais-config']) as Record<string, unknown> } : {}),
-  });
+  };
+  const target = values.workers ? await startRelais(1, options, undefined, 'relais-workers', ['--workers', '1']) : await startRelais(1, options);
   let group: SubscriberGroup | null = null;
   try {
     const server = target.servers[0];
-    const pid = withDescendants(server?.pid ?? 0).find((p) => {
+    // The server's processes, the primary first when it has workers (they are its children).
+    const servers = withDescendants(server?.pid ?? 0).filter((p) => {
       try {
         return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('main.js');
       } catch {
         return false;
       }
     });
+    const pid = values.workers && values.process === 'worker' ? servers[1] : servers[0];
     if (pid === undefined) throw new Error('server process not found');
     await sleep(1500);
     const emptyRss = rssBytes(pid);
