@@ -4,6 +4,7 @@
  * encoding embeds JSON payloads verbatim (they are validated where they enter Relais).
  */
 import type { DecodedCommand, ProtocolCodec } from './codec.js';
+import { SharedRuns } from './shared_runs.js';
 import {
   COMMAND_METHODS,
   type Command,
@@ -371,40 +372,12 @@ function replyPublication(pub: WirePublication, escaped: boolean): string {
   return encoded;
 }
 
-/** The run of reply publications encoded last, per first publication and form. */
-interface EncodedRun {
-  readonly publications: readonly WirePublication[];
-  readonly text: string;
-}
+/** Reply publications joined, shared between replies; one cache per form (payloads as JSON or as strings). */
+const plainRuns = new SharedRuns<string>((pubs) => pubs.map((p) => replyPublication(p, false)).join(','), (run, rest) => `${run},${rest}`, '');
+const fullRuns = new SharedRuns<string>((pubs) => pubs.map((p) => replyPublication(p, true)).join(','), (run, rest) => `${run},${rest}`, '');
 
-const plainRuns = new WeakMap<WirePublication, EncodedRun>();
-const fullRuns = new WeakMap<WirePublication, EncodedRun>();
-
-/**
- * The publications of a reply, joined, as one text shared by the replies that carry the same
- * run: in a reconnect storm every client recovering from the same position gets the same
- * publications (the same objects, from the node's memory), and the ones that reconnect a
- * little later get that run plus the few published since, encoded only for the first.
- */
 function replyPublications(publications: readonly WirePublication[], escaped: boolean): string {
-  const first = publications[0];
-  if (first === undefined) return '';
-  const runs = escaped ? fullRuns : plainRuns;
-  const cached = runs.get(first);
-  let shared = 0;
-  if (cached && cached.publications.length <= publications.length) {
-    while (shared < cached.publications.length && cached.publications[shared] === publications[shared]) shared++;
-    if (shared === publications.length) return cached.text;
-  }
-  const prefix = cached && shared === cached.publications.length ? cached.text : '';
-  const from = prefix === '' ? 0 : shared;
-  const rest = publications
-    .slice(from)
-    .map((p) => replyPublication(p, escaped))
-    .join(',');
-  const text = prefix === '' ? rest : `${prefix},${rest}`;
-  runs.set(first, { publications: publications.slice(), text });
-  return text;
+  return (escaped ? fullRuns : plainRuns).of(publications);
 }
 
 function encodePublicationAs(pub: WirePublication, data: string, delta: boolean): string {

@@ -9,6 +9,7 @@ import protobuf from 'protobufjs';
 import type { DecodedCommand, ProtocolCodec } from './codec.js';
 import { MAX_FILTER_DEPTH } from './json_codec.js';
 import { CLIENT_PROTO } from './protobuf_schema.js';
+import { SharedRuns } from './shared_runs.js';
 import {
   COMMAND_METHODS,
   type Command,
@@ -246,60 +247,27 @@ function subscribeResult(sub: SubscribeResultWire): Msg {
   return out;
 }
 
-interface EncodedRun {
-  readonly publications: readonly WirePublication[];
-  /** `SubscribeResult.publications` of those publications, encoded: field key, length, message, each. */
-  readonly bytes: Uint8Array;
-}
-
-const publicationRuns = new WeakMap<WirePublication, EncodedRun>();
-
 /**
- * The encoded publications of a subscribe reply, shared by the replies that carry the same
- * run, as the JSON codec shares its text: in a reconnect storm the clients recovering from
- * one position get the same publication objects, and a client a little later gets that run
- * plus the few published since, encoded only for the first. Protobuf lets a message's fields
+ * `SubscribeResult.publications` of a run, encoded (field key, length, message, each) and
+ * shared between replies as the JSON codec shares its text. Protobuf lets a message's fields
  * come in any order and a repeated field's elements follow one another, so the run is
- * appended to the rest of the result as bytes.
+ * appended to the rest of each result as bytes.
  */
-function publicationsField(publications: readonly WirePublication[]): Uint8Array {
-  const first = publications[0];
-  if (first === undefined) return EMPTY;
-  const cached = publicationRuns.get(first);
-  let shared = 0;
-  if (cached && cached.publications.length <= publications.length) {
-    while (shared < cached.publications.length && cached.publications[shared] === publications[shared]) shared++;
-    if (shared === publications.length) return cached.bytes;
-  }
-  const prefix = cached && shared === cached.publications.length ? cached.bytes : EMPTY;
-  const from = prefix === EMPTY ? 0 : shared;
-  const rest = SubscribeResultType.encode({ publications: publications.slice(from).map(replyPublication) }).finish();
-  const bytes = prefix === EMPTY ? rest : concat([prefix, rest]);
-  publicationRuns.set(first, { publications: publications.slice(), bytes });
-  return bytes;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+const publicationRuns = new SharedRuns<Uint8Array>(
+  (pubs) => SubscribeResultType.encode({ publications: pubs.map(replyPublication) }).finish(),
+  (run, rest) => Buffer.concat([run, rest]),
+  EMPTY,
+);
 
 /** A length-delimited Reply to a subscribe whose publications are appended as a shared run. */
 function encodeSubscribeReply(id: number, sub: SubscribeResultWire): Uint8Array {
   const { publications, ...rest } = sub;
   const head = SubscribeResultType.encode(subscribeResult(rest)).finish();
-  const run = publications && publications.length > 0 ? publicationsField(publications) : EMPTY;
+  const run = publicationRuns.of(publications ?? []);
   const idField = ReplyType.encode({ id }).finish();
   const key = protobuf.Writer.create().uint32(SUBSCRIBE_KEY).uint32(head.length + run.length).finish();
   const delimiter = protobuf.Writer.create().uint32(idField.length + key.length + head.length + run.length).finish();
-  return concat([delimiter, idField, key, head, run]);
+  return Buffer.concat([delimiter, idField, key, head, run]);
 }
 
 function resultMessage(reply: ReplyResult): Msg {
